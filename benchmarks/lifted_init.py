@@ -1,0 +1,164 @@
+"""Paper 004, Table 1: lifted weights as initialisation of standard networks, on MNIST.
+
+For each architecture (hidden widths) and seed, the lifted network is trained by liftnet alone
+(column "Our Model", init ``model``); then standard networks of the same architecture are trained
+by mini-batch gradient descent (batch 100, 17 epochs, constant learning rate) from Normal
+(sigma^2 = 0.1), Xavier, variance-scaling and lifted initial weights, biases 0.1 except for the
+lifted case, on the same batches.  The paper's learning rates (1e-5, 1e-6) were used with
+TensorFlow 1's cross-entropy summed over the batch, so ``--reduction sum`` is the default.
+
+    python benchmarks/lifted_init.py --archs 300,400-200-100-50 --lrs 1e-5,1e-6 \\
+        --inits xavier,lifted --data-dir ../shared/data --out benchmarks/results/lifted_init.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from liftnet import Backprop, Lifted, fit, mlp
+from liftnet.data import load_dataset
+from liftnet.results import versions, write_json
+
+# Paper 004 Table 1: (arch, lr) -> {init: (mean, std)}; "model" is the lifted network alone.
+PAPER = {
+    ("300", 1e-5): {"model": .898, "normal": .915, "xavier": .923, "variance_scaling": .924,
+                    "lifted": .962},
+    ("300-100", 1e-5): {"model": .875, "normal": .919, "xavier": .932,
+                        "variance_scaling": .931, "lifted": .969},
+    ("500-150", 1e-5): {"model": .865, "normal": .927, "xavier": .936,
+                        "variance_scaling": .935, "lifted": .970},
+    ("500-200-100", 1e-5): {"model": .853, "normal": .927, "xavier": .939,
+                            "variance_scaling": .935, "lifted": .958},
+    ("400-200-100-50", 1e-5): {"model": .770, "normal": .919, "xavier": .938,
+                               "variance_scaling": .936, "lifted": .919},
+    ("300", 1e-6): {"model": .898, "normal": .800, "xavier": .836, "variance_scaling": .844,
+                    "lifted": .875},
+    ("300-100", 1e-6): {"model": .875, "normal": .792, "xavier": .838,
+                        "variance_scaling": .842, "lifted": .899},
+    ("500-150", 1e-6): {"model": .865, "normal": .824, "xavier": .850,
+                        "variance_scaling": .858, "lifted": .890},
+    ("500-200-100", 1e-6): {"model": .853, "normal": .821, "xavier": .857,
+                            "variance_scaling": .848, "lifted": .926},
+    ("400-200-100-50", 1e-6): {"model": .770, "normal": .751, "xavier": .838,
+                               "variance_scaling": .815, "lifted": .959},
+}
+ARCHS = ["300", "300-100", "500-150", "500-200-100", "400-200-100-50"]
+INITS = ["model", "normal", "xavier", "variance_scaling", "lifted"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--archs", default=",".join(ARCHS), help="hidden widths, comma separated")
+    p.add_argument("--lrs", default="1e-5,1e-6")
+    p.add_argument("--inits", default=",".join(INITS))
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (paper: 5)")
+    p.add_argument("--epochs", type=int, default=17, help="gradient-descent epochs (paper: 17)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--reduction", default="sum", choices=("sum", "mean"))
+    p.add_argument("--lifted-epochs", type=int, default=None,
+                   help="BCD epochs of the lifted network (default: the method's)")
+    p.add_argument("--lam", type=float, default=None, help="lifted lambda (default: method's)")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--n-train", type=int, default=None)
+    p.add_argument("--out", default="benchmarks/results/lifted_init.json")
+    args = p.parse_args(argv)
+
+    archs = [a for a in args.archs.split(",") if a]
+    lrs = [float(v) for v in args.lrs.split(",") if v]
+    inits = [i for i in args.inits.split(",") if i]
+    bad = set(inits) - set(INITS)
+    if bad:
+        p.error(f"unknown inits {sorted(bad)}; choose from {INITS}")
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, n_train=args.n_train)
+    k = ds.n_classes
+    lifted = Lifted() if args.lam is None else Lifted(lam=args.lam)
+    lifted_epochs = lifted.default_epochs if args.lifted_epochs is None else args.lifted_epochs
+    cells: list[dict] = []
+    t_start = time.perf_counter()
+    for arch in archs:
+        net = mlp(f"{ds.n_features}-{arch}-{k}", loss="ce")
+        for seed in range(args.seeds):
+            lifted_params = None
+            if "lifted" in inits or "model" in inits:
+                t0 = time.perf_counter()
+                res = fit(lifted, net, ds.X_train, ds.y_train, epochs=lifted_epochs,
+                          batch_size=0, seed=seed, X_test=ds.X_test, y_test=ds.y_test,
+                          progress=False)
+                lifted_params = res.state.params
+                acc = res.history[-1]["test_accuracy"]
+                _log(f"{arch} seed {seed}: lifted model test {acc:.4f} "
+                     f"({time.perf_counter() - t0:.0f} s)")
+                if "model" in inits:
+                    for lr in lrs:
+                        cells.append(_cell(arch, lr, "model", seed, acc))
+            for lr in lrs:
+                for init in inits:
+                    if init == "model":
+                        continue
+                    bp = Backprop(optimizer="sgd", lr=lr, reduction=args.reduction,
+                                  init="xavier" if init == "lifted" else init, bias_init=0.1)
+                    state = bp.state_from_params(lifted_params) if init == "lifted" else None
+                    t0 = time.perf_counter()
+                    res = fit(bp, net, ds.X_train, ds.y_train, epochs=args.epochs,
+                              batch_size=args.batch_size, seed=seed, X_test=ds.X_test,
+                              y_test=ds.y_test, state=state, progress=False)
+                    acc = res.history[-1]["test_accuracy"]
+                    _log(f"{arch} lr {lr:g} {init:>16} seed {seed}: test {acc:.4f} "
+                         f"({time.perf_counter() - t0:.0f} s)")
+                    cells.append(_cell(arch, lr, init, seed, acc,
+                                       curve=[h["test_accuracy"] for h in res.history]))
+    _print_table(cells, archs, lrs, inits)
+    write_json(args.out, {
+        "benchmark": "paper 004 Table 1 (lifted initialisation)",
+        "config": {**vars(args), "lifted": lifted.hyperparameters(),
+                   "lifted_epochs": lifted_epochs, "versions": versions()},
+        "wall_seconds": time.perf_counter() - t_start,
+        "results": cells,
+    })
+    _log(f"wrote {Path(args.out)}")
+    return 0
+
+
+def _cell(arch, lr, init, seed, acc, curve=None) -> dict:
+    paper = PAPER.get((arch, lr), {}).get(init)
+    cell = {"arch": arch, "lr": lr, "init": init, "seed": seed, "test_accuracy": acc,
+            "paper": paper}
+    if curve is not None:
+        cell["test_accuracy_per_epoch"] = curve
+    return cell
+
+
+def _print_table(cells, archs, lrs, inits) -> None:
+    for lr in lrs:
+        print(f"\nlearning rate {lr:g}: ours (paper)")
+        print(f"{'arch':>16} " + " ".join(f"{i:>18}" for i in inits))
+        for arch in archs:
+            row = []
+            for init in inits:
+                accs = [c["test_accuracy"] for c in cells
+                        if c["arch"] == arch and c["lr"] == lr and c["init"] == init]
+                paper = PAPER.get((arch, lr), {}).get(init)
+                if not accs:
+                    row.append(f"{'-':>18}")
+                    continue
+                mean = statistics.fmean(accs)
+                sd = f"±{statistics.stdev(accs):.3f}" if len(accs) > 1 else ""
+                ptxt = f"({paper:.3f})" if paper is not None else ""
+                row.append(f"{mean:.3f}{sd} {ptxt}".rjust(18))
+            print(f"{arch:>16} " + " ".join(row))
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    raise SystemExit(main())

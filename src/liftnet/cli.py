@@ -1,0 +1,180 @@
+"""The ``liftnet`` command line.
+
+    liftnet train --method lifted --arch 784-300-10 --loss ce --dataset mnist --epochs 30 \\
+        --batch-size 0 --seed 0 --data-dir ../shared/data --out run.json --save model.pt
+
+With no arguments, ``liftnet`` trains the default method on the bundled ``digits`` data set.
+Method hyperparameters (``--lam``, ``--rho``, ...) are generated from the methods' dataclass
+fields, so a new method's settings appear here without touching this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from typing import Any
+
+import torch
+
+from . import data as datamod
+from .graph import mlp, parse_arch
+from .methods import METHODS, get_method, lifted_predict
+from .results import save_model, versions, write_json
+from .training import fit
+
+
+def _method_fields() -> dict[str, tuple[type, list[str]]]:
+    """Every hyperparameter name across methods -> (type, methods that have it)."""
+    fields: dict[str, tuple[type, list[str]]] = {}
+    for key, cls in METHODS.items():
+        for f in dataclasses.fields(cls):
+            typ = {"float": float, "int": int, "str": str, "bool": bool}.get(str(f.type), str)
+            fields.setdefault(f.name, (typ, []))[1].append(f"{key} (default {f.default})")
+    return fields
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liftnet", description="Train neural networks without back-propagation."
+    )
+    sub = parser.add_subparsers(dest="command")
+    t = sub.add_parser("train", help="train a network and write its results (the default)")
+    t.add_argument("--method", default="lifted", choices=sorted(METHODS))
+    t.add_argument("--arch", default="auto",
+                   help="widths joined by '-', e.g. 784-300-10; 'auto' = <inputs>-300-<classes>")
+    t.add_argument("--activation", default="relu", help="activation of every hidden layer")
+    t.add_argument("--loss", default="ce", choices=("ce", "mse"))
+    t.add_argument("--dataset", default="digits", choices=datamod.DATASETS)
+    t.add_argument("--data-dir", default=None,
+                   help="folder holding <dataset>/ files (default: $LIFTNET_DATA, else a cache)")
+    t.add_argument("--download", action="store_true", help="download missing data files")
+    t.add_argument("--n-train", type=int, default=None, help="seeded subset of the training set")
+    t.add_argument("--standardize", action="store_true", help="standardise the features")
+    t.add_argument("--epochs", type=int, default=None, help="default: the method's")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="0 = the full data set; default: the method's")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    t.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    t.add_argument("--lifted-rule", action="store_true",
+                   help="also report test accuracy under the lifted prediction rule (12)")
+    t.add_argument("--out", default=None, help="write the JSON results here")
+    t.add_argument("--save", default=None, help="save the trained model (torch file) here")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = t.add_argument_group("method hyperparameters (default: the method's)")
+    for name, (typ, owners) in sorted(_method_fields().items()):
+        group.add_argument(
+            f"--{name.replace('_', '-')}", dest=f"hp_{name}", default=None,
+            type=_bool if typ is bool else typ, help="of " + ", ".join(owners),
+        )
+    return parser
+
+
+def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
+    cls = METHODS[args.method]
+    own = {f.name for f in dataclasses.fields(cls)}
+    hp: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key.startswith("hp_") and value is not None:
+            name = key[3:]
+            if name not in own:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} is not a hyperparameter of method {args.method}"
+                )
+            hp[name] = value
+    return hp
+
+
+def run_train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train as the arguments say; returns the results record (also written to --out)."""
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
+    dtype = getattr(torch, args.dtype)
+    method = get_method(args.method, **_hyperparameters(args))
+    ds = datamod.load_dataset(
+        args.dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,
+        standardize=args.standardize, download=args.download, dtype=dtype,
+    ).to(device=device, dtype=dtype)
+    n_out = ds.n_classes if ds.n_classes > 0 else ds.y_train.reshape(len(ds.y_train), -1).shape[1]
+    if args.arch == "auto":
+        sizes = (ds.n_features, 300, n_out)
+    else:
+        sizes = parse_arch(args.arch)
+        if sizes[0] != ds.n_features or sizes[-1] != n_out:
+            raise ValueError(
+                f"--arch {args.arch}: {args.dataset} has {ds.n_features} inputs and {n_out} "
+                f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
+            )
+    net = mlp(sizes, activation=args.activation, loss=args.loss)
+    epochs = method.default_epochs if args.epochs is None else args.epochs
+    batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    res = fit(
+        method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
+        seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
+    )
+    wall = time.perf_counter() - t0
+    last = res.history[-1] if res.history else {}
+    record: dict[str, Any] = {
+        "method": method.key,
+        "arch": net.spec,
+        "dataset": args.dataset,
+        "config": {
+            **method.hyperparameters(),
+            "activation": args.activation, "loss": args.loss, "epochs": epochs,
+            "batch_size": batch_size, "seed": args.seed, "n_train": len(ds.X_train),
+            "n_test": len(ds.X_test), "standardize": args.standardize,
+            "device": str(device), "dtype": args.dtype, "versions": versions(),
+        },
+        "train_accuracy": last.get("train_accuracy"),
+        "test_accuracy": last.get("test_accuracy"),
+        "wall_seconds": wall,
+        "history": res.history,
+    }
+    if args.lifted_rule and ds.n_classes > 0:
+        out, _ = lifted_predict(net, res.state.params, ds.X_test)
+        record["test_accuracy_lifted_rule"] = float(
+            (out.argmax(1) == ds.y_test).double().mean()
+        )
+    if args.save:
+        save_model(args.save, net, res.state.params,
+                   {"method": method.key, "dataset": args.dataset, "config": record["config"]})
+    if args.out:
+        write_json(args.out, record)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["train", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        record = run_train(args)
+    except (ValueError, FileNotFoundError, FloatingPointError, datamod.DataError) as exc:
+        print(f"liftnet: error: {exc}", file=sys.stderr)
+        return 2
+    acc = record["train_accuracy"], record["test_accuracy"]
+    line = f"{record['method']} {record['arch']} on {record['dataset']}: "
+    if acc[0] is not None:
+        line += f"train accuracy {acc[0]:.4f}, test accuracy {acc[1]:.4f}"
+    if "test_accuracy_lifted_rule" in record:
+        line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
+    print(line + f" ({record['wall_seconds']:.1f} s)")
+    return 0

@@ -1,0 +1,311 @@
+"""The classic lifted network of Askari, Negiar, Sambharya and El Ghaoui (paper 004).
+
+Training problem (10)/(11), batch-first and normalised by the number of samples N
+(see ``docs/notation.md``)::
+
+    F = (1/N) [ loss(Y, X_{L+1}) + lam * sum_{l=1}^{L+1} ||X_l - X_{l-1} W_{l-1}^T - b_{l-1}||^2 ]
+        + rho * sum_l ||W_l||^2 (+ gamma * sum_l ||(W_l, b_l) - (W_l, b_l)_prev||^2 in mini-batches)
+
+    s.t. X_l in C_l (ReLU: X_l >= 0; hard tanh: |X_l| <= 1; ...), X_0 = X,
+         X_{L+1} on the simplex with loss = -sum Y log X_{L+1} for ``ce`` (11), (15),
+         X_{L+1} free with loss = ||X_{L+1} - Y||^2 for ``mse`` (5), (14).
+
+One lambda for every layer: paper 004 section 3 shows that rescaling X_l -> sqrt(lam_l) X_l and
+W_l -> sqrt(lam_{l+1} / lam_l) W_l (with rho_l changed accordingly) turns any per-layer choice
+into equal lambdas for positively homogeneous activations such as ReLU.
+
+Block-coordinate descent (section 6), one sweep per ``step``: the output X_{L+1} by (14) (closed
+form for ``mse``, the dual bisection of Appendix A for ``ce``), then the hidden X_L, ..., X_1 by
+(13) (box-constrained least squares with one shared matrix), then every (W_l, b_l) by a ridge
+regression (section 6.1).  Every block is minimised exactly (the box QP to a stated tolerance,
+never accepting a worse point), so F never increases within a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..activations import get_activation
+from ..graph import Network, Params
+from ..solvers import (
+    apg,
+    box_qp,
+    gram_stats,
+    lipschitz_sym,
+    project_simplex,
+    ridge_from_stats,
+    simplex_ce_prox,
+)
+from .base import Method, MethodState, check_positive
+
+BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
+PENALTIES = ("shifted", "squared")
+
+
+@dataclass
+class LiftedState(MethodState):
+    """Iterates of the lifted BCD: weights, hidden lifted variables X_1..X_L, output X_{L+1}."""
+
+    acts: list[Tensor] = field(default_factory=list)
+    out: Tensor | None = None
+    prev: Params | None = None  # (W, b) at the start of the batch, for the proximal term
+    inner_iterations: int = 0  # box-QP iterations spent in the last step (diagnostics)
+
+
+@dataclass(frozen=True)
+class Lifted(Method):
+    """Classic lifted network trained by block-coordinate descent (paper 004, section 6).
+
+    Args:
+        lam: weight lambda of every activation penalty (one lambda, paper 004 section 3).
+        rho: l2 weight penalty rho (paper 004 section 7: 1e-3).
+        gamma: proximal weight on (W, b) towards the previous batch's values; used in
+            mini-batch training only (0 in full-batch mode, where it is ignored).
+        sweeps: BCD sweeps per batch (per epoch in full-batch mode).
+        init: initialisation of the weights (``xavier``, ``normal``, ``variance_scaling``).
+        tol: relative projected-gradient tolerance of the X-step box QPs.
+        max_inner: iteration cap of each X-step box QP.
+    """
+
+    lam: float = 1.0
+    lam_out: float | None = None
+    rho: float = 1e-3
+    gamma: float = 1.0
+    sweeps: int = 1
+    penalty: str = "shifted"
+    init: str = "xavier"
+    tol: float = 1e-4
+    max_inner: int = 300
+
+    key: ClassVar[str] = "lifted"
+    hidden_activations: ClassVar[tuple[str, ...]] = BOX_ACTIVATIONS
+    default_batch_size: ClassVar[int] = 0
+    default_epochs: ClassVar[int] = 30
+
+    def __post_init__(self) -> None:
+        check_positive("lam", self.lam)
+        if self.lam_out is not None:
+            check_positive("lam_out", self.lam_out)
+        check_positive("rho", self.rho, allow_zero=True)
+        check_positive("gamma", self.gamma, allow_zero=True)
+        check_positive("tol", self.tol)
+        if self.penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
+        if self.sweeps < 1:
+            raise ValueError(f"sweeps must be >= 1, got {self.sweeps}")
+        if self.max_inner < 1:
+            raise ValueError(f"max_inner must be >= 1, got {self.max_inner}")
+        if self.init not in ("xavier", "normal", "variance_scaling"):
+            raise ValueError(
+                f"init must be xavier, normal or variance_scaling, got {self.init!r}"
+            )
+
+    def lams(self, net: Network) -> list[float]:
+        """Penalty weights [lam_1, ..., lam_{L+1}] of the links X_l ~ sigma(U_{l-1})."""
+        out = self.lam if self.lam_out is None else self.lam_out
+        return [self.lam] * net.n_hidden + [out]
+
+    # ------------------------------------------------------------------ state
+    def init_state(
+        self, net: Network, X: Tensor, Y: Tensor, *, generator: torch.Generator | None = None
+    ) -> LiftedState:
+        self.check_network(net)
+        params = net.init_params(
+            generator=generator, scheme=self.init, dtype=X.dtype, device=X.device
+        )
+        return LiftedState(params=params)
+
+    def _forward_init(self, net: Network, state: LiftedState, X: Tensor) -> None:
+        """Lifted variables re-initialised by a forward pass (new batch)."""
+        acts, pre = net.forward_all(state.params, X)
+        state.acts = acts
+        state.out = project_simplex(pre[-1]) if net.loss == "ce" else pre[-1].clone()
+
+    # ------------------------------------------------------------------ objective
+    def objective(self, net: Network, state: LiftedState, X: Tensor, Y: Tensor) -> float:
+        """F of paper 004 (10)/(11), normalised by N (module docstring)."""
+        if state.out is None or state.acts == [] and net.n_hidden > 0:
+            self._forward_init(net, state, X)
+        n = X.shape[0]
+        xs = [X, *state.acts, state.out]
+        lams = self.lams(net)
+        penalty = 0.0
+        for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
+            U = layer.forward(xs[l], W, b)
+            d = ((xs[l + 1] - U) ** 2).sum()
+            if self._shifted(net, l):  # - dist(U, C)^2: zero penalty at X_{l+1} = sigma(U)
+                d = d - ((U - _box(net, l, U)) ** 2).sum()
+            penalty = penalty + lams[l] * d
+        loss = _data_loss(net.loss, Y, state.out)
+        reg = sum((W**2).sum() for W, _ in state.params)
+        prox = 0.0
+        if state.prev is not None and self.gamma > 0:
+            prox = sum(
+                ((W - W0) ** 2).sum() + ((b - b0) ** 2).sum()
+                for (W, b), (W0, b0) in zip(state.params, state.prev, strict=True)
+            )
+        return float((loss + penalty) / n + self.rho * reg + self.gamma * prox)
+
+    # ------------------------------------------------------------------ one BCD sweep
+    def step(
+        self, net: Network, state: LiftedState, X: Tensor, Y: Tensor, *, new_batch: bool = True
+    ) -> LiftedState:
+        if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
+            self._forward_init(net, state, X)
+            state.prev = None
+            if new_batch and state.step > 0 and self.gamma > 0:
+                state.prev = [(W.clone(), b.clone()) for W, b in state.params]
+        inner = 0
+        for _ in range(self.sweeps):
+            inner += self._x_steps(net, state, X, Y)
+            self._w_steps(net, state, X)
+        state.inner_iterations = inner
+        state.step += 1
+        return state
+
+    def _x_steps(self, net: Network, state: LiftedState, X: Tensor, Y: Tensor) -> int:
+        params, acts = state.params, state.acts
+        lams = self.lams(net)
+        L = net.n_hidden
+        # (14): output variable X_{L+1} = argmin_Z loss(Y, Z) + lam ||Z - X_L W_L^T - b_L||^2
+        x_last = acts[-1] if L > 0 else X
+        U = net.layers[-1].forward(x_last, *params[-1])
+        if net.loss == "ce":
+            state.out = simplex_ce_prox(Y, U, lams[L])  # (15), Appendix A
+        else:
+            state.out = (Y + lams[L] * U) / (1.0 + lams[L])
+        # (13), backward l = L..1: X_l = argmin_{Z in C_l} ||X_{l+1} - Z W_l^T - b_l||^2
+        #                                                    + ||Z - X_{l-1} W_{l-1}^T - b_{l-1}||^2
+        iterations = 0
+        for l in range(L, 0, -1):
+            W, b = params[l]
+            x_next = self._target(net, l, acts[l - 1], state.out if l == L else acts[l], W, b)
+            x_prev = X if l == 1 else acts[l - 2]
+            U_prev = net.layers[l - 1].forward(x_prev, *params[l - 1])
+            H = lams[l] * (W.T @ W)
+            H.diagonal().add_(lams[l - 1])
+            Q = torch.addmm(U_prev, x_next - b, W, beta=lams[l - 1], alpha=lams[l])
+            lower, upper = get_activation(net.layers[l - 1].activation).box
+            res = box_qp(
+                H, Q, acts[l - 1], lower=lower, upper=upper, tol=self.tol, max_iter=self.max_inner
+            )
+            acts[l - 1] = res.Z
+            iterations += res.iterations
+        return iterations
+
+    def _w_steps(self, net: Network, state: LiftedState, X: Tensor) -> None:
+        # Section 6.1: (W_l, b_l) = argmin lam/N ||X_l W^T + b - X_{l+1}||^2 + rho ||W||^2
+        #                                  (+ gamma ||(W, b) - (W, b)_prev||^2)
+        # i.e. a ridge regression with alpha = rho N / lam (and proximal weight gamma N / lam).
+        n = X.shape[0]
+        xs = [X, *state.acts, state.out]
+        lams = self.lams(net)
+        new: Params = []
+        for l in range(len(net.layers)):
+            stats = gram_stats(xs[l], self._target(net, l, xs[l], xs[l + 1], *state.params[l]))
+            alpha = self.rho * n / lams[l]
+            if state.prev is not None:
+                W0, b0 = state.prev[l]
+                W, b = ridge_from_stats(
+                    stats, alpha, W0=W0, b0=b0, gamma=self.gamma * n / lams[l]
+                )
+            else:
+                W, b = ridge_from_stats(stats, alpha)
+            new.append((W, b))
+        state.params = new
+
+
+    def _shifted(self, net: Network, l: int) -> bool:
+        """Whether link l (X_l -> X_{l+1}) uses the shifted divergence."""
+        return self.penalty == "shifted" and l < net.n_hidden
+
+    def _target(
+        self, net: Network, l: int, x_in: Tensor, x_next: Tensor, W: Tensor, b: Tensor
+    ) -> Tensor:
+        """Least-squares target of link l at the current iterate.
+
+        ``squared``: X_{l+1} itself.  ``shifted``: the divergence is
+        D(u, v) = ||v - u||^2 - ||u - sigma(u)||^2 (paper 004 section 4: a function of u may be
+        added to a JC divergence); it is convex in u with curvature <= 2, so the parabola
+        ||u - T||^2 with T = v + u0 - sigma(u0) majorises it up to a constant, tightly at the
+        current pre-activation u0.  Minimising the majoriser keeps the X- and W-steps a box
+        least-squares and a ridge regression and never increases the objective (MM).
+        """
+        if not self._shifted(net, l):
+            return x_next
+        U = net.layers[l].forward(x_in, W, b)
+        return x_next + (U - _box(net, l, U))
+
+
+def _box(net: Network, l: int, U: Tensor) -> Tensor:
+    """sigma(U) for the box activation of layer l (projection onto its box)."""
+    lower, upper = get_activation(net.layers[l].activation).box
+    return U if lower is None and upper is None else U.clamp(lower, upper)
+
+
+def _data_loss(loss: str, Y: Tensor, Z: Tensor) -> Tensor:
+    """-sum Y log Z (``ce``, Z on the simplex; 0 log 0 = 0) or ||Z - Y||^2 (``mse``)."""
+    if loss == "ce":
+        mask = Y > 0
+        return -(Y[mask] * torch.log(Z[mask].clamp_min(1e-300))).sum()
+    return ((Z - Y) ** 2).sum()
+
+
+def lifted_predict(
+    net: Network, params: Params, X: Tensor, *, tol: float = 1e-6, max_iter: int = 2000
+) -> tuple[Tensor, list[Tensor]]:
+    """Lifted prediction rule (paper 004 (12)) with the weights fixed.
+
+    Solves, for every test point (rows of X), the convex problem::
+
+        min_{x_1..x_L in C, y}  sum_{l=1}^{L} ||x_l - x_{l-1} W_{l-1}^T - b_{l-1}||^2
+                                + ||y - x_L W_L^T - b_L||^2 + loss(y, .)
+
+    where the output y is free (``mse``: the term vanishes) or on the simplex (``ce``: the term is
+    the squared distance of the logits to the simplex); lambda factors out.  Solved jointly over
+    all layers by accelerated projected gradient (the divergences are jointly convex, JCR).
+
+    Returns:
+        ``(outputs, hidden)``: the outputs (N, d_out) — ``y`` on the simplex for ``ce``, the
+        logits for ``mse`` — and the optimal hidden variables [x_1..x_L].
+    """
+    net.check_params(params)
+    L = net.n_hidden
+    acts, pre = net.forward_all(params, X)
+    if L == 0:
+        out = project_simplex(pre[-1]) if net.loss == "ce" else pre[-1]
+        return out, []
+    boxes = [get_activation(layer.activation).box for layer in net.layers[:-1]]
+
+    def residuals(xs: list[Tensor]) -> list[Tensor]:
+        chain = [X, *xs]
+        r = [xs[l] - net.layers[l].forward(chain[l], *params[l]) for l in range(L)]
+        U = net.layers[-1].forward(xs[-1], *params[-1])
+        r.append(U - project_simplex(U) if net.loss == "ce" else torch.zeros_like(U))
+        return r
+
+    def grad(xs: list[Tensor]) -> list[Tensor]:
+        r = residuals(xs)
+        g = []
+        for l in range(L):
+            W_next = params[l + 1][0]
+            # d/dx_l of ||r_l||^2 + ||r_{l+1}||^2, with r_{l+1} = x_{l+1} - x_l W^T - b
+            # (for l = L-1 the output residual u - P(u), whose sign is the opposite)
+            g_next = 2 * r[l + 1] @ W_next
+            g.append(2 * r[l] + (g_next if l == L - 1 else -g_next))
+        return g
+
+    def project(xs: list[Tensor]) -> list[Tensor]:
+        return [x if lo is None and hi is None else x.clamp(lo, hi)
+                for x, (lo, hi) in zip(xs, boxes, strict=True)]
+
+    lip = 2.0 * sum(1.0 + lipschitz_sym(W.T @ W) for W, _ in params)
+    res = apg(grad, project, acts, lip, tol=tol, max_iter=max_iter)
+    xs = res.x
+    U = net.layers[-1].forward(xs[-1], *params[-1])
+    out = project_simplex(U) if net.loss == "ce" else U
+    return out, xs

@@ -1,0 +1,91 @@
+"""Results files and saved models, written atomically so a failure never corrupts them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .graph import Network, Params, mlp
+
+MODEL_FORMAT = "liftnet-model/1"
+
+
+def versions() -> dict[str, str]:
+    """Versions of liftnet and of the libraries that shaped a result."""
+    from . import __version__
+
+    return {
+        "liftnet": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename)."""
+    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
+    return _atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def save_model(
+    path: str | os.PathLike, net: Network, params: Params, meta: dict[str, Any] | None = None
+) -> Path:
+    """Save the network description and its parameters (CPU tensors) atomically."""
+    net.check_params(params)
+    hidden = {layer.activation for layer in net.layers[:-1]}
+    payload = {
+        "format": MODEL_FORMAT,
+        "arch": net.spec,
+        "activation": hidden.pop() if len(hidden) == 1 else "relu",
+        "loss": net.loss,
+        "weights": [W.detach().cpu().contiguous() for W, _ in params],
+        "biases": [b.detach().cpu().contiguous() for _, b in params],
+        "meta": json.dumps(meta or {}),
+    }
+    return _atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]]:
+    """Load a model saved by :func:`save_model`; clear errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a malformed file
+        raise ValueError(f"{path} is not a readable liftnet model: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
+    try:
+        net = mlp(payload["arch"], activation=payload["activation"], loss=payload["loss"])
+        params = list(zip(payload["weights"], payload["biases"], strict=True))
+        net.check_params(params)
+        meta = json.loads(payload["meta"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"{path} holds a damaged liftnet model: {exc}") from None
+    return net, params, meta

@@ -1,0 +1,29 @@
+"""Shared numerical kernels: pure functions that know nothing about networks.
+
+* :mod:`.ridge` -- ridge regression from data or from Gram statistics (paper 004, Section 6.1).
+* :mod:`.nnls` -- box-constrained QPs / NNLS with one shared matrix (paper 004 (13)).
+* :mod:`.simplex` -- simplex projection and the cross-entropy prox of Appendix A (15)/(16).
+* :mod:`.pgd` -- a small accelerated projected-gradient routine.
+"""
+
+from __future__ import annotations
+
+from .nnls import QPResult, box_qp, nnls
+from .pgd import APGResult, apg, lipschitz_sym
+from .ridge import GramStats, gram_stats, ridge, ridge_from_stats
+from .simplex import project_simplex, simplex_ce_prox
+
+__all__ = [
+    "APGResult",
+    "GramStats",
+    "QPResult",
+    "apg",
+    "box_qp",
+    "gram_stats",
+    "lipschitz_sym",
+    "nnls",
+    "project_simplex",
+    "ridge",
+    "ridge_from_stats",
+    "simplex_ce_prox",
+]

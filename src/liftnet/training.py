@@ -1,0 +1,163 @@
+"""The generic training loop shared by the CLI, the estimator, the benchmarks and the tests.
+
+``fit`` knows nothing of a method's insides: it calls ``init_state`` once, then ``step`` on each
+batch, records the objective and the accuracies after every epoch, and shows progress.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .graph import Network
+from .methods.base import Method, MethodState
+from .metrics import accuracy, targets_for
+
+
+@dataclass
+class FitResult:
+    """What ``fit`` returns: the final state and one history entry per epoch."""
+
+    state: MethodState
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> None:
+    """Clear errors for bad shapes, NaN and labels out of range (never a deep traceback)."""
+    if X.ndim != 2:
+        raise ValueError(f"{what} inputs must be a 2-D (N, features) tensor, got shape "
+                         f"{tuple(X.shape)}")
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(
+            f"{what} inputs have {X.shape[1]} features but the architecture {net.spec} "
+            f"expects {net.sizes[0]}"
+        )
+    if len(y) != len(X):
+        raise ValueError(f"{what} inputs and targets differ in length: {len(X)} vs {len(y)}")
+    if not torch.isfinite(X).all():
+        raise ValueError(f"{what} inputs contain NaN or infinite values")
+    if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        k = net.sizes[-1]
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ValueError(
+                f"{what} labels must lie in [0, {k - 1}] for an output of width {k}, "
+                f"got range [{int(y.min())}, {int(y.max())}]"
+            )
+    elif not torch.isfinite(y).all():
+        raise ValueError(f"{what} targets contain NaN or infinite values")
+
+
+def fit(
+    method: Method,
+    net: Network,
+    X: Tensor,
+    y: Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 0,
+    seed: int = 0,
+    X_test: Tensor | None = None,
+    y_test: Tensor | None = None,
+    state: MethodState | None = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, Any], MethodState], None] | None = None,
+) -> FitResult:
+    """Train ``net`` with ``method`` on (X, y).
+
+    Args:
+        method: a training method (hyperparameters only).
+        net: the network description.
+        X: inputs (N, d_0) on the device and in the dtype to train in.
+        y: int64 class labels (N,) or float regression targets (N, d_out).
+        epochs: passes over the training set.
+        batch_size: samples per batch; 0 (or >= N) is the full data set, in which case the
+            lifted variables persist across epochs (the papers' full-batch setting).
+        seed: seeds the initialisation and the batch order.
+        X_test, y_test: optional test set, evaluated after every epoch.
+        state: resume from this state instead of ``method.init_state``.
+        progress: show a progress bar on stderr.
+        callback: called after every epoch with the history entry and the state.
+    """
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if batch_size < 0:
+        raise ValueError(f"batch_size must be >= 0 (0 = full data set), got {batch_size}")
+    check_inputs(net, X, y)
+    if X_test is not None and y_test is not None:
+        check_inputs(net, X_test, y_test, "test")
+    method.check_network(net)
+    n = X.shape[0]
+    full = batch_size == 0 or batch_size >= n
+    bs = n if full else batch_size
+    Y = targets_for(net, y, X.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    if state is None:
+        state = method.init_state(net, X, Y, generator=gen)
+    result = FitResult(state=state)
+    n_batches = 1 if full else math.ceil(n / bs)
+    bar = _progress(epochs * n_batches, f"{method.key} {net.spec}", progress)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = None if full else torch.randperm(n, generator=gen).to(X.device)
+        objectives = []
+        for i in range(n_batches):
+            if full:
+                Xb, Yb = X, Y
+                new_batch = state.step == 0 or getattr(state, "out", None) is None
+            else:
+                idx = order[i * bs : (i + 1) * bs]
+                Xb, Yb = X[idx], Y[idx]
+                new_batch = True
+            state = method.step(net, state, Xb, Yb, new_batch=new_batch)
+            objectives.append(method.objective(net, state, Xb, Yb))
+            if bar is not None:
+                bar.update(1)
+        seconds = time.perf_counter() - t0
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "seconds": seconds,
+            "objective": float(sum(objectives) / len(objectives)),
+            "train_accuracy": accuracy(net, state.params, X, y),
+            "test_accuracy": (
+                accuracy(net, state.params, X_test, y_test) if X_test is not None else None
+            ),
+        }
+        if not math.isfinite(entry["objective"]):
+            raise FloatingPointError(
+                f"{method.key}: the objective became {entry['objective']} at epoch {epoch}; "
+                "try a smaller step or a larger regularisation"
+            )
+        result.history.append(entry)
+        if bar is not None:
+            bar.set_postfix(
+                obj=f"{entry['objective']:.4g}",
+                train=_fmt(entry["train_accuracy"]),
+                test=_fmt(entry["test_accuracy"]),
+            )
+        if callback is not None:
+            callback(entry, state)
+    if bar is not None:
+        bar.close()
+    result.state = state
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)

@@ -1,0 +1,84 @@
+"""Moving weights between liftnet and ``torch.nn`` (a copy, never a transpose)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import get_activation
+from .graph import Dense, Network, Params
+
+
+def to_torch(net: Network, params: Params) -> nn.Sequential:
+    """An ``nn.Sequential`` of ``nn.Linear`` and activation modules with ``params`` copied in.
+
+    The output layer carries no activation: its output is the logits (``ce``, to be fed to
+    ``nn.CrossEntropyLoss``) or the prediction (``mse``), as in the feed-forward rule.
+    """
+    net.check_params(params)
+    modules: list[nn.Module] = []
+    for l, (layer, (W, b)) in enumerate(zip(net.layers, params, strict=True)):
+        lin = nn.Linear(layer.in_features, layer.out_features, dtype=W.dtype, device=W.device)
+        with torch.no_grad():
+            lin.weight.copy_(W)
+            lin.bias.copy_(b)
+        modules.append(lin)
+        if l < len(net.layers) - 1:
+            modules.append(get_activation(layer.activation).torch_module())
+    return nn.Sequential(*modules)
+
+
+_MODULE_NAMES = {
+    nn.ReLU: "relu",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Hardtanh: "hardtanh",
+    nn.Softplus: "softplus",
+    nn.Identity: "identity",
+}
+
+
+def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Params]:
+    """The network description and parameters of an ``nn.Sequential`` of Linear/activation
+    modules (the inverse of :func:`to_torch`); parameters are detached copies."""
+    layers: list[Dense] = []
+    params: Params = []
+    pending: nn.Linear | None = None
+    for module in model:
+        if isinstance(module, nn.Linear):
+            if pending is not None:
+                layers.append(Dense(pending.in_features, pending.out_features, "identity"))
+                params.append(_copy(pending))
+            pending = module
+        elif pending is not None:
+            name = _activation_name(module)
+            layers.append(Dense(pending.in_features, pending.out_features, name))
+            params.append(_copy(pending))
+            pending = None
+        else:
+            raise ValueError(f"cannot import {type(module).__name__}: it does not follow a Linear")
+    if pending is None:
+        raise ValueError("the last module must be nn.Linear (the output layer, no activation)")
+    out_act = "simplex" if loss == "ce" else "identity"
+    layers.append(Dense(pending.in_features, pending.out_features, out_act))
+    params.append(_copy(pending))
+    return Network(tuple(layers), loss), params
+
+
+def _activation_name(module: nn.Module) -> str:
+    if isinstance(module, nn.LeakyReLU):
+        if module.negative_slope != get_activation("leaky_relu").alpha:
+            raise ValueError(
+                f"nn.LeakyReLU with negative_slope {module.negative_slope} has no registered "
+                "liftnet activation"
+            )
+        return "leaky_relu"
+    for cls, name in _MODULE_NAMES.items():
+        if type(module) is cls:
+            return name
+    raise ValueError(f"cannot import activation module {type(module).__name__}")
+
+
+def _copy(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    b = lin.bias if lin.bias is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype)
+    return lin.weight.detach().clone(), b.detach().clone()

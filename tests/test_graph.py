@@ -1,0 +1,49 @@
+"""Network descriptions and architecture strings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liftnet import mlp, parse_arch
+
+
+def test_parse_arch():
+    assert parse_arch("784-300-10") == (784, 300, 10)
+    assert parse_arch([4, 3]) == (4, 3)
+    for bad in ["784", "784-x-10", "784-0-10", ""]:
+        with pytest.raises(ValueError, match="architecture"):
+            parse_arch(bad)
+
+
+def test_mlp_layers_and_output_activation():
+    net = mlp("784-500-150-10", loss="ce")
+    assert net.sizes == (784, 500, 150, 10) and net.n_hidden == 2 and net.spec == "784-500-150-10"
+    assert [layer.activation for layer in net.layers] == ["relu", "relu", "simplex"]
+    assert mlp("3-4-2", loss="mse").layers[-1].activation == "identity"
+    with pytest.raises(ValueError, match="loss"):
+        mlp("3-4-2", loss="hinge")
+    with pytest.raises(ValueError, match="activation|unknown"):
+        mlp("3-4-2", activation="swish")
+
+
+@pytest.mark.parametrize(
+    "scheme,std", [("normal", 0.1**0.5), ("variance_scaling", (2 / 400) ** 0.5)]
+)
+def test_init_schemes_have_the_stated_spread(scheme, std):
+    net = mlp("400-300-10")
+    W, b = net.init_params(generator=torch.Generator().manual_seed(0), scheme=scheme, bias=0.1)[0]
+    assert abs(float(W.std()) - std) < 0.05 * std
+    assert torch.all(b == 0.1)
+    with pytest.raises(ValueError, match="init scheme"):
+        net.init_params(scheme="orthogonal")
+
+
+def test_forward_all_and_predict():
+    net = mlp("5-6-3")
+    params = net.init_params(generator=torch.Generator().manual_seed(0))
+    X = torch.randn(4, 5)
+    acts, pre = net.forward_all(params, X)
+    assert [a.shape for a in acts] == [(4, 6)] and [p.shape for p in pre] == [(4, 6), (4, 3)]
+    torch.testing.assert_close(pre[-1], net.forward(params, X))
+    assert net.predict(params, X).shape == (4,)

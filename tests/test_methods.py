@@ -1,0 +1,88 @@
+"""The contract shared by every method (STYLE.md habit 12), table-driven over the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liftnet import METHODS, fit, get_method, mlp, to_torch
+from liftnet.methods import Method
+
+# Settings that keep each method quick on the small fixture; the defaults are for real data.
+FAST = {
+    "lifted": {"lam": 1.0},
+    "backprop": {"lr": 1e-2},
+}
+# Hyperparameter values each method must refuse with a ValueError naming the value.
+INVALID = {
+    "lifted": [{"lam": 0.0}, {"lam": -1.0}, {"rho": -1e-3}, {"gamma": -1.0}, {"sweeps": 0},
+               {"tol": 0.0}, {"init": "zeros"}, {"lam": float("nan")}],
+    "backprop": [{"lr": 0.0}, {"optimizer": "lbfgs"}, {"reduction": "max"},
+                 {"weight_decay": -1.0}, {"init": "zeros"}],
+}
+BATCH = {"lifted": [0, 50], "backprop": [50]}
+CASES = [(key, bs) for key in METHODS for bs in BATCH[key]]
+
+
+def test_every_method_is_covered():
+    assert set(METHODS) == set(FAST) == set(INVALID) == set(BATCH)
+
+
+def _fit(key, small_data, *, seed=0, epochs=3, batch_size=0, loss="ce"):
+    Xtr, ytr, Xte, yte = small_data
+    net = mlp("8-12-3", loss=loss)
+    method = get_method(key, **FAST[key])
+    res = fit(method, net, Xtr, ytr, epochs=epochs, batch_size=batch_size, seed=seed,
+              X_test=Xte, y_test=yte, progress=False)
+    return net, res
+
+
+@pytest.mark.parametrize("key,batch_size", CASES)
+def test_deterministic_with_seed(key, batch_size, small_data):
+    _, a = _fit(key, small_data, seed=3, batch_size=batch_size)
+    _, b = _fit(key, small_data, seed=3, batch_size=batch_size)
+    _, c = _fit(key, small_data, seed=4, batch_size=batch_size)
+    for (Wa, ba), (Wb, bb) in zip(a.state.params, b.state.params, strict=True):
+        assert torch.equal(Wa.detach(), Wb.detach()) and torch.equal(ba.detach(), bb.detach())
+    assert not torch.equal(a.state.params[0][0].detach(), c.state.params[0][0].detach())
+
+
+@pytest.mark.parametrize("key,batch_size", CASES)
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_shapes_history_and_export(key, batch_size, loss, small_data):
+    net, res = _fit(key, small_data, batch_size=batch_size, loss=loss)
+    net.check_params(res.state.params)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+    for h in res.history:
+        assert set(h) >= {"epoch", "seconds", "objective", "train_accuracy", "test_accuracy"}
+        assert 0.0 <= h["test_accuracy"] <= 1.0
+    X = small_data[2]
+    model = to_torch(net, res.state.params)
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), net.forward(res.state.params, X).detach())
+
+
+@pytest.mark.parametrize("key,batch_size", CASES)
+def test_learns_the_teacher(key, batch_size, small_data):
+    _, res = _fit(key, small_data, epochs=15, batch_size=batch_size)
+    # three classes: chance is about 0.33-0.45 on this teacher
+    assert res.history[-1]["train_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_invalid_hyperparameters_raise(key):
+    for bad in INVALID[key]:
+        with pytest.raises(ValueError) as info:
+            get_method(key, **bad)
+        name = next(iter(bad))
+        assert name in str(info.value), f"{bad}: {info.value}"
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_method_is_a_frozen_dataclass_with_defaults(key):
+    method = get_method(key)
+    assert isinstance(method, Method)
+    assert method.key == key
+    assert isinstance(method.hyperparameters(), dict)
+    with pytest.raises(AttributeError):
+        method.lr = 1.0  # type: ignore[misc]

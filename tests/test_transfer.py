@@ -1,0 +1,45 @@
+"""Weights move to and from torch.nn as copies, and the outputs agree."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from liftnet import from_torch, mlp, to_torch
+
+
+@pytest.mark.parametrize("arch,activation,loss", [("6-9-4", "relu", "ce"),
+                                                   ("6-9-5-4", "hardtanh", "mse"),
+                                                   ("6-4", "relu", "ce")])
+def test_to_torch_matches_forward_and_round_trips(arch, activation, loss):
+    net = mlp(arch, activation=activation, loss=loss)
+    params = net.init_params(generator=torch.Generator().manual_seed(0), bias=0.1)
+    model = to_torch(net, params)
+    assert isinstance(model, nn.Sequential)
+    X = torch.randn(11, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), net.forward(params, X))
+    lin = model[0]
+    assert lin.weight.shape == params[0][0].shape  # nn.Linear layout: a copy, no transpose
+    lin.weight.data.add_(1.0)  # a copy: the liftnet params are untouched
+    assert not torch.equal(lin.weight.data, params[0][0])
+    net2, params2 = from_torch(to_torch(net, params), loss=loss)
+    assert net2 == net
+    for (W, b), (W2, b2) in zip(params, params2, strict=True):
+        assert torch.equal(W, W2) and torch.equal(b, b2)
+
+
+def test_from_torch_refuses_unknown_modules():
+    with pytest.raises(ValueError, match="Dropout"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.1), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="last module"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU()))
+
+
+def test_check_params_names_the_bad_shape():
+    net = mlp("6-9-4")
+    params = net.init_params()
+    params[1] = (params[1][0].T, params[1][1])
+    with pytest.raises(ValueError, match="layer 1: expected W"):
+        net.forward(params, torch.randn(2, 6))
