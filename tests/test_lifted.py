@@ -11,13 +11,14 @@ from liftnet.metrics import targets_for
 from liftnet.solvers import project_simplex
 
 
+@pytest.mark.parametrize("penalty", ["shifted", "squared"])
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("arch,activation", [("8-12-3", "relu"), ("8-10-6-3", "relu"),
                                               ("8-10-3", "hardtanh")])
-def test_bcd_sweeps_never_increase_the_objective(loss, arch, activation, small_data):
+def test_bcd_sweeps_never_increase_the_objective(penalty, loss, arch, activation, small_data):
     X, y = small_data[0], small_data[1]
     net = mlp(arch, activation=activation, loss=loss)
-    method = Lifted(lam=2.0, rho=1e-3, tol=1e-8, max_inner=2000)
+    method = Lifted(lam=2.0, lam_out=0.5, rho=1e-3, penalty=penalty, tol=1e-8, max_inner=2000)
     Y = targets_for(net, y, X.dtype)
     state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
     values = []
@@ -29,10 +30,11 @@ def test_bcd_sweeps_never_increase_the_objective(loss, arch, activation, small_d
     assert values[-1] < values[0]
 
 
-def test_minibatch_sweeps_within_a_batch_never_increase(small_data):
+@pytest.mark.parametrize("penalty", ["shifted", "squared"])
+def test_minibatch_sweeps_within_a_batch_never_increase(penalty, small_data):
     X, y = small_data[0], small_data[1]
     net = mlp("8-12-3")
-    method = Lifted(lam=1.0, gamma=0.5, tol=1e-8, max_inner=2000)
+    method = Lifted(lam=1.0, gamma=0.5, penalty=penalty, tol=1e-8, max_inner=2000)
     Y = targets_for(net, y, X.dtype)
     state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
     state = method.step(net, state, X[:50], Y[:50], new_batch=True)  # first batch
@@ -58,24 +60,29 @@ def _trained(small_data, loss="ce", arch="8-12-3"):
     return net, res.state.params
 
 
-def _rule_objective(net, params, X, xs):
+def _rule_objective(net, params, X, xs, penalty="squared"):
     """Objective of the prediction rule (12) with lambda factored out, by plain autograd."""
     chain = [X, *xs]
-    val = sum(((xs[l] - net.layers[l].forward(chain[l], *params[l])) ** 2).sum()
-              for l in range(net.n_hidden))
+    val = 0.0
+    for l in range(net.n_hidden):
+        U = net.layers[l].forward(chain[l], *params[l])
+        val = val + ((xs[l] - U) ** 2).sum()
+        if penalty == "shifted":
+            val = val - (torch.clamp(U, max=0.0) ** 2).sum()
     U = net.layers[-1].forward(xs[-1], *params[-1])
     if net.loss == "ce":
         val = val + ((U - project_simplex(U)) ** 2).sum()
     return val
 
 
+@pytest.mark.parametrize("penalty", ["squared", "shifted"])
 @pytest.mark.parametrize("loss,arch", [("ce", "8-12-3"), ("mse", "8-12-3"), ("ce", "8-10-6-3")])
-def test_lifted_prediction_rule_satisfies_optimality_conditions(small_data, loss, arch):
+def test_lifted_prediction_rule_satisfies_optimality_conditions(small_data, loss, arch, penalty):
     net, params = _trained(small_data, loss, arch)
     X = small_data[2]
-    out, xs = lifted_predict(net, params, X, tol=1e-10, max_iter=20000)
+    out, xs = lifted_predict(net, params, X, penalty=penalty, tol=1e-10, max_iter=20000)
     xs = [x.detach().clone().requires_grad_() for x in xs]
-    _rule_objective(net, params, X, xs).backward()
+    _rule_objective(net, params, X, xs, penalty).backward()
     for x in xs:  # KKT for x >= 0: grad >= 0, x >= 0, x * grad = 0
         g = x.grad
         assert (x >= 0).all()
@@ -83,7 +90,10 @@ def test_lifted_prediction_rule_satisfies_optimality_conditions(small_data, loss
         assert (x * g).abs().max() < 1e-5
     # and it is a minimum no worse than the feed-forward point
     acts, _ = net.forward_all(params, X)
-    assert _rule_objective(net, params, X, xs) <= _rule_objective(net, params, X, acts) + 1e-9
+    rule = _rule_objective(net, params, X, xs, penalty)
+    assert rule <= _rule_objective(net, params, X, acts, penalty) + 1e-9
+    if penalty == "shifted" and loss == "mse":  # every term is zero at the feed-forward point
+        torch.testing.assert_close(out, net.forward(params, X), atol=1e-6, rtol=0)
 
 
 def test_lifted_prediction_rule_against_cvxpy(small_data):

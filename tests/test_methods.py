@@ -16,7 +16,8 @@ FAST = {
 # Hyperparameter values each method must refuse with a ValueError naming the value.
 INVALID = {
     "lifted": [{"lam": 0.0}, {"lam": -1.0}, {"rho": -1e-3}, {"gamma": -1.0}, {"sweeps": 0},
-               {"tol": 0.0}, {"init": "zeros"}, {"lam": float("nan")}],
+               {"tol": 0.0}, {"init": "zeros"}, {"lam": float("nan")}, {"lam_out": 0.0},
+               {"penalty": "cubic"}],
     "backprop": [{"lr": 0.0}, {"optimizer": "lbfgs"}, {"reduction": "max"},
                  {"weight_decay": -1.0}, {"init": "zeros"}],
 }
@@ -65,8 +66,8 @@ def test_shapes_history_and_export(key, batch_size, loss, small_data):
 @pytest.mark.parametrize("key,batch_size", CASES)
 def test_learns_the_teacher(key, batch_size, small_data):
     _, res = _fit(key, small_data, epochs=15, batch_size=batch_size)
-    # three classes: chance is about 0.33-0.45 on this teacher
-    assert res.history[-1]["train_accuracy"] > 0.8
+    majority = float(torch.bincount(small_data[1]).max()) / len(small_data[1])  # 0.585 here
+    assert res.history[-1]["train_accuracy"] > majority + 0.15
 
 
 @pytest.mark.parametrize("key", list(METHODS))

@@ -144,7 +144,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         "history": res.history,
     }
     if args.lifted_rule and ds.n_classes > 0:
-        out, _ = lifted_predict(net, res.state.params, ds.X_test)
+        penalty = getattr(method, "penalty", "squared")
+        out, _ = lifted_predict(net, res.state.params, ds.X_test, penalty=penalty)
         record["test_accuracy_lifted_rule"] = float(
             (out.argmax(1) == ds.y_test).double().mean()
         )

@@ -256,23 +256,33 @@ def _data_loss(loss: str, Y: Tensor, Z: Tensor) -> Tensor:
 
 
 def lifted_predict(
-    net: Network, params: Params, X: Tensor, *, tol: float = 1e-6, max_iter: int = 2000
+    net: Network,
+    params: Params,
+    X: Tensor,
+    *,
+    penalty: str = "squared",
+    tol: float = 1e-6,
+    max_iter: int = 2000,
 ) -> tuple[Tensor, list[Tensor]]:
     """Lifted prediction rule (paper 004 (12)) with the weights fixed.
 
     Solves, for every test point (rows of X), the convex problem::
 
-        min_{x_1..x_L in C, y}  sum_{l=1}^{L} ||x_l - x_{l-1} W_{l-1}^T - b_{l-1}||^2
+        min_{x_1..x_L in C, y}  sum_{l=1}^{L} D(x_{l-1} W_{l-1}^T + b_{l-1}, x_l)
                                 + ||y - x_L W_L^T - b_L||^2 + loss(y, .)
 
-    where the output y is free (``mse``: the term vanishes) or on the simplex (``ce``: the term is
-    the squared distance of the logits to the simplex); lambda factors out.  Solved jointly over
-    all layers by accelerated projected gradient (the divergences are jointly convex, JCR).
+    with D(u, v) = ||v - u||^2 (``squared``) or ||v - u||^2 - ||u - sigma(u)||^2 (``shifted``),
+    where the output y is free (``mse``: its term vanishes) or on the simplex (``ce``: the term
+    is the squared distance of the logits to the simplex); lambda factors out.  Solved jointly
+    over all layers by accelerated projected gradient.  With the shifted divergence every term
+    is zero at the feed-forward point, so the rule returns the feed-forward outputs for ``mse``.
 
     Returns:
         ``(outputs, hidden)``: the outputs (N, d_out) — ``y`` on the simplex for ``ce``, the
         logits for ``mse`` — and the optimal hidden variables [x_1..x_L].
     """
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
     net.check_params(params)
     L = net.n_hidden
     acts, pre = net.forward_all(params, X)
@@ -280,23 +290,21 @@ def lifted_predict(
         out = project_simplex(pre[-1]) if net.loss == "ce" else pre[-1]
         return out, []
     boxes = [get_activation(layer.activation).box for layer in net.layers[:-1]]
-
-    def residuals(xs: list[Tensor]) -> list[Tensor]:
-        chain = [X, *xs]
-        r = [xs[l] - net.layers[l].forward(chain[l], *params[l]) for l in range(L)]
-        U = net.layers[-1].forward(xs[-1], *params[-1])
-        r.append(U - project_simplex(U) if net.loss == "ce" else torch.zeros_like(U))
-        return r
+    shift = 1.0 if penalty == "shifted" else 0.0
 
     def grad(xs: list[Tensor]) -> list[Tensor]:
-        r = residuals(xs)
-        g = []
+        chain = [X, *xs]
+        g = [torch.zeros_like(x) for x in xs]
         for l in range(L):
-            W_next = params[l + 1][0]
-            # d/dx_l of ||r_l||^2 + ||r_{l+1}||^2, with r_{l+1} = x_{l+1} - x_l W^T - b
-            # (for l = L-1 the output residual u - P(u), whose sign is the opposite)
-            g_next = 2 * r[l + 1] @ W_next
-            g.append(2 * r[l] + (g_next if l == L - 1 else -g_next))
+            W = params[l][0]
+            U = net.layers[l].forward(chain[l], *params[l])
+            g[l] += 2 * (xs[l] - U)  # d/dv of D(u, v)
+            if l > 0:  # d/du of D(u, v) = 2 (u - shift (u - sigma(u)) - v), times du/dx = W
+                P = U - shift * (U - _box(net, l, U))
+                g[l - 1] += 2 * (P - xs[l]) @ W
+        U = net.layers[-1].forward(xs[-1], *params[-1])
+        if net.loss == "ce":  # d/dx_L of dist(U, simplex)^2 = 2 (U - P(U)) W_L
+            g[-1] += 2 * (U - project_simplex(U)) @ params[-1][0]
         return g
 
     def project(xs: list[Tensor]) -> list[Tensor]:
