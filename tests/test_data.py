@@ -116,8 +116,8 @@ def test_idx_corrupt_gzip(tmp_path):
 @pytest.fixture(scope="module", params=["mnist", "fashion-mnist"])
 def real(request):
     name = request.param
-    if not all((DATA_DIR / name / f).is_file() for f in data._IDX_FILES.values()):
-        pytest.skip(f"{name} files not found under {DATA_DIR}")
+    missing = [f for f in data._IDX_FILES.values() if not (DATA_DIR / name / f).is_file()]
+    assert not missing, f"the real-data tests need {missing} in {DATA_DIR / name} ($LIFTNET_DATA)"
     return load_dataset(name, data_dir=DATA_DIR)
 
 

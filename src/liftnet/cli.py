@@ -30,7 +30,8 @@ def _method_fields() -> dict[str, tuple[type, list[str]]]:
     fields: dict[str, tuple[type, list[str]]] = {}
     for key, cls in METHODS.items():
         for f in dataclasses.fields(cls):
-            typ = {"float": float, "int": int, "str": str, "bool": bool}.get(str(f.type), str)
+            base = str(f.type).split("|")[0].strip()  # "float | None" -> float
+            typ = {"float": float, "int": int, "str": str, "bool": bool}.get(base, str)
             fields.setdefault(f.name, (typ, []))[1].append(f"{key} (default {f.default})")
     return fields
 
