@@ -36,7 +36,7 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--arch", "784-300-10"], "must start with 64"),
-    (["--lam", "-1"], "lam must be > 0"),
+    (["--lam", "-1"], "lam must be a finite number > 0, got -1.0"),
     (["--method", "backprop", "--lam", "1"], "--lam is not a hyperparameter of method backprop"),
     (["--epochs", "-2"], "epochs must be >= 0"),
     (["--n-train", "0"], "n_train"),
@@ -52,11 +52,18 @@ def test_missing_data_names_the_directory_and_files(tmp_path, capsys):
     assert str(tmp_path) in err and "train-images-idx3-ubyte" in err
 
 
-def test_failed_run_leaves_existing_results_untouched(tmp_path):
+def test_failed_write_leaves_existing_results_untouched(tmp_path, monkeypatch):
     out = tmp_path / "run.json"
     out.write_text('{"keep": true}')
-    assert main(["train", "--quiet", "--lam", "0", "--out", str(out)]) == 2
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("liftnet.results.os.replace", crash)  # fail after the temp file is written
+    with pytest.raises(OSError, match="disk full"):
+        main(["train", "--quiet", "--epochs", "1", "--out", str(out)])
     assert json.loads(out.read_text()) == {"keep": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp file left behind
 
 
 def test_damaged_model_file_gets_a_clear_error(tmp_path):

@@ -100,7 +100,7 @@ def test_lifted_prediction_rule_against_cvxpy(small_data):
     cp = pytest.importorskip("cvxpy", reason="cvxpy is the independent reference here")
     net, params = _trained(small_data, "mse", "8-10-6-3")
     X = small_data[2][:5]
-    _, xs = lifted_predict(net, params, X, tol=1e-12, max_iter=50000)
+    _, xs = lifted_predict(net, params, X, penalty="squared", tol=1e-12, max_iter=50000)
     (W0, b0), (W1, b1), _ = [(W.numpy(), b.numpy()) for W, b in params]
     for i in range(len(X)):
         x1, x2 = cp.Variable(10), cp.Variable(6)
@@ -121,7 +121,7 @@ def test_lifted_prediction_rule_equals_feed_forward_when_all_preactivations_posi
               (torch.randn(3, 4, generator=g, dtype=torch.float64), torch.zeros(3,
                dtype=torch.float64))]
     X = torch.rand(20, 5, generator=g, dtype=torch.float64)
-    out, xs = lifted_predict(net, params, X, tol=1e-12)
+    out, xs = lifted_predict(net, params, X, penalty="squared", tol=1e-12)
     torch.testing.assert_close(out, net.forward(params, X))
     acts, pre = net.forward_all(params, X)
     assert all((U > 0).all() for U in pre[:-1])

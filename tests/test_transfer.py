@@ -8,10 +8,13 @@ from torch import nn
 
 from liftnet import from_torch, mlp, to_torch
 
+ELEMENTWISE = ["relu", "leaky_relu", "sigmoid", "tanh", "hardtanh", "piecewise_sigmoid",
+               "softplus", "identity"]
 
-@pytest.mark.parametrize("arch,activation,loss", [("6-9-4", "relu", "ce"),
-                                                   ("6-9-5-4", "hardtanh", "mse"),
-                                                   ("6-4", "relu", "ce")])
+
+@pytest.mark.parametrize("arch,activation,loss",
+                         [("6-9-4", a, "ce") for a in ELEMENTWISE]
+                         + [("6-9-5-4", "hardtanh", "mse"), ("6-4", "relu", "ce")])
 def test_to_torch_matches_forward_and_round_trips(arch, activation, loss):
     net = mlp(arch, activation=activation, loss=loss)
     params = net.init_params(generator=torch.Generator().manual_seed(0), bias=0.1)
@@ -43,3 +46,21 @@ def test_check_params_names_the_bad_shape():
     params[1] = (params[1][0].T, params[1][1])
     with pytest.raises(ValueError, match="layer 1: expected W"):
         net.forward(params, torch.randn(2, 6))
+
+
+def test_mixed_activations_survive_save_and_load(tmp_path):
+    from liftnet import Dense, Network, load_model, save_model
+
+    net = Network((Dense(6, 5, "hardtanh"), Dense(5, 4, "relu"), Dense(4, 3, "simplex")), "ce")
+    params = net.init_params(generator=torch.Generator().manual_seed(0))
+    net2, params2, _ = load_model(save_model(tmp_path / "m.pt", net, params))
+    assert net2 == net
+    for (W, b), (W2, b2) in zip(params, params2, strict=True):
+        assert torch.equal(W, W2) and torch.equal(b, b2)
+
+
+def test_width_changing_hidden_activation_is_refused():
+    from liftnet import Dense, Network
+
+    with pytest.raises(ValueError, match="changes the width"):
+        Network((Dense(6, 5, "simplex"), Dense(5, 3, "simplex")), "ce")

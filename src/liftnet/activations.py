@@ -22,6 +22,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from .solvers.simplex import project_simplex
+
 Bounds = tuple[float | None, float | None]
 
 
@@ -345,26 +347,11 @@ class Identity(Activation):
         return nn.Identity()
 
 
-def _project_simplex(u: Tensor) -> Tensor:
-    """Euclidean projection of each row (last dim) onto {v >= 0, sum v = 1}.
-
-    Exact sort-based algorithm (Duchi et al. 2008): with s the row sorted decreasingly and
-    rho = max{j : s_j - (sum_{i<=j} s_i - 1) / j > 0}, theta = (sum_{i<=rho} s_i - 1) / rho
-    and v = max(u - theta, 0).
-    """
-    s = torch.sort(u, dim=-1, descending=True).values
-    css = s.cumsum(-1) - 1
-    j = torch.arange(1, u.shape[-1] + 1, dtype=u.dtype, device=u.device)
-    rho = (s - css / j > 0).sum(-1, keepdim=True)  # the condition holds on a prefix
-    theta = css.gather(-1, rho - 1) / rho
-    return (u - theta).clamp_min(0)
-
-
 class SimplexProjection(nn.Module):
     """Euclidean projection of each row onto the probability simplex."""
 
     def forward(self, u: Tensor) -> Tensor:
-        return _project_simplex(u)
+        return project_simplex(u)
 
 
 @dataclass(frozen=True)
@@ -379,7 +366,7 @@ class Simplex(Activation):
     elementwise: ClassVar[bool] = False
 
     def map(self, u: Tensor) -> Tensor:
-        return _project_simplex(u)
+        return project_simplex(u)
 
     def in_domain(self, v: Tensor) -> Tensor:
         tol = math.sqrt(torch.finfo(v.dtype).eps)

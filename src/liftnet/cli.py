@@ -20,7 +20,7 @@ import torch
 
 from . import data as datamod
 from .graph import mlp, parse_arch
-from .methods import METHODS, get_method, lifted_predict
+from .methods import METHODS, Lifted, get_method, lifted_predict
 from .results import save_model, versions, write_json
 from .training import fit
 
@@ -145,8 +145,10 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         "history": res.history,
     }
     if args.lifted_rule and ds.n_classes > 0:
-        penalty = getattr(method, "penalty", "squared")
-        out, _ = lifted_predict(net, res.state.params, ds.X_test, penalty=penalty)
+        if not isinstance(method, Lifted):
+            raise ValueError("--lifted-rule applies to --method lifted only")
+        out, _ = lifted_predict(net, res.state.params, ds.X_test, penalty=method.penalty,
+                                lams=method.lams(net))
         record["test_accuracy_lifted_rule"] = float(
             (out.argmax(1) == ds.y_test).double().mean()
         )

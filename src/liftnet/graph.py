@@ -56,6 +56,12 @@ class Network:
             raise ValueError("a network needs at least one layer")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for l, layer in enumerate(self.layers[:-1]):
+            if not get_activation(layer.activation).elementwise:
+                raise ValueError(
+                    f"hidden layer {l + 1}: activation {layer.activation!r} changes the width; "
+                    "dense hidden layers need an elementwise activation"
+                )
         for a, b in zip(self.layers[:-1], self.layers[1:], strict=False):
             if a.out_features != b.in_features:
                 raise ValueError(
@@ -130,10 +136,16 @@ class Network:
                 acts.append(X)
         return acts, pre
 
+    def outputs(self, params: Params, X: Tensor, batch_size: int = 8192) -> Tensor:
+        """Feed-forward outputs of X in chunks of ``batch_size`` rows, without gradients."""
+        with torch.no_grad():
+            outs = [self.forward(params, X[i : i + batch_size])
+                    for i in range(0, len(X), batch_size)]
+        return torch.cat(outs) if outs else X.new_zeros((0, self.sizes[-1]))
+
     def predict(self, params: Params, X: Tensor, batch_size: int = 8192) -> Tensor:
         """Class labels (argmax of the output) for ``ce``; the outputs themselves for ``mse``."""
-        outs = [self.forward(params, X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-        out = torch.cat(outs) if outs else X.new_zeros((0, self.sizes[-1]))
+        out = self.outputs(params, X, batch_size)
         return out.argmax(dim=1) if self.loss == "ce" else out
 
     def check_params(self, params: Params) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import tempfile
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .graph import Network, Params, mlp
+from .graph import Dense, Network, Params, parse_arch
 
 MODEL_FORMAT = "liftnet-model/1"
 
@@ -34,6 +35,9 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of an ordinary new file
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -48,8 +52,19 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename)."""
-    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
+    text = json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
     return _atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities become null, so the file is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def save_model(
@@ -57,11 +72,10 @@ def save_model(
 ) -> Path:
     """Save the network description and its parameters (CPU tensors) atomically."""
     net.check_params(params)
-    hidden = {layer.activation for layer in net.layers[:-1]}
     payload = {
         "format": MODEL_FORMAT,
         "arch": net.spec,
-        "activation": hidden.pop() if len(hidden) == 1 else "relu",
+        "activations": [layer.activation for layer in net.layers],
         "loss": net.loss,
         "weights": [W.detach().cpu().contiguous() for W, _ in params],
         "biases": [b.detach().cpu().contiguous() for _, b in params],
@@ -82,7 +96,13 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
     try:
-        net = mlp(payload["arch"], activation=payload["activation"], loss=payload["loss"])
+        sizes = parse_arch(payload["arch"])
+        acts = list(payload["activations"])
+        if len(acts) != len(sizes) - 1:
+            raise ValueError(f"{len(acts)} activations for {len(sizes) - 1} layers")
+        layers = tuple(Dense(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], acts,
+                                                               strict=True))
+        net = Network(layers, payload["loss"])
         params = list(zip(payload["weights"], payload["biases"], strict=True))
         net.check_params(params)
         meta = json.loads(payload["meta"])

@@ -31,6 +31,10 @@ class FitResult:
 
 def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> None:
     """Clear errors for bad shapes, NaN and labels out of range (never a deep traceback)."""
+    if not isinstance(X, Tensor) or not isinstance(y, Tensor):
+        raise ValueError(f"{what} inputs and targets must be torch tensors")
+    if not X.is_floating_point():
+        raise ValueError(f"{what} inputs must be floating point, got {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"{what} inputs must be a 2-D (N, features) tensor, got shape "
                          f"{tuple(X.shape)}")
@@ -39,8 +43,12 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
             f"{what} inputs have {X.shape[1]} features but the architecture {net.spec} "
             f"expects {net.sizes[0]}"
         )
+    if len(X) == 0:
+        raise ValueError(f"{what} set is empty")
     if len(y) != len(X):
         raise ValueError(f"{what} inputs and targets differ in length: {len(X)} vs {len(y)}")
+    if not y.is_floating_point() and y.ndim != 1:
+        raise ValueError(f"{what} labels must be a 1-D (N,) tensor, got shape {tuple(y.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError(f"{what} inputs contain NaN or infinite values")
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
@@ -90,8 +98,18 @@ def fit(
     if batch_size < 0:
         raise ValueError(f"batch_size must be >= 0 (0 = full data set), got {batch_size}")
     check_inputs(net, X, y)
-    if X_test is not None and y_test is not None:
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
         check_inputs(net, X_test, y_test, "test")
+        if X_test.dtype != X.dtype or X_test.device != X.device:
+            raise ValueError(
+                f"test inputs ({X_test.dtype}, {X_test.device}) must match the training inputs "
+                f"({X.dtype}, {X.device})"
+            )
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
@@ -104,48 +122,50 @@ def fit(
     result = FitResult(state=state)
     n_batches = 1 if full else math.ceil(n / bs)
     bar = _progress(epochs * n_batches, f"{method.key} {net.spec}", progress)
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        order = None if full else torch.randperm(n, generator=gen).to(X.device)
-        objectives = []
-        for i in range(n_batches):
-            if full:
-                Xb, Yb = X, Y
-                new_batch = state.step == 0 or getattr(state, "out", None) is None
-            else:
-                idx = order[i * bs : (i + 1) * bs]
-                Xb, Yb = X[idx], Y[idx]
-                new_batch = True
-            state = method.step(net, state, Xb, Yb, new_batch=new_batch)
-            objectives.append(method.objective(net, state, Xb, Yb))
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            order = None if full else torch.randperm(n, generator=gen).to(X.device)
+            objectives = []
+            for i in range(n_batches):
+                if full:
+                    Xb, Yb = X, Y
+                    new_batch = state.step == 0 or getattr(state, "out", None) is None
+                else:
+                    idx = order[i * bs : (i + 1) * bs]
+                    Xb, Yb = X[idx], Y[idx]
+                    new_batch = True
+                state = method.step(net, state, Xb, Yb, new_batch=new_batch)
+                objectives.append(method.objective(net, state, Xb, Yb))
+                if bar is not None:
+                    bar.update(1)
+            seconds = time.perf_counter() - t0
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "seconds": seconds,
+                "objective": float(sum(objectives) / len(objectives)),
+                "train_accuracy": accuracy(net, state.params, X, y),
+                "test_accuracy": (
+                    accuracy(net, state.params, X_test, y_test) if X_test is not None else None
+                ),
+            }
+            if not math.isfinite(entry["objective"]):
+                raise FloatingPointError(
+                    f"{method.key}: the objective became {entry['objective']} at epoch {epoch}; "
+                    "check the data scale and the method's hyperparameters"
+                )
+            result.history.append(entry)
             if bar is not None:
-                bar.update(1)
-        seconds = time.perf_counter() - t0
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "seconds": seconds,
-            "objective": float(sum(objectives) / len(objectives)),
-            "train_accuracy": accuracy(net, state.params, X, y),
-            "test_accuracy": (
-                accuracy(net, state.params, X_test, y_test) if X_test is not None else None
-            ),
-        }
-        if not math.isfinite(entry["objective"]):
-            raise FloatingPointError(
-                f"{method.key}: the objective became {entry['objective']} at epoch {epoch}; "
-                "try a smaller step or a larger regularisation"
-            )
-        result.history.append(entry)
+                bar.set_postfix(
+                    obj=f"{entry['objective']:.4g}",
+                    train=_fmt(entry["train_accuracy"]),
+                    test=_fmt(entry["test_accuracy"]),
+                )
+            if callback is not None:
+                callback(entry, state)
+    finally:
         if bar is not None:
-            bar.set_postfix(
-                obj=f"{entry['objective']:.4g}",
-                train=_fmt(entry["train_accuracy"]),
-                test=_fmt(entry["test_accuracy"]),
-            )
-        if callback is not None:
-            callback(entry, state)
-    if bar is not None:
-        bar.close()
+            bar.close()
     result.state = state
     result.wall_seconds = time.perf_counter() - start
     return result

@@ -32,8 +32,6 @@ _MODULE_NAMES = {
     nn.ReLU: "relu",
     nn.Sigmoid: "sigmoid",
     nn.Tanh: "tanh",
-    nn.Hardtanh: "hardtanh",
-    nn.Softplus: "softplus",
     nn.Identity: "identity",
 }
 
@@ -73,6 +71,16 @@ def _activation_name(module: nn.Module) -> str:
                 "liftnet activation"
             )
         return "leaky_relu"
+    if isinstance(module, nn.Hardtanh):
+        bounds = (module.min_val, module.max_val)
+        names = {(-1.0, 1.0): "hardtanh", (0.0, 1.0): "piecewise_sigmoid"}
+        if bounds not in names:
+            raise ValueError(f"nn.Hardtanh with bounds {bounds} has no registered activation")
+        return names[bounds]
+    if isinstance(module, nn.Softplus):
+        if module.beta != 1 or module.threshold != 20:
+            raise ValueError("only nn.Softplus(beta=1, threshold=20) maps to 'softplus'")
+        return "softplus"
     for cls, name in _MODULE_NAMES.items():
         if type(module) is cls:
             return name

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,6 +56,9 @@ class Backprop(Method):
             raise ValueError(f"reduction must be mean or sum, got {self.reduction!r}")
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        if isinstance(self.bias_init, bool) or not isinstance(self.bias_init, (int, float)) \
+                or not math.isfinite(self.bias_init):
+            raise ValueError(f"bias_init must be a finite number, got {self.bias_init!r}")
         if self.init not in ("xavier", "normal", "variance_scaling"):
             raise ValueError(
                 f"init must be xavier, normal or variance_scaling, got {self.init!r}"
@@ -99,7 +103,8 @@ class Backprop(Method):
     def step(
         self, net: Network, state: BackpropState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> BackpropState:
-        assert state.optimizer is not None
+        if state.optimizer is None:
+            raise ValueError("Backprop.step needs a state from init_state or state_from_params")
         state.optimizer.zero_grad(set_to_none=True)
         self._loss(net, state.params, X, Y).backward()
         state.optimizer.step()

@@ -3,10 +3,10 @@
 A method is a dataclass of hyperparameters (validated when it is made) with three verbs:
 
 * ``init_state(net, X, Y, generator=...)`` -> a state record holding every iterate;
-* ``step(state, X, Y, new_batch=...)`` -> the state after one update on the batch ``(X, Y)``
+* ``step(net, state, X, Y, new_batch=...)`` -> the state after one update on the batch ``(X, Y)``
   (for lifted methods: one block-coordinate sweep; ``new_batch`` says the lifted activation
   variables must be re-initialised by a forward pass because ``X`` is a batch they have not seen);
-* ``objective(state, X, Y)`` -> the value of the method's training objective on that batch.
+* ``objective(net, state, X, Y)`` -> the value of the method's training objective on that batch.
 
 ``fit`` in :mod:`liftnet.training` drives them, and so do the CLI, the estimator, the
 benchmarks and the contract tests, without knowing any method's insides.
@@ -15,6 +15,7 @@ benchmarks and the contract tests, without knowing any method's insides.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -53,8 +54,6 @@ class Method(ABC):
         if net.loss not in self.losses:
             raise ValueError(f"{name} does not support loss {net.loss!r} (supports {self.losses})")
         for l, layer in enumerate(net.layers[:-1]):
-            if getattr(layer, "kind", "dense") != "dense" and not self.supports_conv:
-                raise ValueError(f"{name} does not support {type(layer).__name__} layers")
             acts = self.hidden_activations
             if acts is not None and layer.activation not in acts:
                 raise ValueError(
@@ -84,7 +83,17 @@ class Method(ABC):
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0)."""
+    """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0) for anything but a
+    finite real number in range (NaN, inf, strings and booleans included)."""
+    want = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a finite number {want}, got {value!r}")
     bad = value < 0 if allow_zero else value <= 0
-    if bad or value != value:  # value != value catches NaN
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    if bad or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number {want}, got {value}")
+
+
+def check_int(name: str, value: int, minimum: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -57,7 +57,7 @@ from ..solvers import (
     ridge_from_stats,
     simplex_ce_prox,
 )
-from .base import Method, MethodState, check_positive
+from .base import Method, MethodState, check_int, check_positive
 
 BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
 PENALTIES = ("shifted", "squared")
@@ -114,10 +114,8 @@ class Lifted(Method):
         check_positive("tol", self.tol)
         if self.penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
-        if self.sweeps < 1:
-            raise ValueError(f"sweeps must be >= 1, got {self.sweeps}")
-        if self.max_inner < 1:
-            raise ValueError(f"max_inner must be >= 1, got {self.max_inner}")
+        check_int("sweeps", self.sweeps, 1)
+        check_int("max_inner", self.max_inner, 1)
         if self.init not in ("xavier", "normal", "variance_scaling"):
             raise ValueError(
                 f"init must be xavier, normal or variance_scaling, got {self.init!r}"
@@ -147,10 +145,17 @@ class Lifted(Method):
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: LiftedState, X: Tensor, Y: Tensor) -> float:
         """F of paper 004 (10)/(11), normalised by N (module docstring)."""
-        if state.out is None or state.acts == [] and net.n_hidden > 0:
-            self._forward_init(net, state, X)
         n = X.shape[0]
-        xs = [X, *state.acts, state.out]
+        if state.out is None:  # not stepped yet: the lifted variables a forward pass would give
+            acts, pre = net.forward_all(state.params, X)
+            out = project_simplex(pre[-1]) if net.loss == "ce" else pre[-1]
+        elif state.out.shape[0] != n:
+            raise ValueError(
+                f"the state's lifted variables hold {state.out.shape[0]} samples, the batch {n}"
+            )
+        else:
+            acts, out = state.acts, state.out
+        xs = [X, *acts, out]
         lams = self.lams(net)
         penalty = 0.0
         for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
@@ -159,7 +164,7 @@ class Lifted(Method):
             if self._shifted(net, l):  # - dist(U, C)^2: zero penalty at X_{l+1} = sigma(U)
                 d = d - ((U - _box(net, l, U)) ** 2).sum()
             penalty = penalty + lams[l] * d
-        loss = _data_loss(net.loss, Y, state.out)
+        loss = _data_loss(net.loss, Y, out)
         reg = sum((W**2).sum() for W, _ in state.params)
         prox = 0.0
         if state.prev is not None and self.gamma > 0:
@@ -270,7 +275,7 @@ def _data_loss(loss: str, Y: Tensor, Z: Tensor) -> Tensor:
     """-sum Y log Z (``ce``, Z on the simplex; 0 log 0 = 0) or ||Z - Y||^2 (``mse``)."""
     if loss == "ce":
         mask = Y > 0
-        return -(Y[mask] * torch.log(Z[mask].clamp_min(1e-300))).sum()
+        return -(Y[mask] * torch.log(Z[mask].clamp_min(torch.finfo(Z.dtype).tiny))).sum()
     return ((Z - Y) ** 2).sum()
 
 
@@ -279,7 +284,8 @@ def lifted_predict(
     params: Params,
     X: Tensor,
     *,
-    penalty: str = "squared",
+    penalty: str = "shifted",
+    lams: list[float] | None = None,
     tol: float = 1e-6,
     max_iter: int = 2000,
 ) -> tuple[Tensor, list[Tensor]]:
@@ -287,14 +293,18 @@ def lifted_predict(
 
     Solves, for every test point (rows of X), the convex problem::
 
-        min_{x_1..x_L in C, y}  sum_{l=1}^{L} D(x_{l-1} W_{l-1}^T + b_{l-1}, x_l)
-                                + ||y - x_L W_L^T - b_L||^2 + loss(y, .)
+        min_{x_1..x_L in C, y}  sum_{l=1}^{L} lam_l D(x_{l-1} W_{l-1}^T + b_{l-1}, x_l)
+                                + lam_{L+1} ||y - x_L W_L^T - b_L||^2 + loss(y, .)
 
     with D(u, v) = ||v - u||^2 (``squared``) or ||v - u||^2 - ||u - sigma(u)||^2 (``shifted``),
     where the output y is free (``mse``: its term vanishes) or on the simplex (``ce``: the term
-    is the squared distance of the logits to the simplex); lambda factors out.  Solved jointly
-    over all layers by accelerated projected gradient.  With the shifted divergence every term
-    is zero at the feed-forward point, so the rule returns the feed-forward outputs for ``mse``.
+    is the squared distance of the logits to the simplex); ``lams`` are the weights of the links
+    (``Lifted.lams(net)``; default all equal, when lambda factors out).  Solved jointly over all
+    layers by accelerated projected gradient, started at the feed-forward point.  With
+    ``squared`` the problem is jointly convex (JCR) and this is its minimum; with ``shifted`` it
+    is convex in each x_l but not jointly when L >= 2, and the result is a stationary point no
+    worse than the start.  With ``shifted`` every hidden term is zero at the feed-forward point,
+    so the rule returns the feed-forward outputs for ``mse``.
 
     Returns:
         ``(outputs, hidden)``: the outputs (N, d_out) — ``y`` on the simplex for ``ce``, the
@@ -310,6 +320,9 @@ def lifted_predict(
         return out, []
     boxes = [get_activation(layer.activation).box for layer in net.layers[:-1]]
     shift = 1.0 if penalty == "shifted" else 0.0
+    lams = [1.0] * (L + 1) if lams is None else list(lams)
+    if len(lams) != L + 1:
+        raise ValueError(f"expected {L + 1} link weights lams, got {len(lams)}")
 
     def grad(xs: list[Tensor]) -> list[Tensor]:
         chain = [X, *xs]
@@ -317,20 +330,20 @@ def lifted_predict(
         for l in range(L):
             W = params[l][0]
             U = net.layers[l].forward(chain[l], *params[l])
-            g[l] += 2 * (xs[l] - U)  # d/dv of D(u, v)
+            g[l] += 2 * lams[l] * (xs[l] - U)  # d/dv of D(u, v)
             if l > 0:  # d/du of D(u, v) = 2 (u - shift (u - sigma(u)) - v), times du/dx = W
                 P = U - shift * (U - _box(net, l, U))
-                g[l - 1] += 2 * (P - xs[l]) @ W
+                g[l - 1] += 2 * lams[l] * (P - xs[l]) @ W
         U = net.layers[-1].forward(xs[-1], *params[-1])
         if net.loss == "ce":  # d/dx_L of dist(U, simplex)^2 = 2 (U - P(U)) W_L
-            g[-1] += 2 * (U - project_simplex(U)) @ params[-1][0]
+            g[-1] += 2 * lams[L] * (U - project_simplex(U)) @ params[-1][0]
         return g
 
     def project(xs: list[Tensor]) -> list[Tensor]:
         return [x if lo is None and hi is None else x.clamp(lo, hi)
                 for x, (lo, hi) in zip(xs, boxes, strict=True)]
 
-    lip = 2.0 * sum(1.0 + lipschitz_sym(W.T @ W) for W, _ in params)
+    lip = 2.0 * max(lams) * sum(1.0 + lipschitz_sym(W.T @ W) for W, _ in params)
     res = apg(grad, project, acts, lip, tol=tol, max_iter=max_iter)
     xs = res.x
     U = net.layers[-1].forward(xs[-1], *params[-1])

@@ -1,0 +1,75 @@
+"""The shared training loop: clear errors for bad input, history, resuming."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liftnet import Backprop, Lifted, fit, mlp
+
+
+@pytest.fixture
+def net():
+    return mlp("4-5-3")
+
+
+def _data(n=12, d=4, dtype=torch.float32):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, d, generator=g, dtype=dtype), torch.arange(n) % 3
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda X, y: (X[:, :3], y), "3 features but the architecture 4-5-3 expects 4"),
+    (lambda X, y: (X, y[:5]), "differ in length"),
+    (lambda X, y: (X.clone().index_fill_(0, torch.tensor([2]), float("nan")), y), "NaN"),
+    (lambda X, y: (X, y + 3), r"labels must lie in \[0, 2\]"),
+    (lambda X, y: (X, y[:, None]), "labels must be a 1-D"),
+    (lambda X, y: (X.long(), y), "floating point"),
+    (lambda X, y: (X[:0], y[:0]), "empty"),
+    (lambda X, y: (X[None], y), "2-D"),
+])
+def test_bad_training_data_gets_a_clear_error(net, mutate, message):
+    X, y = mutate(*_data())
+    with pytest.raises(ValueError, match=message):
+        fit(Lifted(), net, X, y, epochs=1, progress=False)
+
+
+def test_bad_test_data_and_loop_arguments(net):
+    X, y = _data()
+    with pytest.raises(ValueError, match="both X_test and y_test"):
+        fit(Lifted(), net, X, y, epochs=1, X_test=X, progress=False)
+    with pytest.raises(ValueError, match="must match the training inputs"):
+        fit(Lifted(), net, X, y, epochs=1, X_test=X.double(), y_test=y, progress=False)
+    with pytest.raises(ValueError, match="epochs must be >= 0"):
+        fit(Lifted(), net, X, y, epochs=-1, progress=False)
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        fit(Lifted(), net, X, y, epochs=1, batch_size=2.5, progress=False)
+
+
+def test_regression_targets_and_float64(net):
+    X, _ = _data(dtype=torch.float64)
+    Y = torch.randn(12, 3, dtype=torch.float64)
+    res = fit(Lifted(), mlp("4-5-3", loss="mse"), X, Y, epochs=2, progress=False)
+    assert res.state.params[0][0].dtype == torch.float64
+    assert res.history[-1]["train_accuracy"] is None
+    with pytest.raises(ValueError, match="cross-entropy needs integer class labels"):
+        fit(Lifted(), net, X, Y, epochs=1, progress=False)
+
+
+def test_resuming_from_a_state_continues_training(net):
+    X, y = _data()
+    first = fit(Backprop(lr=0.1), net, X, y, epochs=2, batch_size=4, progress=False)
+    steps = first.state.step
+    more = fit(Backprop(lr=0.1), net, X, y, epochs=1, batch_size=4, state=first.state,
+               progress=False)
+    assert more.state.step == steps + 3
+
+
+def test_objective_refuses_a_batch_the_state_does_not_hold(net):
+    X, y = _data()
+    method = Lifted()
+    res = fit(method, net, X, y, epochs=1, progress=False)
+    from liftnet.metrics import targets_for
+
+    with pytest.raises(ValueError, match="hold 12 samples, the batch 5"):
+        method.objective(net, res.state, X[:5], targets_for(net, y[:5], X.dtype))
