@@ -64,3 +64,22 @@ def test_width_changing_hidden_activation_is_refused():
 
     with pytest.raises(ValueError, match="changes the width"):
         Network((Dense(6, 5, "simplex"), Dense(5, 3, "simplex")), "ce")
+
+
+def test_calibrate_output_minimises_the_cross_entropy_and_keeps_the_argmax():
+    from liftnet.transfer import calibrate_output
+
+    net = mlp("6-9-4")
+    g = torch.Generator().manual_seed(0)
+    params = net.init_params(generator=g)
+    X = torch.randn(200, 6, generator=g, dtype=torch.float32)
+    y = net.predict(params, X)
+    y[:20] = (y[:20] + 1) % 4  # some mistakes, so the best temperature is finite
+    new, tau = calibrate_output(net, params, X, y)
+    assert torch.equal(net.predict(new, X), net.predict(params, X))
+
+    def ce(t):
+        return float(torch.nn.functional.cross_entropy(t * net.forward(params, X), y))
+
+    grid = torch.logspace(-3, 4, 400).tolist()
+    assert ce(tau) <= min(ce(t) for t in grid) + 1e-6

@@ -90,3 +90,37 @@ def _activation_name(module: nn.Module) -> str:
 def _copy(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     b = lin.bias if lin.bias is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype)
     return lin.weight.detach().clone(), b.detach().clone()
+
+
+def calibrate_output(
+    net: Network, params: Params, X: torch.Tensor, y: torch.Tensor, *, iters: int = 60
+) -> tuple[Params, float]:
+    """Scale the output layer for a softmax cross-entropy network; argmax is unchanged.
+
+    The lifted network's output layer is fitted to points of the simplex by least squares, so
+    its logits span about [0, 1] and a softmax of them is nearly uniform: a poor starting point
+    for cross-entropy training.  This returns ``params`` with (W_L, b_L) multiplied by the
+    temperature ``tau = argmin_{tau > 0} mean_i CE(y_i, tau * f(x_i))`` (a convex problem in
+    tau, solved by bisection on its derivative over log tau in [1e-3, 1e4]), and ``tau``.
+    """
+    if net.loss != "ce":
+        raise ValueError("calibrate_output applies to cross-entropy networks")
+    logits = net.outputs(params, X).double()
+    y = y.long()
+
+    def slope(tau: float) -> float:  # d/dtau mean CE = mean(sum_k p_k z_k - z_y)
+        p = torch.softmax(tau * logits, dim=1)
+        return float(((p * logits).sum(1) - logits.gather(1, y[:, None]).squeeze(1)).mean())
+
+    lo, hi = -3.0, 4.0  # log10 tau
+    if slope(10**hi) < 0:
+        tau = 10**hi
+    elif slope(10**lo) > 0:
+        tau = 10**lo
+    else:
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if slope(10**mid) < 0 else (lo, mid)
+        tau = 10 ** (0.5 * (lo + hi))
+    W, b = params[-1]
+    return [*params[:-1], (W * tau, b * tau)], tau
