@@ -561,3 +561,18 @@ def test_lipschitz_sym(monkeypatch):
     est = lipschitz_sym(H)
     assert top <= est <= 1.02 * top
     assert lipschitz_sym(torch.zeros(3, 3)) == 0.0
+
+
+def test_gram_stats_reuses_a_precomputed_input_gram():
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    T1, T2 = (torch.randn(40, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    first = gram_stats(X, T1)
+    again = gram_stats(X, T2, xx=first.xx)
+    fresh = gram_stats(X, T2)
+    torch.testing.assert_close(again.xx, fresh.xx)
+    torch.testing.assert_close(again.xt, fresh.xt)
+    again.xx.add_(1.0)  # a copy: the cached matrix is not changed through the result
+    torch.testing.assert_close(first.xx, fresh.xx)
+    with pytest.raises(ValueError, match="xx must be"):
+        gram_stats(X, T2, xx=first.xx[:3, :3])

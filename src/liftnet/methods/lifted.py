@@ -70,6 +70,7 @@ class LiftedState(MethodState):
     acts: list[Tensor] = field(default_factory=list)
     out: Tensor | None = None
     prev: Params | None = None  # (W, b) at the start of the batch, for the proximal term
+    gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
     inner_iterations: int = 0  # box-QP iterations spent in the last step (diagnostics)
 
 
@@ -180,6 +181,7 @@ class Lifted(Method):
     ) -> LiftedState:
         if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
+            state.gram_in = None
             state.prev = None
             if new_batch and state.step > 0 and self.gamma > 0:
                 state.prev = [(W.clone(), b.clone()) for W, b in state.params]
@@ -230,7 +232,10 @@ class Lifted(Method):
         lams = self.lams(net)
         new: Params = []
         for l in range(len(net.layers)):
-            stats = gram_stats(xs[l], self._target(net, l, xs[l], xs[l + 1], *state.params[l]))
+            target = self._target(net, l, xs[l], xs[l + 1], *state.params[l])
+            stats = gram_stats(xs[l], target, xx=state.gram_in if l == 0 else None)
+            if l == 0:  # the inputs do not change while the lifted variables persist
+                state.gram_in = stats.xx
             alpha = self.rho * n / lams[l]
             if state.prev is not None:
                 W0, b0 = state.prev[l]

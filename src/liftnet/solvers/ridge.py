@@ -59,13 +59,17 @@ class GramStats:
         return NotImplemented
 
 
-def gram_stats(X: Tensor, T: Tensor, weight: float = 1.0) -> GramStats:
+def gram_stats(
+    X: Tensor, T: Tensor, weight: float = 1.0, *, xx: Tensor | None = None
+) -> GramStats:
     """Sufficient statistics ``(w Xa^T Xa, w Xa^T T, N)`` with ``Xa = [X, 1]``.
 
     Args:
         X: inputs, shape (N, d_in).
         T: targets, shape (N, d_out), same dtype and device as X.
         weight: scalar w multiplying both matrices (e.g. lam / N of the lifted objective).
+        xx: ``Xa^T Xa`` computed earlier for this X (unweighted), to skip its N d_in^2 work
+            when only the targets changed (e.g. the input layer in full-batch training).
 
     Returns:
         GramStats with ``xx`` (d_in + 1, d_in + 1) and ``xt`` (d_in + 1, d_out), computed
@@ -81,12 +85,18 @@ def gram_stats(X: Tensor, T: Tensor, weight: float = 1.0) -> GramStats:
             f"got {X.dtype}/{X.device} and {T.dtype}/{T.device}"
         )
     n, d = X.shape
-    xx = X.new_empty((d + 1, d + 1))
-    xx[:d, :d] = X.T @ X
-    sx = X.sum(dim=0)
-    xx[:d, d] = sx
-    xx[d, :d] = sx
-    xx[d, d] = n
+    if xx is None:
+        xx = X.new_empty((d + 1, d + 1))
+        xx[:d, :d] = X.T @ X
+        sx = X.sum(dim=0)
+        xx[:d, d] = sx
+        xx[d, :d] = sx
+        xx[d, d] = n
+    elif xx.shape != (d + 1, d + 1):
+        raise ValueError(f"xx must be ({d + 1}, {d + 1}) for X {tuple(X.shape)}, "
+                         f"got {tuple(xx.shape)}")
+    else:
+        xx = xx.clone()
     xt = torch.cat([X.T @ T, T.sum(dim=0, keepdim=True)], dim=0)
     if weight != 1.0:
         xx.mul_(weight)
