@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = t.add_argument_group("method hyperparameters (default: the method's)")
     for name, (typ, owners) in sorted(_method_fields().items()):
         group.add_argument(
-            f"--{name.replace('_', '-')}", dest=f"hp_{name}", default=None,
+            f"--{name.replace('_', '-')}", dest=f"hp_{name}", default=None, metavar=name.upper(),
             type=_bool if typ is bool else typ, help="of " + ", ".join(owners),
         )
     return parser
