@@ -42,6 +42,8 @@ def test_bad_test_data_and_loop_arguments(net):
         fit(Lifted(), net, X, y, epochs=1, X_test=X.double(), y_test=y, progress=False)
     with pytest.raises(ValueError, match="epochs must be >= 0"):
         fit(Lifted(), net, X, y, epochs=-1, progress=False)
+    with pytest.raises(ValueError, match="epochs must be an integer, got '3'"):
+        fit(Lifted(), net, X, y, epochs="3", progress=False)
     with pytest.raises(ValueError, match="batch_size must be an integer"):
         fit(Lifted(), net, X, y, epochs=1, batch_size=2.5, progress=False)
 

@@ -93,6 +93,9 @@ def fit(
         progress: show a progress bar on stderr.
         callback: called after every epoch with the history entry and the state.
     """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size < 0:
@@ -107,9 +110,6 @@ def fit(
                 f"test inputs ({X_test.dtype}, {X_test.device}) must match the training inputs "
                 f"({X.dtype}, {X.device})"
             )
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
