@@ -12,6 +12,8 @@ from liftnet.methods import Method
 FAST = {
     "lifted": {"lam": 1.0},
     "backprop": {"lr": 1e-2},
+    "admm": {"warmup": 2, "beta": 1.0, "gamma": 10.0},
+    "pbcd": {"alpha": 1.0},
 }
 # Hyperparameter values each method must refuse with a ValueError naming the value.
 INVALID = {
@@ -20,17 +22,24 @@ INVALID = {
                {"penalty": "cubic"}],
     "backprop": [{"lr": 0.0}, {"optimizer": "lbfgs"}, {"reduction": "max"},
                  {"weight_decay": -1.0}, {"init": "zeros"}],
+    "admm": [{"beta": 0.0}, {"gamma": -5.0}, {"warmup": -1}, {"multiplier": "sum"},
+             {"bias": "yes"}, {"init": "zeros"}, {"beta": float("inf")}],
+    "pbcd": [{"gamma": 0.0}, {"rho": -1.0}, {"alpha": -5.0}, {"init_std": 0.0},
+             {"bias_init": float("nan")}, {"alpha": "5"}],
 }
-BATCH = {"lifted": [0, 50], "backprop": [50]}
+BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50]}
 CASES = [(key, bs) for key in METHODS for bs in BATCH[key]]
+# (method, batch size, loss) for every loss the method supports
+LOSS_CASES = [(key, bs, loss) for key, bs in CASES for loss in METHODS[key].losses]
 
 
 def test_every_method_is_covered():
     assert set(METHODS) == set(FAST) == set(INVALID) == set(BATCH)
 
 
-def _fit(key, small_data, *, seed=0, epochs=3, batch_size=0, loss="ce"):
+def _fit(key, small_data, *, seed=0, epochs=3, batch_size=0, loss=None):
     Xtr, ytr, Xte, yte = small_data
+    loss = METHODS[key].losses[0] if loss is None else loss
     net = mlp("8-12-3", loss=loss)
     method = get_method(key, **FAST[key])
     res = fit(method, net, Xtr, ytr, epochs=epochs, batch_size=batch_size, seed=seed,
@@ -48,8 +57,7 @@ def test_deterministic_with_seed(key, batch_size, small_data):
     assert not torch.equal(a.state.params[0][0].detach(), c.state.params[0][0].detach())
 
 
-@pytest.mark.parametrize("key,batch_size", CASES)
-@pytest.mark.parametrize("loss", ["ce", "mse"])
+@pytest.mark.parametrize("key,batch_size,loss", LOSS_CASES)
 def test_shapes_history_and_export(key, batch_size, loss, small_data):
     net, res = _fit(key, small_data, batch_size=batch_size, loss=loss)
     net.check_params(res.state.params)
@@ -68,6 +76,53 @@ def test_learns_the_teacher(key, batch_size, small_data):
     _, res = _fit(key, small_data, epochs=15, batch_size=batch_size)
     majority = float(torch.bincount(small_data[1]).max()) / len(small_data[1])  # 0.585 here
     assert res.history[-1]["train_accuracy"] > majority + 0.15
+
+
+@pytest.mark.parametrize("key", [k for k in METHODS if METHODS[k].monotone])
+def test_objective_never_increases_in_full_batch(key, small_data):
+    _, res = _fit(key, small_data, epochs=8, batch_size=0)
+    objectives = [h["objective"] for h in res.history]
+    for before, after in zip(objectives, objectives[1:], strict=False):
+        assert after <= before * (1 + 1e-9) + 1e-12, objectives
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_starts_from_given_weights(key, small_data):
+    Xtr, ytr, _, _ = small_data
+    net = mlp("8-12-3", loss=METHODS[key].losses[0])
+    method = get_method(key, **FAST[key])
+    given = net.init_params(generator=torch.Generator().manual_seed(9), bias=0.05,
+                            dtype=Xtr.dtype)
+    res = fit(method, net, Xtr, ytr, epochs=0, params=given, progress=False)
+    for (W, b), (W0, b0) in zip(res.state.params, given, strict=True):
+        assert torch.equal(W.detach(), W0) and torch.equal(b.detach(), b0)
+        assert W is not W0  # copied: training never writes into the caller's tensors
+    with pytest.raises(ValueError, match="expected W"):
+        fit(method, net, Xtr, ytr, epochs=1, params=given[:1] + [(given[0][0], given[1][1])],
+            progress=False)
+
+
+@pytest.mark.parametrize("key", [k for k in METHODS if METHODS[k].full_batch_only])
+def test_full_batch_methods_refuse_batches(key, small_data):
+    Xtr, ytr, _, _ = small_data
+    net = mlp("8-12-3", loss=METHODS[key].losses[0])
+    with pytest.raises(ValueError, match="full data set only"):
+        fit(get_method(key), net, Xtr, ytr, epochs=1, batch_size=50, progress=False)
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_unsupported_losses_and_activations_are_named(key, small_data):
+    Xtr, ytr, _, _ = small_data
+    cls = METHODS[key]
+    for loss in ("ce", "mse"):
+        if loss not in cls.losses:
+            with pytest.raises(ValueError, match=f"does not support loss '{loss}'"):
+                fit(get_method(key), mlp("8-12-3", loss=loss), Xtr, ytr, epochs=1,
+                    progress=False)
+    if cls.hidden_activations is not None and "tanh" not in cls.hidden_activations:
+        with pytest.raises(ValueError, match="does not support activation 'tanh'"):
+            fit(get_method(key), mlp("8-12-3", activation="tanh", loss=cls.losses[0]), Xtr,
+                ytr, epochs=1, progress=False)
 
 
 @pytest.mark.parametrize("key", list(METHODS))

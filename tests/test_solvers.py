@@ -21,6 +21,7 @@ from liftnet.solvers import (
     project_simplex,
     ridge,
     ridge_from_stats,
+    ridge_operator,
     simplex_ce_prox,
 )
 from liftnet.solvers.simplex import _nu_bracket, _nu_lower_appendix_a, _z_of_nu
@@ -576,3 +577,24 @@ def test_gram_stats_reuses_a_precomputed_input_gram():
     torch.testing.assert_close(first.xx, fresh.xx)
     with pytest.raises(ValueError, match="xx must be"):
         gram_stats(X, T2, xx=first.xx[:3, :3])
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_ridge_operator_reproduces_ridge_from_stats(fit_intercept, alpha):
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    X[:, 2] = 0.0  # a constant-zero feature (MNIST's border pixels): singular when alpha = 0
+    stats = gram_stats(X, X[:, :1])
+    M = ridge_operator(stats.xx, alpha, fit_intercept=fit_intercept)
+    m = 7 if fit_intercept else 6
+    for seed in range(3):
+        T = torch.randn(40, 3, generator=torch.Generator().manual_seed(seed), dtype=X.dtype)
+        s = gram_stats(X, T)
+        W, b = ridge_from_stats(s, alpha, fit_intercept=fit_intercept)
+        theta = M @ s.xt[:m]
+        torch.testing.assert_close(theta[:6].T, W)
+        if fit_intercept:
+            torch.testing.assert_close(theta[6], b)
+    with pytest.raises(ValueError, match="alpha"):
+        ridge_operator(stats.xx, -1.0)

@@ -21,7 +21,7 @@ import torch
 from . import data as datamod
 from .graph import mlp, parse_arch
 from .methods import METHODS, Lifted, get_method, lifted_predict
-from .results import save_model, versions, write_json
+from .results import load_model, save_model, versions, write_json
 from .training import fit
 
 
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=None,
                    help="0 = the full data set; default: the method's")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init-from", default=None, metavar="FILE",
+                   help="start from the weights of a saved liftnet model (--save), e.g. lifted "
+                        "weights as initialisation of back-propagation (paper 004 Table 1)")
     t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     t.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     t.add_argument("--lifted-rule", action="store_true",
@@ -118,6 +121,16 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
                 f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
             )
     net = mlp(sizes, activation=args.activation, loss=args.loss)
+    init_params = None
+    if args.init_from:
+        saved, init_params, _ = load_model(args.init_from)
+        if saved.sizes != net.sizes or [la.activation for la in saved.layers[:-1]] != [
+                la.activation for la in net.layers[:-1]]:
+            raise ValueError(
+                f"--init-from {args.init_from}: the saved model is {saved.spec} with hidden "
+                f"activations {[la.activation for la in saved.layers[:-1]]}, but this run trains "
+                f"{net.spec} with {args.activation}"
+            )
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     torch.manual_seed(args.seed)
@@ -125,6 +138,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     res = fit(
         method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
         seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
+        params=init_params,
     )
     wall = time.perf_counter() - t0
     last = res.history[-1] if res.history else {}
@@ -137,7 +151,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "activation": args.activation, "loss": args.loss, "epochs": epochs,
             "batch_size": batch_size, "seed": args.seed, "n_train": len(ds.X_train),
             "n_test": len(ds.X_test), "standardize": args.standardize,
-            "device": str(device), "dtype": args.dtype, "versions": versions(),
+            "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
+            "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
         "test_accuracy": last.get("test_accuracy"),

@@ -90,17 +90,20 @@ class Network:
         generator: torch.Generator | None = None,
         scheme: str = "xavier",
         bias: float = 0.0,
+        std: float | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> Params:
-        """Random parameters: ``scheme`` in ``normal`` (N(0, 0.1), paper 004 Table 1), ``xavier``
-        (Glorot uniform), ``variance_scaling`` (He normal, N(0, 2 / fan_in)); biases ``bias``."""
+        """Random parameters: ``scheme`` in ``normal`` (N(0, std^2), std defaulting to sqrt(0.1)
+        as in paper 004 Table 1), ``xavier`` (Glorot uniform), ``variance_scaling`` (He normal,
+        N(0, 2 / fan_in)); biases ``bias``."""
+        sd = 0.1**0.5 if std is None else float(std)
         params: Params = []
         for layer in self.layers:
             fan_in, fan_out = layer.in_features, layer.out_features
             shape = (fan_out, fan_in)
             if scheme == "normal":
-                W = torch.randn(shape, generator=generator, dtype=dtype) * 0.1**0.5
+                W = torch.randn(shape, generator=generator, dtype=dtype) * sd
             elif scheme == "xavier":
                 a = (6.0 / (fan_in + fan_out)) ** 0.5
                 W = (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * a

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .graph import Network
+from .graph import Network, Params
 from .methods.base import Method, MethodState
 from .metrics import accuracy, targets_for
 
@@ -74,6 +74,7 @@ def fit(
     X_test: Tensor | None = None,
     y_test: Tensor | None = None,
     state: MethodState | None = None,
+    params: Params | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
 ) -> FitResult:
@@ -90,6 +91,8 @@ def fit(
         seed: seeds the initialisation and the batch order.
         X_test, y_test: optional test set, evaluated after every epoch.
         state: resume from this state instead of ``method.init_state``.
+        params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
+            method's random initialisation; ignored when ``state`` is given.
         progress: show a progress bar on stderr.
         callback: called after every epoch with the history entry and the state.
     """
@@ -113,12 +116,17 @@ def fit(
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
+    if method.full_batch_only and not full:
+        raise ValueError(
+            f"{type(method).__name__} trains on the full data set only; use batch_size=0 "
+            f"(got {batch_size} for {n} samples)"
+        )
     bs = n if full else batch_size
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     if state is None:
-        state = method.init_state(net, X, Y, generator=gen)
+        state = method.init_state(net, X, Y, generator=gen, params=params)
     result = FitResult(state=state)
     n_batches = 1 if full else math.ceil(n / bs)
     bar = _progress(epochs * n_batches, f"{method.key} {net.spec}", progress)
@@ -130,7 +138,9 @@ def fit(
             for i in range(n_batches):
                 if full:
                     Xb, Yb = X, Y
-                    new_batch = state.step == 0 or getattr(state, "out", None) is None
+                    # the lifted variables persist across epochs; a method re-initialises them
+                    # itself when it has none for this data (e.g. a state from other weights)
+                    new_batch = state.step == 0
                 else:
                     idx = order[i * bs : (i + 1) * bs]
                     Xb, Yb = X[idx], Y[idx]

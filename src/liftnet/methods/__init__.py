@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from .admm import ADMM, ADMMState
 from .backprop import Backprop, BackpropState
 from .base import Method, MethodState
 from .lifted import Lifted, LiftedState, lifted_predict
+from .pbcd import PBCD, PBCDState
 
-METHODS: dict[str, type[Method]] = {cls.key: cls for cls in (Lifted, Backprop)}
+METHODS: dict[str, type[Method]] = {cls.key: cls for cls in (Lifted, Backprop, ADMM, PBCD)}
 
 
 def get_method(key: str, **hyperparameters) -> Method:
@@ -19,6 +21,6 @@ def get_method(key: str, **hyperparameters) -> Method:
 
 
 __all__ = [
-    "METHODS", "Backprop", "BackpropState", "Lifted", "LiftedState", "Method", "MethodState",
-    "get_method", "lifted_predict",
+    "ADMM", "ADMMState", "METHODS", "PBCD", "Backprop", "BackpropState", "Lifted", "LiftedState",
+    "Method", "MethodState", "PBCDState", "get_method", "lifted_predict",
 ]

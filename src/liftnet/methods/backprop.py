@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..graph import Network, Params
-from .base import Method, MethodState, check_positive
+from .base import INIT_SCHEMES, Method, MethodState, check_choice, check_positive, start_params
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -50,29 +50,28 @@ class Backprop(Method):
     default_epochs: ClassVar[int] = 10
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction must be mean or sum, got {self.reduction!r}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("reduction", self.reduction, ("mean", "sum"))
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         if isinstance(self.bias_init, bool) or not isinstance(self.bias_init, (int, float)) \
                 or not math.isfinite(self.bias_init):
             raise ValueError(f"bias_init must be a finite number, got {self.bias_init!r}")
-        if self.init not in ("xavier", "normal", "variance_scaling"):
-            raise ValueError(
-                f"init must be xavier, normal or variance_scaling, got {self.init!r}"
-            )
+        check_choice("init", self.init, INIT_SCHEMES)
 
     def init_state(
-        self, net: Network, X: Tensor, Y: Tensor, *, generator: torch.Generator | None = None
+        self,
+        net: Network,
+        X: Tensor,
+        Y: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        params: Params | None = None,
     ) -> BackpropState:
         self.check_network(net)
-        params = net.init_params(
-            generator=generator, scheme=self.init, bias=self.bias_init, dtype=X.dtype,
-            device=X.device,
-        )
-        return self.state_from_params(params)
+        return self.state_from_params(start_params(
+            net, X, params, generator=generator, scheme=self.init, bias=self.bias_init
+        ))
 
     def state_from_params(self, params: Params) -> BackpropState:
         """A fresh state starting from given weights (e.g. lifted weights as initialisation)."""

@@ -47,6 +47,11 @@ class Method(ABC):
     default_batch_size: ClassVar[int] = 0
     #: default number of epochs (passes over the training set)
     default_epochs: ClassVar[int] = 10
+    #: every step exactly minimises its blocks, so in full-batch training the objective never
+    #: increases from one step to the next (checked by the contract tests)
+    monotone: ClassVar[bool] = False
+    #: the method's algorithm is defined on the full data set only (``fit`` refuses batches)
+    full_batch_only: ClassVar[bool] = False
 
     def check_network(self, net: Network) -> None:
         """Capabilities checked in one place, with errors that name the class."""
@@ -67,9 +72,17 @@ class Method(ABC):
 
     @abstractmethod
     def init_state(
-        self, net: Network, X: Tensor, Y: Tensor, *, generator: torch.Generator | None = None
+        self,
+        net: Network,
+        X: Tensor,
+        Y: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        params: Params | None = None,
     ) -> MethodState:
-        """Initial iterates for training ``net`` on inputs X (N, d_0) and targets Y (N, d_out)."""
+        """Initial iterates for training ``net`` on inputs X (N, d_0) and targets Y (N, d_out),
+        starting from the weights ``params`` when given (e.g. a saved model: lifted weights as
+        initialisation) and from the method's random initialisation otherwise."""
 
     @abstractmethod
     def step(
@@ -82,6 +95,32 @@ class Method(ABC):
         """The method's training objective at ``state`` on the batch ``(X, Y)``."""
 
 
+def start_params(
+    net: Network,
+    X: Tensor,
+    params: Params | None,
+    *,
+    generator: torch.Generator | None,
+    scheme: str,
+    bias: float = 0.0,
+    std: float | None = None,
+) -> Params:
+    """Copies of ``params`` (checked against ``net``) on X's device and dtype, or, when None,
+    a random initialisation by ``net.init_params``."""
+    if params is None:
+        return net.init_params(generator=generator, scheme=scheme, bias=bias, std=std,
+                               dtype=X.dtype, device=X.device)
+    net.check_params(params)
+    out: Params = []
+    for l, (W, b) in enumerate(params):
+        W = W.detach().to(device=X.device, dtype=X.dtype).clone()
+        b = b.detach().to(device=X.device, dtype=X.dtype).clone()
+        if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
+            raise ValueError(f"initial parameters of layer {l} contain NaN or infinite values")
+        out.append((W, b))
+    return out
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0) for anything but a
     finite real number in range (NaN, inf, strings and booleans included)."""
@@ -91,6 +130,15 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
     bad = value < 0 if allow_zero else value <= 0
     if bad or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number {want}, got {value}")
+
+
+INIT_SCHEMES = ("xavier", "normal", "variance_scaling")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def check_int(name: str, value: int, minimum: int) -> None:

@@ -57,7 +57,15 @@ from ..solvers import (
     ridge_from_stats,
     simplex_ce_prox,
 )
-from .base import Method, MethodState, check_int, check_positive
+from .base import (
+    INIT_SCHEMES,
+    Method,
+    MethodState,
+    check_choice,
+    check_int,
+    check_positive,
+    start_params,
+)
 
 BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
 PENALTIES = ("shifted", "squared")
@@ -102,6 +110,7 @@ class Lifted(Method):
     max_inner: int = 300
 
     key: ClassVar[str] = "lifted"
+    monotone: ClassVar[bool] = True
     hidden_activations: ClassVar[tuple[str, ...]] = BOX_ACTIVATIONS
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 40
@@ -113,14 +122,10 @@ class Lifted(Method):
         check_positive("rho", self.rho, allow_zero=True)
         check_positive("gamma", self.gamma, allow_zero=True)
         check_positive("tol", self.tol)
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
+        check_choice("penalty", self.penalty, PENALTIES)
         check_int("sweeps", self.sweeps, 1)
         check_int("max_inner", self.max_inner, 1)
-        if self.init not in ("xavier", "normal", "variance_scaling"):
-            raise ValueError(
-                f"init must be xavier, normal or variance_scaling, got {self.init!r}"
-            )
+        check_choice("init", self.init, INIT_SCHEMES)
 
     def lams(self, net: Network) -> list[float]:
         """Penalty weights [lam_1, ..., lam_{L+1}] of the links X_l ~ sigma(U_{l-1})."""
@@ -129,13 +134,17 @@ class Lifted(Method):
 
     # ------------------------------------------------------------------ state
     def init_state(
-        self, net: Network, X: Tensor, Y: Tensor, *, generator: torch.Generator | None = None
+        self,
+        net: Network,
+        X: Tensor,
+        Y: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        params: Params | None = None,
     ) -> LiftedState:
         self.check_network(net)
-        params = net.init_params(
-            generator=generator, scheme=self.init, dtype=X.dtype, device=X.device
-        )
-        return LiftedState(params=params)
+        return LiftedState(params=start_params(net, X, params, generator=generator,
+                                               scheme=self.init))
 
     def _forward_init(self, net: Network, state: LiftedState, X: Tensor) -> None:
         """Lifted variables re-initialised by a forward pass (new batch)."""

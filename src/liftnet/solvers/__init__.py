@@ -4,13 +4,15 @@
 * :mod:`.nnls` -- box-constrained QPs / NNLS with one shared matrix (paper 004 (13)).
 * :mod:`.simplex` -- simplex projection and the cross-entropy prox of Appendix A (15)/(16).
 * :mod:`.pgd` -- a small accelerated projected-gradient routine.
+* :mod:`.prox` -- closed-form proximal maps of the splitting methods (ReLU, linear layer).
 """
 
 from __future__ import annotations
 
 from .nnls import QPResult, box_qp, nnls
 from .pgd import APGResult, apg, lipschitz_sym
-from .ridge import GramStats, gram_stats, ridge, ridge_from_stats
+from .prox import linear_prox, relu_prox
+from .ridge import GramStats, gram_stats, ridge, ridge_from_stats, ridge_operator
 from .simplex import project_simplex, simplex_ce_prox
 
 __all__ = [
@@ -20,10 +22,13 @@ __all__ = [
     "apg",
     "box_qp",
     "gram_stats",
+    "linear_prox",
     "lipschitz_sym",
     "nnls",
     "project_simplex",
+    "relu_prox",
     "ridge",
     "ridge_from_stats",
+    "ridge_operator",
     "simplex_ce_prox",
 ]

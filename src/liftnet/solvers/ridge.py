@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["GramStats", "gram_stats", "ridge", "ridge_from_stats"]
+__all__ = ["GramStats", "gram_stats", "ridge", "ridge_from_stats", "ridge_operator"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,6 +171,28 @@ def ridge_from_stats(
     W = theta[:d].T.to(dtype).contiguous()
     b = theta[d].to(dtype) if fit_intercept else xt.new_zeros(d_out)
     return W, b
+
+
+def ridge_operator(xx: Tensor, alpha: float, *, fit_intercept: bool = True) -> Tensor:
+    """The linear map from targets to the ridge solution for one fixed design.
+
+    Return M, float64 of shape (d_in + 1, d_in + 1) (or (d_in, d_in) without intercept), such
+    that for every ``stats`` with ``stats.xx == xx``, ``theta = M @ stats.xt[:m]`` (m = d_in + 1,
+    or d_in) is ``[W b]^T`` of ``ridge_from_stats(stats, alpha, fit_intercept=...)`` without
+    proximal term (minimum-norm when singular).  For methods that solve many least-squares
+    problems with the same inputs (Taylor et al.'s W_1 <- z_1 pinv(X)), so the d^3 work (a
+    pseudo-inverse when X is rank-deficient, as MNIST's constant pixels make it) is done once.
+    """
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if xx.ndim != 2 or xx.shape[0] != xx.shape[1]:
+        raise ValueError(f"xx must be square (d_in+1, d_in+1), got {tuple(xx.shape)}")
+    d = xx.shape[0] - 1
+    m = d + 1 if fit_intercept else d
+    A = xx[:m, :m].to(torch.float64).clone()
+    A.diagonal()[:d] += alpha
+    rel = torch.finfo(xx.dtype).eps if alpha == 0 else torch.finfo(torch.float64).eps
+    return _solve_psd(A, torch.eye(m, dtype=torch.float64, device=xx.device), rel)
 
 
 def ridge(

@@ -1,0 +1,76 @@
+"""ADMM of Taylor et al.: every closed-form update satisfies its optimality condition."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from liftnet import fit, get_method, mlp
+from liftnet.metrics import targets_for
+
+
+def _grid_min(f, lo=-8.0, hi=8.0, n=160001):
+    u = torch.linspace(lo, hi, n, dtype=torch.float64)
+    return f(u).min()
+
+
+@pytest.mark.parametrize("multiplier", ["augmented", "bregman", "assign"])
+def test_one_iteration_satisfies_every_block_optimality_condition(multiplier, small_data):
+    X, y = small_data[0], small_data[1]
+    net = mlp("8-12-3", loss="mse")
+    method = get_method("admm", multiplier=multiplier, warmup=1, beta=2.0, gamma=3.0)
+    res = fit(method, net, X, y, epochs=3, progress=False)  # past warm-up: lam != 0
+    old = copy.deepcopy(res.state)
+    assert old.lam.abs().max() > 0
+    Y = targets_for(net, y, X.dtype)
+    new = method.step(net, res.state, X, Y, new_batch=False)
+    beta, gamma = method.beta, method.gamma
+    (W1, b1), (W2, b2) = new.params
+    (_, _), (W2o, b2o) = old.params
+    ones = torch.ones(len(X), 1, dtype=X.dtype)
+    shift = old.lam / beta if multiplier == "augmented" else 0.0
+    # W_1 <- z_1 pinv(X): normal equations of least squares with an intercept
+    Xa = torch.cat([X, ones], 1)
+    torch.testing.assert_close(Xa.T @ (X @ W1.T + b1 - old.z[0]), torch.zeros(9, 12,
+                               dtype=X.dtype), atol=1e-9, rtol=0)
+    # a_1: beta (a W_2^T + b_2 - z_2 - shift) W_2 + gamma (a - relu(z_1)) = 0 (old W_2, z)
+    a1 = new.a[0]
+    grad = beta * (a1 @ W2o.T + b2o - old.z[1] - shift) @ W2o + gamma * (a1 - torch.relu(old.z[0]))
+    assert grad.abs().max() < 1e-9
+    # z_1: entry-wise global minimum of gamma/2 (a - relu(z))^2 + beta/2 (z - m)^2
+    m1 = X @ W1.T + b1
+    for i, j in [(0, 0), (3, 5), (7, 11), (10, 2), (42, 7)]:
+        a, m, z = float(a1[i, j]), float(m1[i, j]), new.z[0][i, j]
+        f = lambda u, a=a, m=m: gamma / 2 * (a - torch.relu(u)) ** 2 + beta / 2 * (u - m) ** 2  # noqa: E731
+        assert float(f(z.reshape(1))) <= float(_grid_min(f)) + 1e-7
+    # W_2: least squares of z_2 (+ lam / beta when the multiplier is coupled) on a_1
+    Aa = torch.cat([a1, ones], 1)
+    resid = a1 @ W2.T + b2 - old.z[1] - shift
+    assert (Aa.T @ resid).abs().max() < 1e-8
+    # z_L: (z - Y) + lam + beta (z - m) = 0 with the multiplier before its update
+    m2 = a1 @ W2.T + b2
+    zL = new.z[1]
+    torch.testing.assert_close(zL - Y + old.lam + beta * (zL - m2), torch.zeros_like(zL),
+                               atol=1e-10, rtol=0)
+    # the multiplier: accumulated, or assigned by the public reimplementation
+    expected = beta * (zL - m2) + (0 if multiplier == "assign" else old.lam)
+    torch.testing.assert_close(new.lam, expected)
+
+
+def test_warmup_keeps_the_multiplier_at_zero(small_data):
+    X, y = small_data[0], small_data[1]
+    res = fit(get_method("admm", warmup=4), mlp("8-12-3", loss="mse"), X, y, epochs=4,
+              progress=False)
+    assert torch.count_nonzero(res.state.lam) == 0
+    res = fit(get_method("admm", warmup=4), mlp("8-12-3", loss="mse"), X, y, epochs=5,
+              progress=False)
+    assert torch.count_nonzero(res.state.lam) > 0
+
+
+def test_without_bias_the_biases_stay_zero(small_data):
+    X, y = small_data[0], small_data[1]
+    res = fit(get_method("admm", bias=False), mlp("8-12-6-3", loss="mse"), X, y, epochs=4,
+              progress=False)
+    assert all(torch.count_nonzero(b) == 0 for _, b in res.state.params)
