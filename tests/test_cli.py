@@ -40,6 +40,11 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
     (["--method", "backprop", "--lam", "1"], "--lam is not a hyperparameter of method backprop"),
     (["--epochs", "-2"], "epochs must be >= 0"),
     (["--n-train", "0"], "n_train"),
+    (["--method", "admm", "--loss", "ce"], "ADMM does not support loss 'ce'"),
+    (["--method", "admm", "--loss", "mse", "--batch-size", "100"], "full data set only"),
+    (["--method", "pbcd", "--loss", "mse", "--multiplier", "bregman"],
+     "--multiplier is not a hyperparameter of method pbcd"),
+    (["--init-from", "/nonexistent/model.pt"], "no saved model at /nonexistent/model.pt"),
 ])
 def test_bad_input_gets_a_clear_error(argv, message, capsys):
     assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
@@ -79,3 +84,36 @@ def test_damaged_model_file_gets_a_clear_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError):
         load_model(path)
+
+
+def test_init_from_a_saved_lifted_model(tmp_path, capsys):
+    model = tmp_path / "lifted.pt"
+    assert main(["train", "--method", "lifted", "--arch", "64-40-10", "--epochs", "2",
+                 "--quiet", "--save", str(model)]) == 0
+    net, params, _ = load_model(model)
+    from liftnet.data import load_dataset
+
+    ds = load_dataset("digits")
+    lifted_acc = float((net.predict(params, ds.X_test) == ds.y_test).double().mean())
+    # back-propagation with a vanishing learning rate keeps the lifted weights' accuracy
+    out = tmp_path / "bp.json"
+    assert main(["train", "--method", "backprop", "--arch", "64-40-10", "--epochs", "1",
+                 "--lr", "1e-12", "--optimizer", "sgd", "--quiet", "--init-from", str(model),
+                 "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["init_from"] == str(model)
+    assert rec["test_accuracy"] == pytest.approx(lifted_acc)
+    assert main(["train", "--method", "backprop", "--arch", "64-30-10", "--quiet",
+                 "--init-from", str(model)]) == 2
+    assert "the saved model is 64-40-10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["admm", "pbcd"])
+def test_splitting_baselines_run_from_the_cli(method, tmp_path):
+    out = tmp_path / "run.json"
+    assert main(["train", "--method", method, "--loss", "mse", "--arch", "64-40-10",
+                 "--epochs", "12", "--batch-size", "0", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["method"] == method and rec["config"]["batch_size"] == 0
+    assert len(rec["history"]) == 12
+    assert rec["test_accuracy"] > 0.3  # 10 classes: chance is 0.1

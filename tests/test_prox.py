@@ -85,3 +85,26 @@ def test_linear_prox_float32_and_limits():
         linear_prox(T, W, P, rho=1.0, gamma=0.0)
     with pytest.raises(ValueError, match="shapes do not agree"):
         linear_prox(T, W.T, P, rho=1.0, gamma=1.0)
+
+
+@pytest.mark.parametrize("d_out,d_in", [(10, 300), (300, 300), (3, 10)])
+def test_linear_prox_is_accurate_for_large_weights_and_consistent_targets(d_out, d_in):
+    # T nearly P_true W^T + b with large W: a normal-equations right-hand side would cancel
+    g = torch.Generator().manual_seed(d_out + d_in)
+    n, rho, gamma = 40, 1.0, 1.0
+    W = torch.randn(d_out, d_in, generator=g, dtype=torch.float64) * 100
+    b = torch.randn(d_out, generator=g, dtype=torch.float64) * 100
+    P = torch.randn(n, d_in, generator=g, dtype=torch.float64)
+    T = (P + 0.01 * torch.randn(n, d_in, generator=g, dtype=torch.float64)) @ W.T + b
+
+    def objective(V):
+        V = V.double()
+        return float(rho / 2 * ((V @ W.T + b - T) ** 2).sum() + gamma / 2 * ((V - P) ** 2).sum())
+
+    A = rho * W.T @ W + gamma * torch.eye(d_in, dtype=torch.float64)
+    best = objective(torch.linalg.solve(A, (rho * (T - b) @ W + gamma * P).T).T)
+    for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-2)):
+        V = linear_prox(T.to(dtype), W.to(dtype), P.to(dtype), rho=rho, gamma=gamma,
+                        b=b.to(dtype))
+        assert objective(V) <= best * (1 + tol) + tol, (dtype, objective(V), best)
+        assert objective(V) <= objective(P)  # never worse than not moving

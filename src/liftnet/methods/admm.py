@@ -54,6 +54,7 @@ from .base import (
     check_choice,
     check_int,
     check_positive,
+    data_key,
     start_params,
 )
 
@@ -69,6 +70,7 @@ class ADMMState(MethodState):
     a: list[Tensor] = field(default_factory=list)
     lam: Tensor | None = None
     solve_in: Tensor | None = None  # least-squares operator of the inputs X (cached)
+    solve_key: tuple | None = None  # data_key of the X that solve_in belongs to
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,6 @@ class ADMM(Method):
         state.z = pre
         state.a = acts
         state.lam = torch.zeros_like(pre[-1])
-        state.solve_in = None
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: ADMMState, X: Tensor, Y: Tensor) -> float:
@@ -164,6 +165,8 @@ class ADMM(Method):
     ) -> ADMMState:
         if new_batch or not state.z or state.z[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
+        if state.solve_key != data_key(X):
+            state.solve_in, state.solve_key = None, data_key(X)
         beta, gamma = self.beta, self.gamma
         z, a, lam, params = state.z, state.a, state.lam, state.params
         L = len(net.layers)
@@ -209,5 +212,5 @@ def _apply(M: Tensor, X: Tensor, T: Tensor, bias: bool) -> tuple[Tensor, Tensor]
     theta = (M @ xt.to(torch.float64)).to(X.dtype)
     d = X.shape[1]
     W = theta[:d].T.contiguous()
-    b = theta[d] if bias else T.new_zeros(T.shape[1])
+    b = theta[d].clone() if bias else T.new_zeros(T.shape[1])
     return W, b

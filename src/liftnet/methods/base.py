@@ -132,6 +132,12 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
         raise ValueError(f"{name} must be a finite number {want}, got {value}")
 
 
+def data_key(X: Tensor) -> tuple:
+    """Identifies the tensor X (storage, shape, dtype, device, in-place version), so that
+    quantities cached from the inputs (Gram matrices) are dropped when the data change."""
+    return (X.data_ptr(), tuple(X.shape), X.dtype, str(X.device), X._version)
+
+
 INIT_SCHEMES = ("xavier", "normal", "variance_scaling")
 
 

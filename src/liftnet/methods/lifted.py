@@ -64,6 +64,7 @@ from .base import (
     check_choice,
     check_int,
     check_positive,
+    data_key,
     start_params,
 )
 
@@ -79,6 +80,7 @@ class LiftedState(MethodState):
     out: Tensor | None = None
     prev: Params | None = None  # (W, b) at the start of the batch, for the proximal term
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
+    gram_key: tuple | None = None  # data_key of the X that gram_in belongs to
     inner_iterations: int = 0  # box-QP iterations spent in the last step (diagnostics)
 
 
@@ -190,10 +192,11 @@ class Lifted(Method):
     ) -> LiftedState:
         if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
-            state.gram_in = None
             state.prev = None
             if new_batch and state.step > 0 and self.gamma > 0:
                 state.prev = [(W.clone(), b.clone()) for W, b in state.params]
+        if state.gram_key != data_key(X):
+            state.gram_in, state.gram_key = None, data_key(X)
         inner = 0
         for _ in range(self.sweeps):
             inner += self._x_steps(net, state, X, Y)

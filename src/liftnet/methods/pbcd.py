@@ -8,8 +8,8 @@ batch as in the authors' code (so that gamma, rho and alpha keep their published
 
 with sigma = ReLU on the hidden layers and the identity on the output layer (V_L ~ U_L), and a
 squared loss on one-hot labels.  Every block is minimised exactly with a proximal term
-alpha/2 ||. - ._old||^2 (on W, b, every U and the output V_L; the hidden V have none, as in the
-authors' code), one backward sweep per step::
+alpha/2 ||. - ._old||^2 (on W, b, the hidden U and the output V_L; U_L and the hidden V have
+none, as in the authors' code), one backward sweep per step::
 
     V_L <- (Y + gamma U_L + alpha V_L) / (1 + gamma + alpha)
     U_L <- (gamma V_L + rho (V_{L-1} W_L^T + b_L)) / (gamma + rho)
@@ -40,7 +40,7 @@ from torch import Tensor
 
 from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats
-from .base import Method, MethodState, check_positive, start_params
+from .base import Method, MethodState, check_positive, data_key, start_params
 
 
 def _sqnorm(T: Tensor) -> float:
@@ -58,6 +58,7 @@ class PBCDState(MethodState):
     U: list[Tensor] = field(default_factory=list)
     V: list[Tensor] = field(default_factory=list)
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
+    gram_key: tuple | None = None  # data_key of the X that gram_in belongs to
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ class PBCD(Method):
     ) -> PBCDState:
         if new_batch or not state.U or state.U[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
-            state.gram_in = None
+        if state.gram_key != data_key(X):
+            state.gram_in, state.gram_key = None, data_key(X)
         g, r, a = self.gamma, self.rho, self.alpha
         U, V, params = state.U, state.V, state.params
         L = len(net.layers)

@@ -54,12 +54,16 @@ def linear_prox(
     """Return ``argmin_V rho/2 ||V W^T + b - T||_F^2 + gamma/2 ||V - P||_F^2``.
 
     T (N, d_out), W (d_out, d_in), P (N, d_in), b (d_out,) or None, V (N, d_in); rho >= 0,
-    gamma > 0.  The normal equations ``V (rho W^T W + gamma I) = rho (T - b) W + gamma P`` are
-    solved with the d_in x d_in inverse formed once in float64 (Cholesky), or, when the layer
-    narrows (2 d_out < d_in), through the Woodbury identity
-    ``(rho W^T W + gamma I)^-1 = (I - W^T (gamma/rho I + W W^T)^-1 W) / gamma``, which costs
-    O(N d_in d_out) instead of O(N d_in^2).  This is the activation update of Taylor et al.
-    (a_l) and of Zeng et al. (V_{i-1}).
+    gamma > 0.  Written as a correction of the prior P, so that nothing large cancels when T is
+    nearly P W^T + b or W is large::
+
+        V = P + R M,   R = T - b - P W^T,   M = rho W (rho W^T W + gamma I)^-1
+                                              = (W W^T + gamma/rho I)^-1 W,
+
+    with the small matrix M (d_out, d_in) formed in float64 by Cholesky of whichever of the two
+    Gram matrices is smaller (the second form is the Woodbury identity).  Two GEMMs of
+    N d_in d_out flops.  This is the activation update of Taylor et al. (a_l) and of Zeng et al.
+    (V_{i-1}).
     """
     if not gamma > 0 or not rho >= 0:
         raise ValueError(f"linear_prox needs gamma > 0 and rho >= 0, got gamma={gamma}, rho={rho}")
@@ -70,18 +74,15 @@ def linear_prox(
     d_out, d_in = W.shape
     if rho == 0:
         return P.clone()
-    base = P * gamma
-    if b is not None:
-        base.sub_(rho * (b @ W))
-    rhs = torch.addmm(base, T, W, alpha=rho)  # rho (T - b) W + gamma P
-    del base
     W64 = W.to(torch.float64)
-    if 2 * d_out < d_in:
+    if d_out <= d_in:
         K = W64 @ W64.T
         K.diagonal().add_(gamma / rho)
-        MW = torch.cholesky_solve(W64, torch.linalg.cholesky(K)).to(W.dtype)  # (d_out, d_in)
-        return torch.addmm(rhs, rhs @ W.T, MW, alpha=-1.0).div_(gamma)
-    A = rho * (W64.T @ W64)
-    A.diagonal().add_(gamma)
-    A_inv = torch.cholesky_inverse(torch.linalg.cholesky(A)).to(W.dtype)
-    return rhs @ A_inv
+        M = torch.cholesky_solve(W64, torch.linalg.cholesky(K))
+    else:
+        A = W64.T @ W64
+        A.diagonal().add_(gamma / rho)
+        M = torch.cholesky_solve(W64.T, torch.linalg.cholesky(A)).T
+    R = T - b if b is not None else T.clone()
+    R = torch.addmm(R, P, W.T, alpha=-1.0)  # residual T - b - P W^T
+    return torch.addmm(P, R, M.to(W.dtype))

@@ -169,7 +169,7 @@ def ridge_from_stats(
     rel = torch.finfo(dtype).eps if alpha == 0 and gamma == 0 else torch.finfo(torch.float64).eps
     theta = _solve_psd(A, B, rel)
     W = theta[:d].T.to(dtype).contiguous()
-    b = theta[d].to(dtype) if fit_intercept else xt.new_zeros(d_out)
+    b = theta[d].to(dtype).clone() if fit_intercept else xt.new_zeros(d_out)  # not a view
     return W, b
 
 
