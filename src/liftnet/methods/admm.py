@@ -42,8 +42,8 @@ So what makes the accumulated multiplier stable is to put it into every block it
 the same runs ``augmented`` and ``assign`` both jump once, within one iteration, to about 0.91
 test accuracy (iteration 307 for ``augmented``; 0.892 and 0.908 at 400), while the Lagrangian
 spikes and then falls again; the least-squares W-steps switch there from a Cholesky solve to the
-pseudo-inverse of a numerically singular Gram matrix of the hidden activations (see the issue
-notes), so the final accuracy depends on that cut-off.
+pseudo-inverse of a numerically singular Gram matrix of the hidden activations (diagnosed in
+``benchmarks/README.md``), so the final accuracy depends on that cut-off.
 The benchmark ``benchmarks/admm_multiplier.py`` runs the three side by side.
 """
 
