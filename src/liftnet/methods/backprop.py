@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -11,7 +10,15 @@ import torch
 from torch import Tensor
 
 from ..graph import Network, Params
-from .base import INIT_SCHEMES, Method, MethodState, check_choice, check_positive, start_params
+from .base import (
+    INIT_SCHEMES,
+    Method,
+    MethodState,
+    check_choice,
+    check_finite,
+    check_positive,
+    start_params,
+)
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 
@@ -54,9 +61,7 @@ class Backprop(Method):
         check_choice("reduction", self.reduction, ("mean", "sum"))
         check_positive("lr", self.lr)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        if isinstance(self.bias_init, bool) or not isinstance(self.bias_init, (int, float)) \
-                or not math.isfinite(self.bias_init):
-            raise ValueError(f"bias_init must be a finite number, got {self.bias_init!r}")
+        check_finite("bias_init", self.bias_init)
         check_choice("init", self.init, INIT_SCHEMES)
 
     def init_state(

@@ -132,6 +132,12 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
         raise ValueError(f"{name} must be a finite number {want}, got {value}")
 
 
+def check_finite(name: str, value: float) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite real number (booleans refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 def data_key(X: Tensor) -> tuple:
     """Identifies the tensor X (storage, shape, dtype, device, in-place version), so that
     quantities cached from the inputs (Gram matrices) are dropped when the data change."""

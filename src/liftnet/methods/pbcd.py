@@ -31,7 +31,6 @@ computed once in full-batch mode).  Cost per step about 10 N d^2 flops per d x d
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -40,7 +39,7 @@ from torch import Tensor
 
 from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats
-from .base import Method, MethodState, check_positive, data_key, start_params
+from .base import Method, MethodState, check_finite, check_positive, data_key, start_params
 
 
 def _sqnorm(T: Tensor) -> float:
@@ -91,9 +90,7 @@ class PBCD(Method):
         check_positive("rho", self.rho)
         check_positive("alpha", self.alpha, allow_zero=True)
         check_positive("init_std", self.init_std)
-        if isinstance(self.bias_init, bool) or not isinstance(self.bias_init, (int, float)) \
-                or not math.isfinite(self.bias_init):
-            raise ValueError(f"bias_init must be a finite number, got {self.bias_init!r}")
+        check_finite("bias_init", self.bias_init)
 
     # ------------------------------------------------------------------ state
     def init_state(
