@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import data as datamod
-from .graph import mlp, parse_arch
+from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .results import load_model, save_model, versions, write_json
 from .training import fit
@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network and write its results (the default)")
     t.add_argument("--method", default="lifted", choices=sorted(METHODS))
     t.add_argument("--arch", default="auto",
-                   help="widths joined by '-', e.g. 784-300-10; 'auto' = <inputs>-300-<classes>")
+                   help="widths joined by '-', e.g. 784-300-10; 'auto' = <inputs>-300-<classes>;"
+                        " 'lenet5'; convolutions: 1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-10"
+                        " (input CxHxW, conv<C>k<k>[p<pad>], pool<p>, dense widths)")
     t.add_argument("--activation", default="relu", help="activation of every hidden layer")
     t.add_argument("--loss", default="ce", choices=("ce", "mse"))
     t.add_argument("--dataset", default="digits", choices=datamod.DATASETS)
@@ -112,19 +114,23 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     ).to(device=device, dtype=dtype)
     n_out = ds.n_classes if ds.n_classes > 0 else ds.y_train.reshape(len(ds.y_train), -1).shape[1]
     if args.arch == "auto":
-        sizes = (ds.n_features, 300, n_out)
+        spec = f"{ds.n_features}-300-{n_out}"
+    elif args.arch == "lenet5":
+        if ds.image_shape is None or len(ds.image_shape) != 3:
+            raise ValueError(f"--arch lenet5 needs an image data set; {args.dataset} is not one")
+        spec = lenet5_spec(tuple(ds.image_shape), n_out)
     else:
-        sizes = parse_arch(args.arch)
-        if sizes[0] != ds.n_features or sizes[-1] != n_out:
-            raise ValueError(
-                f"--arch {args.arch}: {args.dataset} has {ds.n_features} inputs and {n_out} "
-                f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
-            )
-    net = mlp(sizes, activation=args.activation, loss=args.loss)
+        spec = args.arch
+    net = network(spec, activation=args.activation, loss=args.loss)
+    if net.sizes[0] != ds.n_features or net.sizes[-1] != n_out:
+        raise ValueError(
+            f"--arch {args.arch}: {args.dataset} has {ds.n_features} inputs and {n_out} "
+            f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
+        )
     init_params = None
     if args.init_from:
         saved, init_params, _ = load_model(args.init_from)
-        if saved.sizes != net.sizes or [la.activation for la in saved.layers[:-1]] != [
+        if saved.spec != net.spec or [la.activation for la in saved.layers[:-1]] != [
                 la.activation for la in net.layers[:-1]]:
             raise ValueError(
                 f"--init-from {args.init_from}: the saved model is {saved.spec} with hidden "

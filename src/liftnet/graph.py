@@ -2,12 +2,15 @@
 
 A :class:`Network` is a description only (sizes, activations, loss); the parameters live apart,
 as a list ``params`` of ``(W_l, b_l)`` pairs in the ``nn.Linear`` layout, so that every method,
-the exporter and the estimator share one representation.  Convolution and pooling layers will
-join :class:`Dense` as further layer kinds with the same ``forward`` / ``n_params`` interface.
+the exporter and the estimator share one representation.  Layer kinds (dense, convolution, each
+with optional average pooling of its input) live in :mod:`liftnet.layers`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,40 +18,17 @@ import torch
 from torch import Tensor
 
 from .activations import get_activation
+from .layers import Conv2d, Dense, Layer
 
 LOSSES = ("ce", "mse")
 Params = list[tuple[Tensor, Tensor]]
 
 
 @dataclass(frozen=True)
-class Dense:
-    """A fully connected layer ``U = X @ W.T + b`` followed by ``activation`` (a registry key).
-
-    The last layer of a network carries the output activation: ``"identity"`` for ``mse``, and
-    ``"simplex"`` (the lifted model's probability output, paper 004 (15)) for ``ce``.
-    """
-
-    in_features: int
-    out_features: int
-    activation: str = "relu"
-
-    def __post_init__(self) -> None:
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(
-                f"layer sizes must be >= 1, got {self.in_features}->{self.out_features}"
-            )
-        get_activation(self.activation)  # raises on an unknown name
-
-    def forward(self, X: Tensor, W: Tensor, b: Tensor) -> Tensor:
-        """Pre-activation ``X @ W.T + b``: X (N, in), W (out, in), b (out,) -> (N, out)."""
-        return torch.addmm(b, X, W.T)
-
-
-@dataclass(frozen=True)
 class Network:
     """A feed-forward network: ``layers[l]`` maps X_l to X_{l+1} (paper 004 (1))."""
 
-    layers: tuple[Dense, ...]
+    layers: tuple[Layer, ...]
     loss: str = "ce"
 
     def __post_init__(self) -> None:
@@ -60,24 +40,48 @@ class Network:
             if not get_activation(layer.activation).elementwise:
                 raise ValueError(
                     f"hidden layer {l + 1}: activation {layer.activation!r} changes the width; "
-                    "dense hidden layers need an elementwise activation"
+                    "hidden layers need an elementwise activation"
                 )
         for a, b in zip(self.layers[:-1], self.layers[1:], strict=False):
-            if a.out_features != b.in_features:
+            if a.out_features != b.input_size:
                 raise ValueError(
                     f"layer sizes do not chain: {a.out_features} outputs feed "
-                    f"{b.in_features} inputs"
+                    f"{b.input_size} inputs"
                 )
+            if isinstance(a, Conv2d) and getattr(b, "in_shape", None) not in (None, a.out_shape):
+                raise ValueError(
+                    f"layer shapes do not chain: a convolution's output {a.out_shape} feeds an "
+                    f"input of shape {b.in_shape}"
+                )
+
+    @property
+    def plain(self) -> bool:
+        """Dense layers only, without pooling (what every method supports)."""
+        return all(layer.plain for layer in self.layers)
 
     @property
     def sizes(self) -> tuple[int, ...]:
         """Widths ``(d_0, d_1, ..., d_{L+1})``."""
-        return (self.layers[0].in_features,) + tuple(layer.out_features for layer in self.layers)
+        return (self.layers[0].input_size,) + tuple(layer.out_features for layer in self.layers)
 
     @property
     def spec(self) -> str:
-        """The architecture string, e.g. ``"784-300-10"``."""
-        return "-".join(str(s) for s in self.sizes)
+        """The architecture string, e.g. ``"784-300-10"`` or, with convolutions,
+        ``"1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-10"`` (see :func:`network`)."""
+        if self.plain:
+            return "-".join(str(s) for s in self.sizes)
+        first = self.layers[0]
+        shape = getattr(first, "in_shape", None)
+        tokens = ["x".join(map(str, shape)) if shape else str(first.input_size)]
+        for layer in self.layers:
+            if layer.pool > 1:
+                tokens.append(f"pool{layer.pool}")
+            if isinstance(layer, Conv2d):
+                pad = f"p{layer.padding}" if layer.padding else ""
+                tokens.append(f"conv{layer.out_channels}k{layer.kernel_size}{pad}")
+            else:
+                tokens.append(str(layer.out_features))
+        return "-".join(tokens)
 
     @property
     def n_hidden(self) -> int:
@@ -100,8 +104,8 @@ class Network:
         sd = 0.1**0.5 if std is None else float(std)
         params: Params = []
         for layer in self.layers:
-            fan_in, fan_out = layer.in_features, layer.out_features
-            shape = (fan_out, fan_in)
+            fan_in, fan_out = layer.fans
+            shape = layer.weight_shape
             if scheme == "normal":
                 W = torch.randn(shape, generator=generator, dtype=dtype) * sd
             elif scheme == "xavier":
@@ -113,7 +117,7 @@ class Network:
                 raise ValueError(
                     f"init scheme must be normal, xavier or variance_scaling, got {scheme!r}"
                 )
-            b = torch.full((fan_out,), float(bias), dtype=dtype)
+            b = torch.full((shape[0],), float(bias), dtype=dtype)
             params.append((W.to(device), b.to(device)))
         return params
 
@@ -156,10 +160,10 @@ class Network:
         if len(params) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} (W, b) pairs, got {len(params)}")
         for l, (layer, (W, b)) in enumerate(zip(self.layers, params, strict=True)):
-            want = (layer.out_features, layer.in_features)
-            if tuple(W.shape) != want or tuple(b.shape) != (layer.out_features,):
+            want = layer.weight_shape
+            if tuple(W.shape) != want or tuple(b.shape) != (want[0],):
                 raise ValueError(
-                    f"layer {l}: expected W {want} and b ({layer.out_features},), "
+                    f"layer {l}: expected W {want} and b ({want[0]},), "
                     f"got W {tuple(W.shape)} and b {tuple(b.shape)}"
                 )
 
@@ -195,3 +199,98 @@ def mlp(spec: str | Sequence[int], *, activation: str = "relu", loss: str = "ce"
         for l, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
     )
     return Network(layers, loss)
+
+
+_CONV = re.compile(r"conv(\d+)k(\d+)(?:p(\d+))?")
+_POOL = re.compile(r"pool(\d+)")
+_SHAPE = re.compile(r"(\d+)x(\d+)x(\d+)")
+
+
+def lenet5_spec(in_shape: tuple[int, int, int] = (1, 28, 28), n_out: int = 10) -> str:
+    """LeNet-5 as in paper 003 section 5.2: conv 6@5x5, average pool 2, conv 16@5x5, average
+    pool 2, dense 120, 84, n_out, ReLU.  28x28 inputs are zero-padded to 32x32 by the first
+    convolution (padding 2, the authors' padding of the images)."""
+    c, h, w = in_shape
+    pad = "p2" if (h, w) == (28, 28) else ""
+    return f"{c}x{h}x{w}-conv6k5{pad}-pool2-conv16k5-pool2-120-84-{n_out}"
+
+
+def network(
+    spec: str | Sequence[int],
+    *,
+    activation: str = "relu",
+    loss: str = "ce",
+    activations: Sequence[str] | None = None,
+) -> Network:
+    """A network from an architecture string.
+
+    Dense: ``"784-300-10"`` (as :func:`mlp`).  With convolutions the first token is the input
+    image shape ``CxHxW`` and each further token is ``conv<C>k<k>[p<pad>]`` (a convolution with
+    C output channels, a k x k kernel and zero padding), ``pool<p>`` (average pooling by p of the
+    next layer's input, paper 003 (11)) or a width (a dense layer; the image before it is
+    flattened), e.g. LeNet-5 ``"1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-10"``.
+    ``activation`` goes on every hidden layer (or ``activations``, one per layer, the last being
+    the output's), the output layer gets ``simplex`` for ``ce`` and ``identity`` for ``mse``.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    tokens = [t.strip() for t in spec.split("-")] if isinstance(spec, str) else []
+    if not tokens or not _SHAPE.fullmatch(tokens[0]) and not any(
+            _CONV.fullmatch(t) or _POOL.fullmatch(t) for t in tokens):
+        net = mlp(spec, activation=activation, loss=loss)
+        return _with_activations(net, activations)
+    shape: tuple[int, int, int] | None = None
+    if m := _SHAPE.fullmatch(tokens[0]):
+        shape = (int(m[1]), int(m[2]), int(m[3]))
+        width = math.prod(shape)
+    elif tokens[0].isdigit():
+        width = int(tokens[0])
+    else:
+        raise ValueError(f"architecture {spec!r}: the first token must be a width or CxHxW")
+    out_act = "simplex" if loss == "ce" else "identity"
+    layers: list[Layer] = []
+    pool = 1
+    body = tokens[1:]
+    for i, tok in enumerate(body):
+        act = activation if i < len(body) - 1 else out_act
+        if m := _POOL.fullmatch(tok):
+            pool = int(m[1])
+            if i == len(body) - 1:
+                raise ValueError(f"architecture {spec!r}: pooling must be followed by a layer")
+            continue
+        if m := _CONV.fullmatch(tok):
+            if shape is None:
+                raise ValueError(
+                    f"architecture {spec!r}: a convolution needs an image input; start the "
+                    "architecture with its shape CxHxW, e.g. 1x28x28"
+                )
+            layer: Layer = Conv2d(shape, int(m[1]), int(m[2]), int(m[3] or 0), pool, act)
+            shape, width = layer.out_shape, layer.out_features
+        elif tok.isdigit():
+            in_shape = shape if pool > 1 else None
+            d_in = math.prod((shape[0], shape[1] // pool, shape[2] // pool)) if (
+                pool > 1 and shape is not None) else width
+            if pool > 1 and shape is None:
+                raise ValueError(f"architecture {spec!r}: pooling needs an image input")
+            layer = Dense(d_in, int(tok), act, pool, in_shape)
+            shape, width = None, layer.out_features
+        else:
+            raise ValueError(
+                f"architecture {spec!r}: cannot read {tok!r} (expected a width, conv<C>k<k>[p<P>]"
+                " or pool<P>)"
+            )
+        layers.append(layer)
+        pool = 1
+    if not layers or not isinstance(layers[-1], Dense):
+        raise ValueError(f"architecture {spec!r}: the output layer must be dense")
+    return _with_activations(Network(tuple(layers), loss), activations)
+
+
+def _with_activations(net: Network, activations: Sequence[str] | None) -> Network:
+    if activations is None:
+        return net
+    if len(activations) != len(net.layers):
+        raise ValueError(f"{len(activations)} activations for {len(net.layers)} layers")
+    layers = tuple(dataclasses.replace(layer, activation=a)
+                   for layer, a in zip(net.layers, activations, strict=True))
+    return Network(layers, net.loss)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .graph import Dense, Network, Params, parse_arch
+from .graph import Network, Params, network
 
 MODEL_FORMAT = "liftnet-model/1"
 
@@ -96,13 +96,8 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
     try:
-        sizes = parse_arch(payload["arch"])
-        acts = list(payload["activations"])
-        if len(acts) != len(sizes) - 1:
-            raise ValueError(f"{len(acts)} activations for {len(sizes) - 1} layers")
-        layers = tuple(Dense(a, b, act) for a, b, act in zip(sizes[:-1], sizes[1:], acts,
-                                                               strict=True))
-        net = Network(layers, payload["loss"])
+        acts = [str(a) for a in payload["activations"]]
+        net = network(str(payload["arch"]), loss=payload["loss"], activations=acts)
         params = list(zip(payload["weights"], payload["biases"], strict=True))
         net.check_params(params)
         meta = json.loads(payload["meta"])

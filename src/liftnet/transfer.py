@@ -7,22 +7,39 @@ from torch import nn
 
 from .activations import get_activation
 from .graph import Dense, Network, Params
+from .layers import Conv2d
 
 
 def to_torch(net: Network, params: Params) -> nn.Sequential:
-    """An ``nn.Sequential`` of ``nn.Linear`` and activation modules with ``params`` copied in.
+    """An ``nn.Sequential`` of ``nn.Linear`` / ``nn.Conv2d`` and activation modules with
+    ``params`` copied in; it takes flat inputs ``(N, d_0)`` like every liftnet network.
 
+    A convolution is wrapped as ``Unflatten -> [AvgPool2d] -> Conv2d -> Flatten`` and a pooled
+    dense layer as ``Unflatten -> AvgPool2d -> Flatten -> Linear``, so activations stay flat.
     The output layer carries no activation: its output is the logits (``ce``, to be fed to
     ``nn.CrossEntropyLoss``) or the prediction (``mse``), as in the feed-forward rule.
     """
     net.check_params(params)
     modules: list[nn.Module] = []
     for l, (layer, (W, b)) in enumerate(zip(net.layers, params, strict=True)):
-        lin = nn.Linear(layer.in_features, layer.out_features, dtype=W.dtype, device=W.device)
+        if layer.pool > 1 or isinstance(layer, Conv2d):
+            modules.append(nn.Unflatten(1, layer.in_shape))
+        if layer.pool > 1:
+            modules.append(nn.AvgPool2d(layer.pool))
+        if isinstance(layer, Conv2d):
+            lin: nn.Module = nn.Conv2d(layer.in_shape[0], layer.out_channels, layer.kernel_size,
+                                       padding=layer.padding, dtype=W.dtype, device=W.device)
+        else:
+            if layer.pool > 1:
+                modules.append(nn.Flatten())
+            lin = nn.Linear(layer.in_features, layer.out_features, dtype=W.dtype,
+                            device=W.device)
         with torch.no_grad():
             lin.weight.copy_(W)
             lin.bias.copy_(b)
         modules.append(lin)
+        if isinstance(layer, Conv2d):
+            modules.append(nn.Flatten())
         if l < len(net.layers) - 1:
             modules.append(get_activation(layer.activation).torch_module())
     return nn.Sequential(*modules)
@@ -38,7 +55,8 @@ _MODULE_NAMES = {
 
 def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Params]:
     """The network description and parameters of an ``nn.Sequential`` of Linear/activation
-    modules (the inverse of :func:`to_torch`); parameters are detached copies."""
+    modules (the inverse of :func:`to_torch` for dense networks); parameters are detached
+    copies."""
     layers: list[Dense] = []
     params: Params = []
     pending: nn.Linear | None = None
@@ -54,7 +72,10 @@ def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Para
             params.append(_copy(pending))
             pending = None
         else:
-            raise ValueError(f"cannot import {type(module).__name__}: it does not follow a Linear")
+            raise ValueError(
+                f"cannot import {type(module).__name__}: from_torch reads Linear layers and "
+                "activations only (it does not follow a Linear)"
+            )
     if pending is None:
         raise ValueError("the last module must be nn.Linear (the output layer, no activation)")
     out_act = "simplex" if loss == "ce" else "identity"

@@ -53,6 +53,7 @@ class Backprop(Method):
     weight_decay: float = 0.0
 
     key: ClassVar[str] = "backprop"
+    supports_conv: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 100
     default_epochs: ClassVar[int] = 10
 

@@ -56,6 +56,15 @@ class Method(ABC):
     def check_network(self, net: Network) -> None:
         """Capabilities checked in one place, with errors that name the class."""
         name = type(self).__name__
+        if not self.supports_conv:
+            for l, layer in enumerate(net.layers):
+                if not layer.plain:
+                    kind = "Conv2d" if type(layer).__name__ == "Conv2d" else "pooling"
+                    raise ValueError(
+                        f"{name} does not support {kind} layers (layer {l}); methods for "
+                        "convolutional networks: "
+                        + ", ".join(k for k, m in _registry().items() if m.supports_conv)
+                    )
         if net.loss not in self.losses:
             raise ValueError(f"{name} does not support loss {net.loss!r} (supports {self.losses})")
         for l, layer in enumerate(net.layers[:-1]):
@@ -93,6 +102,12 @@ class Method(ABC):
     @abstractmethod
     def objective(self, net: Network, state: MethodState, X: Tensor, Y: Tensor) -> float:
         """The method's training objective at ``state`` on the batch ``(X, Y)``."""
+
+
+def _registry() -> dict[str, type[Method]]:
+    from . import METHODS  # late import: the registry imports this module
+
+    return METHODS
 
 
 def start_params(
