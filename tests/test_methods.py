@@ -17,6 +17,7 @@ FAST = {
     "backprop": {"lr": 1e-2},
     "admm": {"warmup": 2, "beta": 1.0, "gamma": 10.0},
     "pbcd": {"alpha": 1.0},
+    "fenchel": {"gamma": 1.0, "gamma_out": 1.0, "loss_weight": 1.0},
 }
 # Hyperparameter values each method must refuse with a ValueError naming the value.
 INVALID = {
@@ -29,8 +30,11 @@ INVALID = {
              {"bias": "yes"}, {"init": "zeros"}, {"beta": float("inf")}],
     "pbcd": [{"gamma": 0.0}, {"rho": -1.0}, {"alpha": -5.0}, {"init_std": 0.0},
              {"bias_init": float("nan")}, {"alpha": "5"}],
+    "fenchel": [{"lam": 0.0}, {"lams": "1,-2"}, {"lams": "1,x"}, {"gammas": "nan"},
+                {"loss_weight": 0.0}, {"gamma": -1.0}, {"rho_out": -1.0}, {"alternations": 0},
+                {"tol": 0.0}, {"max_inner": 0}, {"init": "zeros"}, {"bias_init": float("inf")}],
 }
-BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50]}
+BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50], "fenchel": [0, 50]}
 CASES = [(key, bs) for key in METHODS for bs in BATCH[key]]
 # (method, batch size, loss) for every loss the method supports
 LOSS_CASES = [(key, bs, loss) for key, bs in CASES for loss in METHODS[key].losses]
@@ -82,7 +86,8 @@ def test_learns_the_teacher(key, batch_size, small_data):
 
 
 # extra settings under which monotone methods must still never increase their objective
-MONOTONE_EXTRA = {"lifted": {}, "pbcd": {"alpha": 0.0}}
+MONOTONE_EXTRA = {"lifted": {}, "pbcd": {"alpha": 0.0},
+                  "fenchel": {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3}}
 
 
 @pytest.mark.parametrize("key", [k for k in METHODS if METHODS[k].monotone])

@@ -118,6 +118,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     elif args.arch == "lenet5":
         if ds.image_shape is None or len(ds.image_shape) != 3:
             raise ValueError(f"--arch lenet5 needs an image data set; {args.dataset} is not one")
+        if min(ds.image_shape[1:]) < 28:
+            raise ValueError(f"--arch lenet5 needs images of at least 28x28 pixels; {args.dataset}"
+                             f" has {ds.image_shape[1]}x{ds.image_shape[2]}")
         spec = lenet5_spec(tuple(ds.image_shape), n_out)
     else:
         spec = args.arch

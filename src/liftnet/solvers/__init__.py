@@ -4,11 +4,13 @@
 * :mod:`.nnls` -- box-constrained QPs / NNLS with one shared matrix (paper 004 (13)).
 * :mod:`.simplex` -- simplex projection and the cross-entropy prox of Appendix A (15)/(16).
 * :mod:`.pgd` -- a small accelerated projected-gradient routine.
+* :mod:`.majorize` -- regression through a convex function of the outputs (MM, shared matrix).
 * :mod:`.prox` -- closed-form proximal maps of the splitting methods (ReLU, linear layer).
 """
 
 from __future__ import annotations
 
+from .majorize import MMResult, augmented_gram, mm_precision, mm_regression
 from .nnls import QPResult, box_qp, nnls
 from .pgd import APGResult, apg, lipschitz_sym
 from .prox import linear_prox, relu_prox
@@ -17,6 +19,10 @@ from .simplex import project_simplex, simplex_ce_prox
 
 __all__ = [
     "APGResult",
+    "MMResult",
+    "augmented_gram",
+    "mm_precision",
+    "mm_regression",
     "GramStats",
     "QPResult",
     "apg",

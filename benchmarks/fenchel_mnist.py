@@ -1,0 +1,210 @@
+"""Paper 003 (Fenchel lifted networks), Figures 1-4: every model of a figure in one run, on the
+same data and (for batched models) the same batches, test accuracy against batches seen.
+
+    python benchmarks/fenchel_mnist.py --figure 2 --data-dir ../shared/data
+
+* Figure 1: 784-300-10, squared loss, full data set: Taylor et al. ADMM, Lau et al. proximal
+  BCD, Askari et al. lifted network, back-propagation (SGD), Fenchel (Algorithm 1).
+* Figure 2: 784-300-10, cross-entropy, batches of 500, 10 epochs: SGD (lr 1e-2), Adam (lr 1e-3)
+  and Fenchel (Algorithm 2) on the same batches.
+* Figure 3: LeNet-5 on MNIST, cross-entropy, 20 epochs, the same three.
+* Figure 4: LeNet-5 on CIFAR-10, 80 epochs (runs where the CIFAR-10 files exist).
+
+Writes ``fenchel_fig<N>.json`` (curves, final accuracies, seconds, hyperparameters, the paper's
+figures) and ``fenchel_fig<N>.png`` (accuracy against batches, like the paper's figures) into
+``--out-dir``, and prints each model's final test accuracy beside the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from liftnet import get_method
+from liftnet.data import load_dataset
+from liftnet.graph import lenet5_spec, network
+from liftnet.metrics import accuracy, targets_for
+from liftnet.results import write_json
+
+# model -> (method key, hyperparameters, batch size (0 = full data set), epochs)
+FIGURES: dict[int, dict[str, Any]] = {
+    1: {
+        "dataset": "mnist", "arch": "784-300-10", "loss": "mse",
+        "models": {
+            "Taylor et al. (admm)": ("admm", {}, 0, 400),
+            "Lau et al. (pbcd)": ("pbcd", {}, 0, 100),
+            "Askari et al. (lifted)": ("lifted", {}, 0, 40),
+            "neural network (sgd)": ("backprop", {"optimizer": "sgd", "lr": 0.1}, 100, 20),
+            "Fenchel": ("fenchel", {}, 0, 100),
+        },
+        "paper": {"Taylor et al. (admm)": 0.834, "Lau et al. (pbcd)": 0.914,
+                  "Askari et al. (lifted)": 0.863, "neural network (sgd)": 0.957,
+                  "Fenchel": 0.961},
+    },
+    2: {
+        "dataset": "mnist", "arch": "784-300-10", "loss": "ce",
+        "models": {
+            "SGD": ("backprop", {"optimizer": "sgd", "lr": 1e-2}, 500, 10),
+            "Adam": ("backprop", {"optimizer": "adam", "lr": 1e-3}, 500, 10),
+            "Fenchel": ("fenchel", {}, 500, 10),
+        },
+        "paper": {"SGD": 0.943, "Adam": 0.976, "Fenchel": 0.976},
+    },
+    3: {
+        "dataset": "mnist", "arch": "lenet5", "loss": "ce",
+        "models": {
+            "SGD": ("backprop", {"optimizer": "sgd", "lr": 1e-2}, 500, 20),
+            "Adam": ("backprop", {"optimizer": "adam", "lr": 1e-3}, 500, 20),
+            "Fenchel": ("fenchel", {}, 500, 20),
+        },
+        "paper": {"SGD": 0.986, "Adam": 0.989, "Fenchel": 0.990},
+    },
+    4: {
+        "dataset": "cifar10", "arch": "lenet5", "loss": "ce",
+        "models": {
+            "SGD": ("backprop", {"optimizer": "sgd", "lr": 1e-2}, 500, 80),
+            "Adam": ("backprop", {"optimizer": "adam", "lr": 1e-3}, 500, 80),
+            "Fenchel": ("fenchel", {}, 500, 80),
+        },
+        "paper": {"SGD": 0.565, "Adam": 0.625, "Fenchel": 0.606},
+    },
+}
+
+
+def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_every: int,
+              log) -> dict[str, Any]:
+    """Train from the method's initialisation with seed ``seed``; the batch order depends on
+    the seed only, so every batched model of a figure sees the same batches."""
+    X, y, Xt, yt = ds.X_train, ds.y_train, ds.X_test, ds.y_test
+    Y = targets_for(net, y, X.dtype)
+    n = len(X)
+    full = batch_size == 0 or batch_size >= n
+    bs = n if full else batch_size
+    n_batches = 1 if full else math.ceil(n / bs)
+    init_gen, order_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    state = method.init_state(net, X, Y, generator=init_gen)
+    curve: list[tuple[int, float]] = [(0, accuracy(net, state.params, Xt, yt))]
+    seconds, seen = 0.0, 0
+    for epoch in range(1, epochs + 1):
+        order = None if full else torch.randperm(n, generator=order_gen)
+        for i in range(n_batches):
+            if full:
+                Xb, Yb, new = X, Y, state.step == 0
+            else:
+                idx = order[i * bs : (i + 1) * bs]
+                Xb, Yb, new = X[idx], Y[idx], True
+            t0 = time.perf_counter()
+            state = method.step(net, state, Xb, Yb, new_batch=new)
+            seconds += time.perf_counter() - t0
+            seen += 1
+            if seen % eval_every == 0 or (epoch == epochs and i == n_batches - 1):
+                curve.append((seen, accuracy(net, state.params, Xt, yt)))
+        log(f"    epoch {epoch:3d}: test {curve[-1][1]:.4f}  ({seconds:.1f} s training so far)")
+    return {
+        "curve": curve,
+        "final_test_accuracy": curve[-1][1],
+        "best_test_accuracy": max(a for _, a in curve),
+        "train_accuracy": accuracy(net, state.params, X, y),
+        "train_seconds": seconds,
+        "batches": seen,
+        "batch_size": batch_size,
+        "epochs": epochs,
+    }
+
+
+def plot(path: Path, fig: int, results: dict[str, Any], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        xs, ys = zip(*r["curve"], strict=True)
+        ax.plot(xs, ys, label=f"{name} ({r['final_test_accuracy']:.3f})")
+    ax.set_xlabel("iterations (full data set)" if fig == 1 else "batches")
+    ax.set_ylabel("test accuracy")
+    lo = min(min(a for _, a in r["curve"][1:] or r["curve"]) for r in results.values())
+    ax.set_ylim(max(0.0, min(lo, 0.8)), 1.0)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    f.tight_layout()
+    f.savefig(path, dpi=120)
+    plt.close(f)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--figure", type=int, choices=sorted(FIGURES), required=True)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--models", default=None, help="comma-separated subset of the figure's models")
+    p.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
+    p.add_argument("--n-train", type=int, default=None, help="seeded training subset (tests)")
+    p.add_argument("--n-test", type=int, default=None, help="first n test images (tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=10, help="batches between evaluations")
+    p.add_argument("--out-dir", default="benchmarks/results")
+    p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
+                   help="override a hyperparameter, e.g. 'Fenchel:lam=2' (repeatable)")
+    args = p.parse_args(argv)
+    spec = FIGURES[args.figure]
+    ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
+                      seed=args.seed)
+    if args.n_test is not None:
+        ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
+    arch = spec["arch"]
+    if arch == "lenet5":
+        arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
+    net = network(arch, loss=spec["loss"])
+    chosen = list(spec["models"]) if args.models is None else args.models.split(",")
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        model, _, assign = item.partition(":")
+        name, _, value = assign.partition("=")
+        try:
+            parsed: Any = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            parsed = value
+        overrides.setdefault(model, {})[name] = parsed
+    results: dict[str, Any] = {}
+    title = f"Figure {args.figure}: {net.spec}, {spec['loss']}, {spec['dataset']}"
+    print(title, flush=True)
+    for name in chosen:
+        if name not in spec["models"]:
+            raise SystemExit(f"unknown model {name!r}; figure {args.figure} has "
+                             f"{', '.join(spec['models'])}")
+        key, hp, batch_size, epochs = spec["models"][name]
+        method = get_method(key, **{**hp, **overrides.get(name, {})})
+        epochs = args.epochs if args.epochs is not None else epochs
+        print(f"  {name}: {key} {method.hyperparameters()}, batch {batch_size or 'full'}, "
+              f"{epochs} epochs", flush=True)
+        r = run_model(method, net, ds, batch_size=batch_size, epochs=epochs, seed=args.seed,
+                      eval_every=args.eval_every, log=lambda s: print(s, flush=True))
+        r.update(method=key, hyperparameters=method.hyperparameters(),
+                 paper=spec["paper"].get(name))
+        results[name] = r
+    print(f"\nFigure {args.figure} ({net.spec}, {spec['loss']}, {len(ds.X_train)} training "
+          f"images): final test accuracy, ours vs paper")
+    for name, r in results.items():
+        print(f"  {name:24s} {r['final_test_accuracy']:.4f}  (best {r['best_test_accuracy']:.4f},"
+              f" {r['train_seconds']:.0f} s)   paper {r['paper']}")
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
+              "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
+              "seed": args.seed, "models": results}
+    write_json(out / f"fenchel_fig{args.figure}.json", record)
+    plot(out / f"fenchel_fig{args.figure}.png", args.figure, results, title)
+    print(f"wrote {out / f'fenchel_fig{args.figure}.json'} and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

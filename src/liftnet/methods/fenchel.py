@@ -1,0 +1,341 @@
+"""Fenchel lifted networks (Gu, Askari, El Ghaoui, AISTATS 2020; paper 003).
+
+Training problem (9)/(13), batch-first, **summed** over the N samples of the batch as in the
+authors' code (so that the published weights keep their meaning)::
+
+    E = c * loss(Y, U_L) + sum_{l=0}^{L-1} 2 lam_l B_l(X_{l+1}, U_l)
+        + sum_l rho_l ||W_l||^2 + sum_l gamma_l ||(W_l, b_l) - (W_l, b_l)^0||^2,
+    U_l = layer_l(X_l; W_l, b_l)  (dense X_l W_l^T + b_l, or convolution / pooling (10)-(11)),
+    X_0 = X,  X_l in dom F_l (ReLU: X_l >= 0),
+
+with B the Fenchel-Young gap of Theorem 1 (:mod:`liftnet.divergences`; ReLU: (5)), loss the
+summed cross-entropy of the softmax (``ce``) or the squared error (``mse``), and (W, b)^0 the
+weights at the start of the step (Algorithm 2, line 3; in full-batch mode with gamma = 0 this is
+Algorithm 1).  ``objective`` reports E / N without the proximal terms.
+
+One lambda.  Appendix A: for positively homogeneous activations (ReLU) the scaling
+X_l -> sqrt(lam_{l-1}) X_l, W_l -> sqrt(lam_l / lam_{l-1}) W_l, b_l -> sqrt(lam_l) b_l turns any
+per-layer lam_l into one lambda with per-layer rho and gamma (:func:`one_lambda`), so ``lam``
+is the only multiplier a user needs; ``lams`` sets them per layer for the paper's settings.
+
+Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternations``):
+
+* X-steps, backward from the last hidden layer, (14)-(16): for X_l (the input of layer l)
+  ``argmin_{Z in dom F} 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))`` with phi_l the
+  next link's term (2 lam_l B(X_{l+1}, .) or c * loss(Y, .)): strongly convex for ReLU, solved
+  by accelerated projected gradient (:func:`~liftnet.solvers.apg`) to a relative
+  projected-gradient residual ``tol`` with step 1 / (2 lam_{l-1} + curv * ||layer_l||^2).
+* W-steps (17)-(20), independent across layers: ``argmin phi_l(layer_l(X_l; W, b)) +
+  rho_l ||W||^2 + gamma_l ||(W, b) - (W, b)^0||^2``, a regression through a convex function of
+  the outputs, solved by majorisation-minimisation with the shared matrix
+  ``curv * A^T A + 2 (gamma + rho) I`` (A the design rows: samples, or im2col patches of a
+  convolution) (:func:`~liftnet.solvers.mm_regression`) to a relative step ``tol``.
+
+Every block returns a point no worse than its start, so with K = 1 E never increases in
+full-batch training.  Prediction: the plain feed-forward pass (section 4.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..activations import get_activation
+from ..divergences import conjugate, inverse
+from ..graph import Network, Params
+from ..solvers import apg
+from ..solvers.majorize import augmented_gram, mm_precision, mm_regression
+from .base import (
+    INIT_SCHEMES,
+    Method,
+    MethodState,
+    check_choice,
+    check_finite,
+    check_int,
+    check_positive,
+    data_key,
+    start_params,
+)
+
+#: hidden activations whose X-step has a Lipschitz gradient (sigma^{-1} Lipschitz on dom F)
+TRAINABLE = ("relu", "leaky_relu", "identity")
+
+
+def _floats(name: str, value: object) -> tuple[float, ...] | None:
+    """None, or a tuple of finite floats from a tuple/list or a string "1,5,0.1"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = tuple(float(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be numbers separated by commas, got {value!r}") from None
+    if not isinstance(value, (tuple, list)) or not value:
+        raise ValueError(f"{name} must be a non-empty list of numbers, got {value!r}")
+    for v in value:
+        check_positive(f"every entry of {name}", v, allow_zero=True)
+    return tuple(float(v) for v in value)
+
+
+@dataclass
+class FenchelState(MethodState):
+    """Weights and the lifted activations X_1..X_L of the current batch."""
+
+    acts: list[Tensor] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)  # H^{-1} of layer 0 for the cached inputs
+    inner: dict = field(default_factory=dict)  # iterations of the last step's solvers
+
+
+@dataclass(frozen=True)
+class Fenchel(Method):
+    """Fenchel lifted network trained by block-coordinate descent (Algorithms 1 and 2).
+
+    Args:
+        lam: the multiplier lambda of every activation constraint (one lambda, Appendix A).
+        lams: per-layer multipliers lam_0..lam_{L-1} (overrides ``lam``), e.g. ``"5,5,1,1"``.
+        loss_weight: weight c of the output loss (authors' 784-300-10 code: 10).
+        gamma: proximal weight towards the previous weights, hidden layers (authors: 10).
+        gamma_out: proximal weight of the output layer (authors: 100).
+        gammas: per-layer proximal weights gamma_0..gamma_L (overrides gamma, gamma_out).
+        rho: weight decay rho ||W||^2 of the hidden layers (Appendix C: 0 when batched).
+        rho_out: weight decay of the output layer.
+        alternations: K, BCD sweeps per batch (Appendix C: 1).
+        tol: relative tolerance of every block solver (module docstring).
+        max_inner: iteration cap of every block solver.
+        init: weight initialisation (authors: xavier).
+        bias_init: initial biases (authors: 0.1).
+    """
+
+    lam: float = 1.0
+    lams: str | None = None
+    loss_weight: float = 10.0
+    gamma: float = 10.0
+    gamma_out: float = 100.0
+    gammas: str | None = None
+    rho: float = 0.0
+    rho_out: float = 0.0
+    alternations: int = 1
+    tol: float = 1e-4
+    max_inner: int = 100
+    init: str = "xavier"
+    bias_init: float = 0.1
+
+    key: ClassVar[str] = "fenchel"
+    supports_conv: ClassVar[bool] = True
+    monotone: ClassVar[bool] = True
+    hidden_activations: ClassVar[tuple[str, ...]] = TRAINABLE
+    default_batch_size: ClassVar[int] = 500
+    default_epochs: ClassVar[int] = 10
+
+    def __post_init__(self) -> None:
+        check_positive("lam", self.lam)
+        object.__setattr__(self, "lams", _floats("lams", self.lams))
+        object.__setattr__(self, "gammas", _floats("gammas", self.gammas))
+        if self.lams is not None and min(self.lams) <= 0:
+            raise ValueError(f"every entry of lams must be > 0, got {self.lams}")
+        check_positive("loss_weight", self.loss_weight)
+        for name in ("gamma", "gamma_out", "rho", "rho_out"):
+            check_positive(name, getattr(self, name), allow_zero=True)
+        check_int("alternations", self.alternations, 1)
+        check_positive("tol", self.tol)
+        check_int("max_inner", self.max_inner, 1)
+        check_choice("init", self.init, INIT_SCHEMES)
+        check_finite("bias_init", self.bias_init)
+
+    # ------------------------------------------------------------------ per-layer weights
+    def layer_lams(self, net: Network) -> list[float]:
+        """lam_0..lam_{L-1}, one per hidden link."""
+        if self.lams is None:
+            return [self.lam] * net.n_hidden
+        if len(self.lams) != net.n_hidden:
+            raise ValueError(f"lams has {len(self.lams)} entries, the network {net.n_hidden} "
+                             "hidden layers")
+        return list(self.lams)
+
+    def layer_gammas(self, net: Network) -> list[float]:
+        """gamma_0..gamma_L, one per layer."""
+        if self.gammas is None:
+            return [self.gamma] * net.n_hidden + [self.gamma_out]
+        if len(self.gammas) != len(net.layers):
+            raise ValueError(f"gammas has {len(self.gammas)} entries, the network "
+                             f"{len(net.layers)} layers")
+        return list(self.gammas)
+
+    def layer_rhos(self, net: Network) -> list[float]:
+        return [self.rho] * net.n_hidden + [self.rho_out]
+
+    # ------------------------------------------------------------------ state
+    def init_state(
+        self,
+        net: Network,
+        X: Tensor,
+        Y: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        params: Params | None = None,
+    ) -> FenchelState:
+        self.check_network(net)
+        self.layer_lams(net), self.layer_gammas(net)  # length checks
+        params = start_params(net, X, params, generator=generator, scheme=self.init,
+                              bias=self.bias_init)
+        return FenchelState(params=params)
+
+    # ------------------------------------------------------------------ the links' terms
+    def _out_term(self, net: Network, Y: Tensor):
+        """(value, gradient, curvature) of phi(U) = c * loss(Y, U), U the output (N, k)."""
+        c = self.loss_weight
+        if net.loss == "ce":
+            def value(U: Tensor) -> float:
+                return c * float((torch.logsumexp(U, 1) - (U * Y).sum(1)).sum())
+
+            def grad(U: Tensor) -> Tensor:
+                return torch.softmax(U, 1).sub_(Y).mul_(c)
+
+            return value, grad, c / 2.0  # Boehning: softmax Hessian <= I / 2
+
+        def value_mse(U: Tensor) -> float:
+            return c * float(torch.linalg.vector_norm(U - Y)) ** 2
+
+        def grad_mse(U: Tensor) -> Tensor:
+            return (U - Y).mul_(2.0 * c)
+
+        return value_mse, grad_mse, 2.0 * c
+
+    @staticmethod
+    def _link_term(name: str, lam: float, T: Tensor):
+        """(value, gradient, curvature) of phi(U) = 2 lam (F*(U) - <U, T>), i.e. 2 lam B(T, U)
+        up to the constant 2 lam F(T): gradient 2 lam (sigma(U) - T) (dB/du of Theorem 1)."""
+        act = get_activation(name)
+
+        def value(U: Tensor) -> float:
+            return 2.0 * lam * float((conjugate(name, U) - U * T).sum())
+
+        def grad(U: Tensor) -> Tensor:
+            return act.map(U).sub_(T).mul_(2.0 * lam)
+
+        return value, grad, 2.0 * lam  # sigma is 1-Lipschitz for every TRAINABLE activation
+
+    # ------------------------------------------------------------------ objective
+    def objective(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor) -> float:
+        """E / N of the module docstring (without the proximal terms)."""
+        n = X.shape[0]
+        acts = state.acts
+        if not acts or acts[0].shape[0] != n:
+            acts, _ = net.forward_all(state.params, X)
+        lams, rhos = self.layer_lams(net), self.layer_rhos(net)
+        xs = [X, *acts]
+        total = 0.0
+        for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
+            U = layer.forward(xs[l], W, b)
+            if l == len(net.layers) - 1:
+                total += self._out_term(net, Y)[0](U)
+            else:
+                name = layer.activation
+                gap = get_activation(name).potential(xs[l + 1]) + conjugate(name, U) \
+                    - U * xs[l + 1]
+                total += 2.0 * lams[l] * float(gap.sum())
+            total += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
+        return total / n
+
+    # ------------------------------------------------------------------ one step
+    def step(
+        self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, *, new_batch: bool = True
+    ) -> FenchelState:
+        if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
+            # Algorithm 2, line 5: X re-initialised by the feed-forward rule
+            state.acts, _ = net.forward_all(state.params, X)
+        prev = [(W.clone(), b.clone()) for W, b in state.params]  # Algorithm 2, line 3
+        state.inner = {"x": [], "w": []}
+        for _ in range(self.alternations):
+            # lines 7-10: X_L, ..., X_1 backward, (15)/(16) then (14)
+            for l in range(net.n_hidden, 0, -1):
+                state.acts[l - 1] = self._x_step(net, state, X, Y, l)
+            # lines 11-14: every (W_l, b_l), (19)/(20)
+            for l in range(len(net.layers)):
+                state.params[l] = self._w_step(net, state, X, Y, l, prev[l])
+        state.step += 1
+        return state
+
+    def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool):
+        """The term of link l as a function of U_l (rows layout for W-steps)."""
+        layer = net.layers[l]
+        if l == len(net.layers) - 1:
+            return self._out_term(net, Y)
+        T = state.acts[l]
+        return self._link_term(layer.activation, self.layer_lams(net)[l],
+                               layer.to_rows(T) if rows else T)
+
+    def _x_step(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, l: int) -> Tensor:
+        """X_l <- argmin_Z 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))  (14)-(16)."""
+        below, layer = net.layers[l - 1], net.layers[l]
+        name = below.activation
+        lam = self.layer_lams(net)[l - 1]
+        x_below = X if l == 1 else state.acts[l - 2]
+        U_prev = below.forward(x_below, *state.params[l - 1])
+        W, b = state.params[l]
+        value_next, grad_next, curv = self._next_term(net, state, Y, l, rows=False)
+
+        def f(Z: Tensor) -> float:
+            own = get_activation(name).potential(Z) - U_prev * Z
+            return 2.0 * lam * float(own.sum()) + value_next(layer.forward(Z, W, b))
+
+        def grad(Z: Tensor) -> Tensor:
+            g = layer.adjoint(grad_next(layer.forward(Z, W, b)), W)
+            return g.add_(inverse(name, Z).sub(U_prev), alpha=2.0 * lam)
+
+        def project(Z: Tensor) -> Tensor:
+            return Z.clamp_min(0.0) if name == "relu" else Z
+
+        lip_inv = 1.0 / get_activation(name).alpha if name == "leaky_relu" else 1.0
+        lip = 2.0 * lam * lip_inv + curv * _op_norm_sq(layer, W, X.dtype)
+        Z0 = state.acts[l - 1]
+        res = apg(grad, project, Z0, lip, tol=self.tol, max_iter=self.max_inner)
+        state.inner["x"].append(res.iterations)
+        return res.x if f(res.x) <= f(Z0) else Z0
+
+    def _w_step(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, l: int,
+                prev: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """(W_l, b_l) <- argmin phi_l(layer_l(X_l; W, b)) + rho_l ||W||^2
+        + gamma_l ||(W, b) - (W, b)^0||^2  (17)-(20)."""
+        layer = net.layers[l]
+        W, b = state.params[l]
+        x_in = X if l == 0 else state.acts[l - 1]
+        value, grad, curv = self._next_term(net, state, Y, l, rows=True)
+        g, r = self.layer_gammas(net)[l], self.layer_rhos(net)[l]
+        P = layer.patches(x_in)
+        key = (data_key(X), curv, g, r)
+        if l == 0 and state.cache.get("key") == key:
+            Hinv = state.cache["Hinv"]
+        else:
+            Hinv = mm_precision(augmented_gram(P), curv, g, g, r)
+            if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
+                state.cache = {"key": key, "Hinv": Hinv}
+        shape = W.shape
+        res = mm_regression(P, grad, value, W.reshape(shape[0], -1), b, Hinv,
+                            W0=prev[0].reshape(shape[0], -1), b0=prev[1], g_w=g, g_b=g, rho=r,
+                            tol=self.tol, max_iter=self.max_inner)
+        state.inner["w"].append(res.iterations)
+        return res.W.reshape(shape), res.b
+
+
+def _op_norm_sq(layer, W: Tensor, dtype: torch.dtype) -> float:
+    """||layer's linear map||_2^2: exact for a dense layer (times the pooling's 1/p^2); for a
+    convolution 30 power iterations on one image, inflated by 5 % (a step needs an upper
+    bound and power iteration approaches from below)."""
+    if layer.plain:
+        return float(torch.linalg.matrix_norm(W.double(), ord=2)) ** 2
+    if type(layer).__name__ == "Dense":
+        return float(torch.linalg.matrix_norm(W.double(), ord=2)) ** 2 / layer.pool**2
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(1, layer.input_size, generator=gen, dtype=torch.float64).to(W.device)
+    Wd = W.double()
+    zero = torch.zeros(W.shape[0], dtype=torch.float64, device=W.device)
+    est = 0.0
+    for _ in range(30):
+        v = v / torch.linalg.vector_norm(v)
+        v = layer.adjoint(layer.forward(v, Wd, zero), Wd)
+        est = float(torch.linalg.vector_norm(v))
+    return 1.05 * est

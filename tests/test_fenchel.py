@@ -1,0 +1,165 @@
+"""Fenchel lifted networks (paper 003): every block update against an independent scipy
+solution of the problem it states, the objective against its formula, conv and activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from liftnet import fit, get_method, to_torch
+from liftnet.graph import network
+from liftnet.metrics import targets_for
+
+TIGHT = {"tol": 1e-10, "max_inner": 5000, "gamma": 0.7, "gamma_out": 1.3, "rho": 0.05,
+         "rho_out": 0.02, "lam": 1.5, "loss_weight": 2.0}
+
+
+def _problem(arch="6-5-4-3", loss="ce", n=12, seed=0, **hp):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, int(arch.split("-")[0]), generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=g)
+    net = network(arch, loss=loss)
+    Y = targets_for(net, y, X.dtype)
+    method = get_method("fenchel", **{**TIGHT, **hp})
+    state = method.init_state(net, X, Y, generator=g)
+    state.acts, _ = net.forward_all(state.params, X)
+    # move the lifted variables away from the feed-forward point
+    state.acts = [(A + 0.3 * torch.randn(A.shape, generator=g, dtype=A.dtype)).clamp_min(0)
+                  for A in state.acts]
+    state.inner = {"x": [], "w": []}
+    return net, method, state, X, Y
+
+
+def _relu_b2(V, U):  # 2 B(V, U) of (5), written out
+    return (V**2 + np.maximum(U, 0) ** 2 - 2 * U * V).sum()
+
+
+def _out_loss(U, Y, loss, c):
+    if loss == "ce":
+        m = U.max(1, keepdims=True)
+        lse = (m[:, 0] + np.log(np.exp(U - m).sum(1)))
+        return c * (lse - (U * Y).sum(1)).sum()
+    return c * ((U - Y) ** 2).sum()
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+@pytest.mark.parametrize("l", [1, 2])
+def test_x_step_matches_scipy(loss, l):
+    net, method, state, X, Y = _problem(loss=loss)
+    Wb = [(W.numpy(), b.numpy()) for W, b in state.params]
+    xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    lam = TIGHT["lam"]
+    U_prev = xs[l - 1] @ Wb[l - 1][0].T + Wb[l - 1][1]
+    shape = xs[l].shape
+
+    def f(z):
+        Z = z.reshape(shape)
+        own = lam * _relu_b2(Z, U_prev)
+        U = Z @ Wb[l][0].T + Wb[l][1]
+        if l == len(net.layers) - 1:
+            return own + _out_loss(U, Y.numpy(), loss, TIGHT["loss_weight"])
+        return own + lam * _relu_b2(xs[l + 1], U)
+
+    ref = minimize(f, xs[l].ravel(), method="L-BFGS-B", bounds=[(0, None)] * xs[l].size,
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
+    Z = method._x_step(net, state, X, Y, l).numpy()
+    assert f(Z.ravel()) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    np.testing.assert_allclose(Z, ref.x.reshape(shape), atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+@pytest.mark.parametrize("l", [0, 1, 2])
+def test_w_step_matches_scipy(loss, l):
+    net, method, state, X, Y = _problem(loss=loss)
+    prev = [(W.clone() + 0.1, b.clone() - 0.1) for W, b in state.params]
+    xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    last = l == len(net.layers) - 1
+    gamma = TIGHT["gamma_out"] if last else TIGHT["gamma"]
+    rho = TIGHT["rho_out"] if last else TIGHT["rho"]
+    W0, b0 = prev[l][0].numpy(), prev[l][1].numpy()
+    m, d = W0.shape
+
+    def f(theta):
+        W, b = theta[: m * d].reshape(m, d), theta[m * d :]
+        U = xs[l] @ W.T + b
+        data = (_out_loss(U, Y.numpy(), loss, TIGHT["loss_weight"]) if last
+                else TIGHT["lam"] * _relu_b2(xs[l + 1], U))
+        return (data + gamma * (((W - W0) ** 2).sum() + ((b - b0) ** 2).sum())
+                + rho * (W**2).sum())
+
+    W, b = state.params[l]
+    start = np.concatenate([W.numpy().ravel(), b.numpy()])
+    ref = minimize(f, start, method="L-BFGS-B",
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
+    Wn, bn = method._w_step(net, state, X, Y, l, prev[l])
+    got = np.concatenate([Wn.numpy().ravel(), bn.numpy()])
+    assert f(got) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    np.testing.assert_allclose(got, ref.x, atol=1e-5)
+
+
+def test_objective_is_the_formula():
+    net, method, state, X, Y = _problem(loss="ce", n=9)
+    Wb = [(W.numpy(), b.numpy()) for W, b in state.params]
+    xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    lam, c = TIGHT["lam"], TIGHT["loss_weight"]
+    total = 0.0
+    for l, (W, b) in enumerate(Wb):
+        U = xs[l] @ W.T + b
+        if l == len(Wb) - 1:
+            total += _out_loss(U, Y.numpy(), "ce", c)
+        else:
+            total += lam * _relu_b2(xs[l + 1], U)
+        total += (TIGHT["rho_out"] if l == len(Wb) - 1 else TIGHT["rho"]) * (W**2).sum()
+    assert method.objective(net, state, X, Y) == pytest.approx(total / len(X), rel=1e-10)
+
+
+def test_per_layer_lams_enter_the_objective():
+    net, method, state, X, Y = _problem(loss="mse", n=9)
+    base = get_method("fenchel", **{**TIGHT, "lam": 1.0})
+    doubled = get_method("fenchel", **{**TIGHT, "lams": "1,3"})
+    e1, e3 = base.objective(net, state, X, Y), doubled.objective(net, state, X, Y)
+    # only the second link's gap is weighted by 3 instead of 1
+    U1 = state.acts[0] @ state.params[1][0].T + state.params[1][1]
+    gap2 = _relu_b2(state.acts[1].numpy(), U1.numpy()) / len(X)
+    assert e3 - e1 == pytest.approx(2 * gap2, rel=1e-9)
+    with pytest.raises(ValueError, match="lams has 3 entries"):
+        get_method("fenchel", lams="1,2,3").init_state(net, X, Y)
+    with pytest.raises(ValueError, match="gammas has 2 entries"):
+        get_method("fenchel", gammas="1,2").init_state(net, X, Y)
+
+
+def _blobs(n, seed):
+    """8x8 images with a bright blob in one of 4 quadrants; the label is the quadrant."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    img = 0.1 * torch.rand(n, 1, 8, 8, generator=g)
+    for i in range(n):
+        r, c = divmod(int(y[i]), 2)
+        img[i, 0, 4 * r + 1 : 4 * r + 3, 4 * c + 1 : 4 * c + 3] += 1.0
+    return img.reshape(n, -1), y
+
+
+def test_convolutional_network_trains_and_exports():
+    X, y = _blobs(240, 0)
+    Xt, yt = _blobs(120, 1)
+    net = network("1x8x8-conv4k3p1-pool2-conv6k3p1-pool2-4", loss="ce")
+    res = fit(get_method("fenchel", gamma=1.0, gamma_out=1.0), net, X, y, epochs=3,
+              batch_size=60, X_test=Xt, y_test=yt, progress=False)
+    assert res.history[-1]["test_accuracy"] >= 0.9  # chance: 0.25
+    with torch.no_grad():
+        assert torch.allclose(to_torch(net, res.state.params)(Xt),
+                              net.forward(res.state.params, Xt), atol=1e-5)
+
+
+def test_leaky_relu_trains_and_sigmoid_is_refused(small_data):
+    Xtr, ytr, Xte, yte = small_data
+    net = network("8-12-3", activation="leaky_relu", loss="ce")
+    res = fit(get_method("fenchel", gamma=1.0, gamma_out=1.0, loss_weight=1.0), net, Xtr, ytr,
+              epochs=5, batch_size=0, X_test=Xte, y_test=yte, progress=False)
+    objectives = [h["objective"] for h in res.history]
+    assert objectives[-1] < objectives[0]
+    with pytest.raises(ValueError, match="Fenchel does not support activation 'sigmoid'"):
+        fit(get_method("fenchel"), network("8-12-3", activation="sigmoid"), Xtr, ytr, epochs=1,
+            progress=False)
