@@ -77,9 +77,11 @@ FIGURES: dict[int, dict[str, Any]] = {
 
 
 def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_every: int,
-              log) -> dict[str, Any]:
+              log, stop_at: float | None = None) -> dict[str, Any]:
     """Train from the method's initialisation with seed ``seed``; the batch order depends on
-    the seed only, so every batched model of a figure sees the same batches."""
+    the seed only, so every batched model of a figure sees the same batches.  ``curve`` holds
+    (batches seen, test accuracy, training seconds so far); evaluations are not timed.  With
+    ``stop_at``, training stops at the first evaluation reaching that test accuracy."""
     X, y, Xt, yt = ds.X_train, ds.y_train, ds.X_test, ds.y_test
     Y = targets_for(net, y, X.dtype)
     n = len(X)
@@ -89,9 +91,10 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
     init_gen, order_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     state = method.init_state(net, X, Y, generator=init_gen)
-    curve: list[tuple[int, float]] = [(0, accuracy(net, state.params, Xt, yt))]
-    seconds, seen = 0.0, 0
+    curve: list[tuple[int, float, float]] = [(0, accuracy(net, state.params, Xt, yt), 0.0)]
+    seconds, seen, epoch_seconds, done = 0.0, 0, [], False
     for epoch in range(1, epochs + 1):
+        t_epoch = seconds
         order = None if full else torch.randperm(n, generator=order_gen)
         for i in range(n_batches):
             if full:
@@ -104,14 +107,22 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
             seconds += time.perf_counter() - t0
             seen += 1
             if seen % eval_every == 0 or (epoch == epochs and i == n_batches - 1):
-                curve.append((seen, accuracy(net, state.params, Xt, yt)))
+                curve.append((seen, accuracy(net, state.params, Xt, yt), seconds))
+                if stop_at is not None and curve[-1][1] >= stop_at:
+                    done = True
+                    break
+        if not done or i == n_batches - 1:
+            epoch_seconds.append(seconds - t_epoch)
         log(f"    epoch {epoch:3d}: test {curve[-1][1]:.4f}  ({seconds:.1f} s training so far)")
+        if done:
+            break
     return {
         "curve": curve,
         "final_test_accuracy": curve[-1][1],
-        "best_test_accuracy": max(a for _, a in curve),
+        "best_test_accuracy": max(c[1] for c in curve),
         "train_accuracy": accuracy(net, state.params, X, y),
         "train_seconds": seconds,
+        "epoch_seconds": epoch_seconds,
         "batches": seen,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -126,11 +137,11 @@ def plot(path: Path, fig: int, results: dict[str, Any], title: str) -> None:
 
     f, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
-        xs, ys = zip(*r["curve"], strict=True)
+        xs, ys, _ = zip(*r["curve"], strict=True)
         ax.plot(xs, ys, label=f"{name} ({r['final_test_accuracy']:.3f})")
     ax.set_xlabel("iterations (full data set)" if fig == 1 else "batches")
     ax.set_ylabel("test accuracy")
-    lo = min(min(a for _, a in r["curve"][1:] or r["curve"]) for r in results.values())
+    lo = min(min(c[1] for c in r["curve"][1:] or r["curve"]) for r in results.values())
     ax.set_ylim(max(0.0, min(lo, 0.8)), 1.0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
