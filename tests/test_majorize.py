@@ -21,8 +21,13 @@ from liftnet.solvers.majorize import MMResult, augmented_gram, mm_precision, mm_
 DT = torch.float64
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny matrices: intra-op threads only add contention (10-100x slower on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def conjugate(name: str, u: Tensor) -> Tensor:
         a = get_activation(name).alpha
         return 0.5 * torch.where(u >= 0, u * u, a * u * u)
     if name == "sigmoid":  # F(v) = v log v + (1 - v) log(1 - v): F* = log(1 + e^u)
-        return torch.nn.functional.softplus(u)
+        return torch.logaddexp(u, torch.zeros_like(u))  # softplus without a threshold
     if name == "tanh":  # F* = log cosh u, computed without overflow
         a = u.abs()
         return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)

@@ -149,8 +149,9 @@ def mm_regression(
             theta, y, y_is_x, t = new, new, True, 1.0
         else:
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            y = new + ((t - 1.0) / t_new) * (new - theta)
-            theta, y_is_x, t = new, False, t_new
+            beta = (t - 1.0) / t_new
+            y = new + beta * (new - theta) if beta else new
+            theta, y_is_x, t = new, beta == 0.0, t_new
     Wn, bn = theta[:, :d].contiguous(), theta[:, d].contiguous()
     if total(Wn, bn, U if y_is_x or converged else forward(Wn, bn)) > f_start:
         Wn, bn = start[:, :d].contiguous(), start[:, d].contiguous()
