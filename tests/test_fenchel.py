@@ -163,3 +163,31 @@ def test_leaky_relu_trains_and_sigmoid_is_refused(small_data):
     with pytest.raises(ValueError, match="Fenchel does not support activation 'sigmoid'"):
         fit(get_method("fenchel"), network("8-12-3", activation="sigmoid"), Xtr, ytr, epochs=1,
             progress=False)
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_one_lambda_scaling_is_equivalent(loss):
+    """Appendix A: per-layer multipliers == one multiplier on scaled variables with scaled
+    weight decays and proximal weights; the two trainings' iterates map onto each other."""
+    from liftnet.methods.fenchel import FenchelState, one_lambda, scale_variables
+
+    net, _, state, X, Y = _problem(loss=loss, n=15, seed=2)
+    method = get_method("fenchel", **{**TIGHT, "lams": "0.5,3", "tol": 1e-12})
+    single = one_lambda(method, net)
+    assert single.lams is None and single.lam == 1.0
+    lams = method.layer_lams(net)
+    p_bar, a_bar = scale_variables(net, lams, state.params, state.acts)
+    other = FenchelState(params=p_bar, acts=a_bar)
+    assert single.objective(net, other, X, Y) == pytest.approx(
+        method.objective(net, state, X, Y), rel=1e-12)
+    for _ in range(2):
+        method.step(net, state, X, Y, new_batch=False)
+        single.step(net, other, X, Y, new_batch=False)
+    back_p, back_a = scale_variables(net, lams, other.params, other.acts, inverse=True)
+    for (W, b), (Wb, bb) in zip(state.params, back_p, strict=True):
+        torch.testing.assert_close(W, Wb, rtol=1e-7, atol=1e-9)
+        torch.testing.assert_close(b, bb, rtol=1e-7, atol=1e-9)
+    for A, Ab in zip(state.acts, back_a, strict=True):
+        torch.testing.assert_close(A, Ab, rtol=1e-7, atol=1e-9)
+    # and the scaled problem is a genuinely different parameterisation
+    assert not torch.allclose(state.params[1][0], other.params[1][0])

@@ -37,6 +37,7 @@ full-batch training.  Prediction: the plain feed-forward pass (section 4.3).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -100,8 +101,10 @@ class Fenchel(Method):
         gamma: proximal weight towards the previous weights, hidden layers (authors: 10).
         gamma_out: proximal weight of the output layer (authors: 100).
         gammas: per-layer proximal weights gamma_0..gamma_L (overrides gamma, gamma_out).
+        bias_gammas: per-layer proximal weights of the biases (default: those of the weights).
         rho: weight decay rho ||W||^2 of the hidden layers (Appendix C: 0 when batched).
         rho_out: weight decay of the output layer.
+        rhos: per-layer weight decays rho_0..rho_L (overrides rho, rho_out).
         alternations: K, BCD sweeps per batch (Appendix C: 1).
         tol: relative tolerance of every block solver (module docstring).
         max_inner: iteration cap of every block solver.
@@ -115,8 +118,10 @@ class Fenchel(Method):
     gamma: float = 10.0
     gamma_out: float = 100.0
     gammas: str | None = None
+    bias_gammas: str | None = None
     rho: float = 0.0
     rho_out: float = 0.0
+    rhos: str | None = None
     alternations: int = 1
     tol: float = 1e-4
     max_inner: int = 100
@@ -133,7 +138,8 @@ class Fenchel(Method):
     def __post_init__(self) -> None:
         check_positive("lam", self.lam)
         object.__setattr__(self, "lams", _floats("lams", self.lams))
-        object.__setattr__(self, "gammas", _floats("gammas", self.gammas))
+        for name in ("gammas", "bias_gammas", "rhos"):
+            object.__setattr__(self, name, _floats(name, getattr(self, name)))
         if self.lams is not None and min(self.lams) <= 0:
             raise ValueError(f"every entry of lams must be > 0, got {self.lams}")
         check_positive("loss_weight", self.loss_weight)
@@ -155,17 +161,26 @@ class Fenchel(Method):
                              "hidden layers")
         return list(self.lams)
 
-    def layer_gammas(self, net: Network) -> list[float]:
-        """gamma_0..gamma_L, one per layer."""
-        if self.gammas is None:
-            return [self.gamma] * net.n_hidden + [self.gamma_out]
-        if len(self.gammas) != len(net.layers):
-            raise ValueError(f"gammas has {len(self.gammas)} entries, the network "
+    def _per_layer(self, net: Network, name: str, default: list[float]) -> list[float]:
+        value = getattr(self, name)
+        if value is None:
+            return default
+        if len(value) != len(net.layers):
+            raise ValueError(f"{name} has {len(value)} entries, the network "
                              f"{len(net.layers)} layers")
-        return list(self.gammas)
+        return list(value)
+
+    def layer_gammas(self, net: Network) -> list[float]:
+        """Proximal weights of the weights, gamma_0..gamma_L."""
+        return self._per_layer(net, "gammas", [self.gamma] * net.n_hidden + [self.gamma_out])
+
+    def layer_bias_gammas(self, net: Network) -> list[float]:
+        """Proximal weights of the biases (default: those of the weights)."""
+        return self._per_layer(net, "bias_gammas", self.layer_gammas(net))
 
     def layer_rhos(self, net: Network) -> list[float]:
-        return [self.rho] * net.n_hidden + [self.rho_out]
+        """Weight decays rho_0..rho_L."""
+        return self._per_layer(net, "rhos", [self.rho] * net.n_hidden + [self.rho_out])
 
     # ------------------------------------------------------------------ state
     def init_state(
@@ -178,7 +193,7 @@ class Fenchel(Method):
         params: Params | None = None,
     ) -> FenchelState:
         self.check_network(net)
-        self.layer_lams(net), self.layer_gammas(net)  # length checks
+        self.layer_lams(net), self.layer_bias_gammas(net), self.layer_rhos(net)  # lengths
         params = start_params(net, X, params, generator=generator, scheme=self.init,
                               bias=self.bias_init)
         return FenchelState(params=params)
@@ -304,18 +319,19 @@ class Fenchel(Method):
         W, b = state.params[l]
         x_in = X if l == 0 else state.acts[l - 1]
         value, grad, curv = self._next_term(net, state, Y, l, rows=True)
-        g, r = self.layer_gammas(net)[l], self.layer_rhos(net)[l]
+        g, gb = self.layer_gammas(net)[l], self.layer_bias_gammas(net)[l]
+        r = self.layer_rhos(net)[l]
         P = layer.patches(x_in)
-        key = (data_key(X), curv, g, r)
+        key = (data_key(X), curv, g, gb, r)
         if l == 0 and state.cache.get("key") == key:
             Hinv = state.cache["Hinv"]
         else:
-            Hinv = mm_precision(augmented_gram(P), curv, g, g, r)
+            Hinv = mm_precision(augmented_gram(P), curv, g, gb, r)
             if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
                 state.cache = {"key": key, "Hinv": Hinv}
         shape = W.shape
         res = mm_regression(P, grad, value, W.reshape(shape[0], -1), b, Hinv,
-                            W0=prev[0].reshape(shape[0], -1), b0=prev[1], g_w=g, g_b=g, rho=r,
+                            W0=prev[0].reshape(shape[0], -1), b0=prev[1], g_w=g, g_b=gb, rho=r,
                             tol=self.tol, max_iter=self.max_inner)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b
@@ -339,3 +355,48 @@ def _op_norm_sq(layer, W: Tensor, dtype: torch.dtype) -> float:
         v = layer.adjoint(layer.forward(v, Wd, zero), Wd)
         est = float(torch.linalg.vector_norm(v))
     return 1.05 * est
+
+
+# ---------------------------------------------------------------------- Appendix A
+def _scales(net: Network, lams: list[float]) -> list[tuple[float, float, float]]:
+    """Per layer l: (scale of its input X_l, of W_l, of b_l) of Appendix A's change of variables
+    X_l -> sqrt(lam_{l-1}) X_l, W_l -> sqrt(lam_l / lam_{l-1}) W_l, b_l -> sqrt(lam_l) b_l, with
+    lam_{-1} = 1 (the data) and lam_L = 1 (the output loss is not a constraint)."""
+    full = [1.0, *lams, 1.0]  # full[l] = lam_{l-1}
+    return [(full[l] ** 0.5, (full[l + 1] / full[l]) ** 0.5, full[l + 1] ** 0.5)
+            for l in range(len(net.layers))]
+
+
+def one_lambda(method: Fenchel, net: Network) -> Fenchel:
+    """The single-lambda problem equivalent to ``method``'s per-layer multipliers (Appendix A).
+
+    For positively homogeneous activations (ReLU, leaky ReLU, identity) B(t v, t u) =
+    t^2 B(v, u), so the change of variables of :func:`scale_variables` turns
+    sum_l 2 lam_l B(X_{l+1}, U_l) into sum_l 2 B(Xbar_{l+1}, Ubar_l): every multiplier becomes
+    1, and the per-layer multipliers move into the weight decays and proximal weights,
+    rhobar_l = rho_l lam_{l-1} / lam_l, gammabar_l = gamma_l lam_{l-1} / lam_l for the weights
+    and gamma_l / lam_l for the biases (lam_{-1} = lam_L = 1).  The returned method trains the
+    scaled variables; its iterates are the scaled iterates of ``method`` (checked by the tests).
+    """
+    lams = method.layer_lams(net)
+    full = [1.0, *lams, 1.0]
+    g, gb, r = method.layer_gammas(net), method.layer_bias_gammas(net), method.layer_rhos(net)
+    n = len(net.layers)
+    return dataclasses.replace(
+        method, lam=1.0, lams=None,
+        gammas=tuple(g[l] * full[l] / full[l + 1] for l in range(n)),
+        bias_gammas=tuple(gb[l] / full[l + 1] for l in range(n)),
+        rhos=tuple(r[l] * full[l] / full[l + 1] for l in range(n)),
+    )
+
+
+def scale_variables(net: Network, lams: list[float], params: Params, acts: list[Tensor], *,
+                    inverse: bool = False) -> tuple[Params, list[Tensor]]:
+    """Appendix A's change of variables (``inverse=True``: back to the original variables)."""
+    out_p, out_a = [], []
+    for l, ((sx, sw, sb), (W, b)) in enumerate(zip(_scales(net, lams), params, strict=True)):
+        p = -1.0 if inverse else 1.0
+        out_p.append((W * sw**p, b * sb**p))
+        if l > 0:
+            out_a.append(acts[l - 1] * sx**p)
+    return out_p, out_a
