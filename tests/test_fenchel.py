@@ -191,3 +191,20 @@ def test_one_lambda_scaling_is_equivalent(loss):
         torch.testing.assert_close(A, Ab, rtol=1e-7, atol=1e-9)
     # and the scaled problem is a genuinely different parameterisation
     assert not torch.allclose(state.params[1][0], other.params[1][0])
+
+
+def test_cli_per_layer_lists_and_errors(tmp_path, capsys):
+    import json
+
+    from liftnet.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
+                 "--epochs", "1", "--batch-size", "200", "--lams", "2", "--gammas", "1,3",
+                 "--out", str(out), "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["lams"] == [2.0] and rec["config"]["gammas"] == [1.0, 3.0]
+    assert rec["test_accuracy"] > 0.5  # ten classes: chance is 0.1
+    assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
+                 "--epochs", "1", "--lams", "1,2", "--quiet"]) == 2
+    assert "lams has 2 entries" in capsys.readouterr().err
