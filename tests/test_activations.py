@@ -30,6 +30,7 @@ INVERSE = {
     "sigmoid": lambda v, a: np.log(v / (1 - v)),
     "tanh": lambda v, a: np.arctanh(v),
     "hardtanh": lambda v, a: v,
+    "soft_threshold": lambda v, a: v + a.alpha * np.sign(v),
     "piecewise_sigmoid": lambda v, a: v,
     "sign": lambda v, a: np.zeros_like(v),
     "softplus": lambda v, a: np.log(np.expm1(v)),
@@ -78,7 +79,8 @@ def _sample_domain(act: Activation, n: int, rng: np.random.Generator) -> np.ndar
 
 def test_registry_and_box() -> None:
     assert set(ACTIVATIONS) == {
-        "relu", "leaky_relu", "sigmoid", "tanh", "hardtanh", "piecewise_sigmoid", "sign",
+        "relu", "leaky_relu", "sigmoid", "tanh", "hardtanh", "soft_threshold",
+        "piecewise_sigmoid", "sign",
         "softplus", "sin", "simplex", "maxpool", "identity",
     }  # fmt: skip
     assert set(INVERSE) == set(ELEMENTWISE)

@@ -61,3 +61,26 @@ def test_figure2_and_speed_on_a_mnist_slice(tmp_path, data_dir):
                 "matmul_gflops_machine"):
         assert s[key] > 0
     assert "time_to_50_fenchel" in s and "time_to_50_adam" in s
+
+
+def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir):
+    for name in ("mnist", "fashion-mnist"):
+        if not (data_dir / name).is_dir():
+            pytest.fail(f"{name} not found under {data_dir} (set LIFTNET_DATA)")
+    bench = _load("bregman")
+    out = tmp_path / "bregman.json"
+    assert bench.main(["--data-dir", str(data_dir), "--n-train", "300", "--n-test", "200",
+                       "--epochs", "1", "--set", "Bregman lifted:x_steps=3",
+                       "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["datasets"]) == {"mnist", "fashion-mnist"}
+    for entry in rec["datasets"].values():
+        models = entry["models"]
+        assert set(models) == {"Back-prop", "Standard lifted", "Bregman lifted"}
+        assert models["Bregman lifted"]["hyperparameters"]["x_steps"] == 3
+        for r in models.values():
+            assert len(r["linear_share"]) == 3 and all(0 <= s <= 1 for s in r["linear_share"])
+            assert 0 <= r["final_test_accuracy"] <= 1 and r["seconds_per_epoch"] > 0
+        assert entry["epoch_ratio_bregman_over_backprop"] > 0
+    assert rec["datasets"]["fashion-mnist"]["models"]["Bregman lifted"]["poster_linear_share"] \
+        == [0.506, 0.125, 0.254]

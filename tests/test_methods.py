@@ -18,6 +18,7 @@ FAST = {
     "admm": {"warmup": 2, "beta": 1.0, "gamma": 10.0},
     "pbcd": {"alpha": 1.0},
     "fenchel": {"gamma": 1.0, "gamma_out": 1.0, "loss_weight": 1.0},
+    "bregman": {"tau": 1.0},
 }
 # Hyperparameter values each method must refuse with a ValueError naming the value.
 INVALID = {
@@ -33,8 +34,11 @@ INVALID = {
     "fenchel": [{"lam": 0.0}, {"lams": "1,-2"}, {"lams": "1,x"}, {"gammas": "nan"},
                 {"loss_weight": 0.0}, {"gamma": -1.0}, {"rho_out": -1.0}, {"alternations": 0},
                 {"tol": 0.0}, {"max_inner": 0}, {"init": "zeros"}, {"bias_init": float("inf")}],
+    "bregman": [{"tau": 0.0}, {"x_steps": 0}, {"w_steps": 0}, {"alternations": 0},
+                {"rho": -1.0}, {"loss_weight": float("nan")}, {"tol": 0.0}, {"init": "zeros"}],
 }
-BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50], "fenchel": [0, 50]}
+BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50], "fenchel": [0, 50],
+         "bregman": [0, 50]}
 CASES = [(key, bs) for key in METHODS for bs in BATCH[key]]
 # (method, batch size, loss) for every loss the method supports
 LOSS_CASES = [(key, bs, loss) for key, bs in CASES for loss in METHODS[key].losses]
@@ -87,7 +91,8 @@ def test_learns_the_teacher(key, batch_size, small_data):
 
 # extra settings under which monotone methods must still never increase their objective
 MONOTONE_EXTRA = {"lifted": {}, "pbcd": {"alpha": 0.0},
-                  "fenchel": {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3}}
+                  "fenchel": {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3},
+                  "bregman": {"tau": 100.0, "rho": 0.0, "loss_weight": 5.0, "alternations": 2}}
 
 
 @pytest.mark.parametrize("key", [k for k in METHODS if METHODS[k].monotone])

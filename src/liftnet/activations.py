@@ -208,6 +208,31 @@ class HardTanh(Activation):
 
 
 @dataclass(frozen=True)
+class SoftThreshold(Activation):
+    """sigma(u) = sign(u) max(|u| - alpha, 0), the proximal map of alpha |.| (alpha > 0).
+
+    sigma^{-1}(v) = v + alpha sign(v) (the whole interval [-alpha, alpha] at v = 0), so
+    Phi(v) = v^2 / 2 + alpha |v| on R and D(u, v) = Phi(v) - u v (BC).
+    """
+
+    alpha: float = 0.1
+    name: ClassVar[str] = "soft_threshold"
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.alpha < math.inf):
+            raise ValueError(f"alpha must be a finite number > 0, got {self.alpha}")
+
+    def map(self, u: Tensor) -> Tensor:
+        return torch.sign(u) * (u.abs() - self.alpha).clamp_min(0.0)
+
+    def _phi(self, v: Tensor) -> Tensor:
+        return 0.5 * v**2 + self.alpha * v.abs()
+
+    def torch_module(self) -> nn.Module:
+        return nn.Softshrink(self.alpha)
+
+
+@dataclass(frozen=True)
 class PiecewiseSigmoid(Activation):
     """sigma(u) = min(1, max(0, u)).
 
@@ -439,6 +464,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Sigmoid(),
         Tanh(),
         HardTanh(),
+        SoftThreshold(),
         PiecewiseSigmoid(),
         SignActivation(),
         Softplus(),

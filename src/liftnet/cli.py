@@ -21,6 +21,7 @@ import torch
 from . import data as datamod
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
+from .metrics import LINEAR_SHARE_DEFINITION, linear_share
 from .results import load_model, save_model, versions, write_json
 from .training import fit
 
@@ -167,6 +168,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         "test_accuracy": last.get("test_accuracy"),
         "wall_seconds": wall,
         "history": res.history,
+        # one figure per hidden layer, on the test set (paper 001, Table 3)
+        "linear_share": linear_share(net, res.state.params, ds.X_test),
+        "linear_share_definition": LINEAR_SHARE_DEFINITION + " (test set)",
     }
     if args.lifted_rule and ds.n_classes > 0:
         if not isinstance(method, Lifted):

@@ -28,6 +28,9 @@ from .activations import get_activation
 
 #: activations with a Fenchel-Young gap (Theorem 1 and (5))
 FENCHEL_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "identity")
+#: activations whose conjugate F* is written here (the Fenchel ones and the piecewise-linear
+#: proximal activations of lifted Bregman training, :mod:`liftnet.proximal`)
+CONJUGATES = (*FENCHEL_ACTIVATIONS, "hardtanh", "piecewise_sigmoid", "soft_threshold")
 
 
 def conjugate(name: str, u: Tensor) -> Tensor:
@@ -44,16 +47,25 @@ def conjugate(name: str, u: Tensor) -> Tensor:
         return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)
     if name == "identity":
         return 0.5 * u * u
+    if name in ("hardtanh", "piecewise_sigmoid"):  # F = v^2/2 on [lo, 1]: a Huber function
+        lo = -1.0 if name == "hardtanh" else 0.0
+        c = u.clamp(lo, 1.0)
+        return c * u - 0.5 * c * c
+    if name == "soft_threshold":  # F = v^2/2 + alpha |v|: F* = (|u| - alpha)_+^2 / 2
+        a = get_activation(name).alpha
+        return 0.5 * (u.abs() - a).clamp_min(0.0) ** 2
     raise ValueError(
         f"activation {name!r} has no Fenchel-Young gap here; choose one of "
-        f"{', '.join(FENCHEL_ACTIVATIONS)}"
+        f"{', '.join(CONJUGATES)}"
     )
 
 
 def inverse(name: str, v: Tensor) -> Tensor:
     """sigma^{-1}(v) = F'(v) on the domain of F (ReLU: v itself on v >= 0)."""
-    if name in ("relu", "identity"):
+    if name in ("relu", "identity", "hardtanh", "piecewise_sigmoid"):
         return v
+    if name == "soft_threshold":  # the least-norm element of the subdifferential at 0
+        return v + get_activation(name).alpha * torch.sign(v)
     if name == "leaky_relu":
         return torch.where(v >= 0, v, v / get_activation(name).alpha)
     if name == "sigmoid":

@@ -37,3 +37,36 @@ def accuracy(net: Network, params: Params, X: Tensor, y: Tensor) -> float | None
         return None
     pred = net.outputs(params, X).argmax(dim=1)
     return float((pred == y).double().mean())
+
+
+#: where each activation acts as the identity map (sigma(u) = u), as a test on u
+_LINEAR_REGION = {
+    "relu": lambda u: u > 0,
+    "leaky_relu": lambda u: u > 0,
+    "hardtanh": lambda u: u.abs() < 1,
+    "piecewise_sigmoid": lambda u: (u > 0) & (u < 1),
+    "identity": lambda u: torch.ones_like(u, dtype=torch.bool),
+}
+
+LINEAR_SHARE_DEFINITION = (
+    "share of (unit, sample) pairs of the data at which the hidden layer's activation acts as "
+    "the identity in the feed-forward pass (ReLU: pre-activation > 0)"
+)
+
+
+def linear_share(net: Network, params: Params, X: Tensor,
+                 batch_size: int = 8192) -> list[float | None]:
+    """For each hidden layer, the share of (unit, sample) pairs of X at which its activation
+    acts as the identity in the feed-forward pass (ReLU: pre-activation u > 0; paper 001's
+    Table 3); None for activations that are nowhere the identity (sigmoid, tanh, ...)."""
+    counts = [0] * net.n_hidden
+    with torch.no_grad():
+        for i in range(0, len(X), batch_size):
+            _, pre = net.forward_all(params, X[i : i + batch_size])
+            for l in range(net.n_hidden):
+                test = _LINEAR_REGION.get(net.layers[l].activation)
+                if test is not None:
+                    counts[l] += int(test(pre[l]).sum())
+    return [counts[l] / (len(X) * net.sizes[l + 1])
+            if net.layers[l].activation in _LINEAR_REGION and len(X) else None
+            for l in range(net.n_hidden)]

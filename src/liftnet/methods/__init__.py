@@ -5,11 +5,14 @@ from __future__ import annotations
 from .admm import ADMM, ADMMState
 from .backprop import Backprop, BackpropState
 from .base import Method, MethodState
+from .bregman import Bregman, BregmanState
 from .fenchel import Fenchel, FenchelState
 from .lifted import Lifted, LiftedState, lifted_predict
 from .pbcd import PBCD, PBCDState
 
-METHODS: dict[str, type[Method]] = {cls.key: cls for cls in (Lifted, Backprop, ADMM, PBCD, Fenchel)}
+METHODS: dict[str, type[Method]] = {
+    cls.key: cls for cls in (Lifted, Backprop, ADMM, PBCD, Fenchel, Bregman)
+}
 
 
 def get_method(key: str, **hyperparameters) -> Method:
@@ -22,7 +25,7 @@ def get_method(key: str, **hyperparameters) -> Method:
 
 
 __all__ = [
-    "ADMM", "ADMMState", "METHODS", "Fenchel", "FenchelState", "PBCD", "Backprop",
-    "BackpropState", "Lifted", "LiftedState",
+    "ADMM", "ADMMState", "Bregman", "BregmanState", "METHODS", "Fenchel", "FenchelState",
+    "PBCD", "Backprop", "BackpropState", "Lifted", "LiftedState",
     "Method", "MethodState", "PBCDState", "get_method", "lifted_predict",
 ]

@@ -1,0 +1,231 @@
+"""Lifted Bregman training (Wang and Benning; paper 001, JMLR 24(232), 2023).
+
+Training problem (2), batch-first, averaged over the s samples of the batch::
+
+    E(W; X) = 1/s sum_i [ sum_{l=0}^{L-1} L_{Psi_l}(x_{l+1,i}, W_l x_{l,i} + b_l)
+                          + L_out(y_i, W_L x_{L,i} + b_L) ] + rho/2 sum_l ||W_l||^2,
+
+with x_0 = the input (clamped), L_Psi the Bregman penalty of the proximal activation sigma_l =
+prox_{Psi_l} (:mod:`liftnet.proximal`; (3)), and L_out the penalty of the output activation with
+the target clamped: softmax for ``ce`` (L_out is then the cross-entropy), identity for ``mse``
+(1/2 ||y - u||^2).  Prediction: the plain feed-forward pass.
+
+Implicit stochastic gradient (the authors' method).  For each mini-batch, X re-initialised by the
+feed-forward pass and W^k the current weights, ``inner`` iterations of proximal-gradient
+descent on the proximal subproblem in (W, X_batch)::
+
+    min_{W, X} E_batch(W; X) + 1/(2 tau) ||W - W^k||^2          (W = all (W_l, b_l))
+
+one iteration being a backward sweep of proximal-gradient steps on X_L, ..., X_1, then one
+gradient step on every (W_l, b_l) (independent across layers)::
+
+    X_l <- prox_{mu_l Phi_l}(X_l - mu_l [(sigma_{l+1}(U_l) - X_{l+1}) W_l - U_{l-1}]),
+           mu_l = 1 / (c_l ||W_l||_2^2)
+    (W_l, b_l) <- (W_l, b_l) - eta_l [1/s (sigma(U_l) - X_{l+1})^T [X_l, 1]
+                                      + ((W_l, b_l) - (W_l, b_l)^k) / tau + rho (W_l, 0)],
+           eta_l = 1 / (c_l ||[X_l, 1]||_2^2 / s + 1/tau + rho)
+
+where U_l = X_l W_l^T + b_l, Phi_l = 1/2 ||.||^2 + Psi_l (its prox is prox_{mu/(1+mu) Psi}(v /
+(1 + mu))), and c_l is the Lipschitz constant of sigma_{l+1} (1; sigmoid 1/4; softmax 1/2), so
+every step size comes from a Lipschitz bound and there is no learning rate to guess; ``tau`` is
+the proximal (implicit-step) parameter.  Stopping rule: ``inner`` iterations per batch, or fewer
+when the relative change of (W, X) falls below ``tol``.  Every step is a descent step of the
+subproblem, so with the full data set as one batch (``batch_size 0``, the deterministic
+block-coordinate variant: X kept from step to step) E never increases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..graph import Network, Params
+from ..proximal import PROX_ACTIVATIONS, bregman_loss, prox_phi, sigma
+from .base import (
+    INIT_SCHEMES,
+    Method,
+    MethodState,
+    check_choice,
+    check_finite,
+    check_int,
+    check_positive,
+    start_params,
+)
+
+#: Lipschitz constant of each activation (of grad Phi^*)
+_LIP = {"sigmoid": 0.25, "softmax": 0.5}
+
+
+def _sq_spectral(A: Tensor) -> float:
+    """||A||_2^2, from the smaller of the two Gram matrices."""
+    G = A @ A.T if A.shape[0] <= A.shape[1] else A.T @ A
+    return float(torch.linalg.eigvalsh(G.double())[-1].clamp_min(0.0))
+
+
+@dataclass
+class BregmanState(MethodState):
+    """Weights and the lifted activations X_1..X_L of the current batch."""
+
+    acts: list[Tensor] = field(default_factory=list)
+    inner: int = 0  # iterations of the last step
+
+
+@dataclass(frozen=True)
+class Bregman(Method):
+    """Lifted Bregman network trained by implicit stochastic gradient (module docstring).
+
+    Args:
+        tau: proximal parameter of the implicit step, 1/(2 tau) ||W - W^k||^2.
+        loss_weight: weight c of the output's penalty (the data term); 1 in paper 001.
+        alternations: rounds of (X-steps, W-steps) per batch.
+        x_steps: backward sweeps of proximal-gradient steps on X per round.
+        w_steps: majorised gradient steps on each (W_l, b_l) per round.
+        tol: stop a loop earlier when the relative change of its block is below ``tol``.
+        rho: weight decay rho/2 ||W||^2.
+        init: weight initialisation scheme.
+        bias_init: initial biases.
+    """
+
+    tau: float = 10.0
+    loss_weight: float = 1.0
+    alternations: int = 1
+    x_steps: int = 10
+    w_steps: int = 2
+    tol: float = 1e-6
+    rho: float = 1e-4
+    init: str = "xavier"
+    bias_init: float = 0.0
+
+    key: ClassVar[str] = "bregman"
+    monotone: ClassVar[bool] = True
+    hidden_activations: ClassVar[tuple[str, ...]] = tuple(
+        a for a in PROX_ACTIVATIONS if a != "softmax")
+    default_batch_size: ClassVar[int] = 100
+    default_epochs: ClassVar[int] = 20
+
+    def __post_init__(self) -> None:
+        check_positive("tau", self.tau)
+        check_positive("loss_weight", self.loss_weight)
+        check_int("alternations", self.alternations, 1)
+        check_int("x_steps", self.x_steps, 1)
+        check_int("w_steps", self.w_steps, 1)
+        check_positive("tol", self.tol)
+        check_positive("rho", self.rho, allow_zero=True)
+        check_choice("init", self.init, INIT_SCHEMES)
+        check_finite("bias_init", self.bias_init)
+
+    def init_state(self, net: Network, X: Tensor, Y: Tensor, *,
+                   generator: torch.Generator | None = None,
+                   params: Params | None = None) -> BregmanState:
+        self.check_network(net)
+        params = start_params(net, X, params, generator=generator, scheme=self.init,
+                              bias=self.bias_init)
+        return BregmanState(params=params)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _act(net: Network, l: int) -> str:
+        """Name of the activation applied to U_l (the output's: softmax or identity)."""
+        if l == len(net.layers) - 1:
+            return "softmax" if net.loss == "ce" else "identity"
+        return net.layers[l].activation
+
+    def objective(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor) -> float:
+        """E(W; X) of (2) on the batch (the state's lifted activations when they are of this
+        batch, else the feed-forward ones)."""
+        acts = state.acts
+        if not acts or acts[0].shape[0] != X.shape[0]:
+            acts, _ = net.forward_all(state.params, X)
+        xs = [X, *acts[: net.n_hidden], Y]
+        total = 0.0
+        for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
+            U = layer.forward(xs[l], W, b)
+            c = self.loss_weight if l == len(net.layers) - 1 else 1.0
+            total += c * float(bregman_loss(self._act(net, l), xs[l + 1], U).sum()) / X.shape[0]
+            total += 0.5 * self.rho * float(torch.linalg.vector_norm(W)) ** 2
+        return total
+
+    # ------------------------------------------------------------------ one step
+    def step(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor, *,
+             new_batch: bool = True) -> BregmanState:
+        L = len(net.layers)
+        if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
+            state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
+        Wk = [(W.clone(), b.clone()) for W, b in state.params]  # the implicit step's centre
+        s = X.shape[0]
+        # Lipschitz constant of each link's gradient in U_l (the output's weighted by c)
+        lips = [_LIP.get(self._act(net, l), 1.0) for l in range(L)]
+        lips[-1] *= self.loss_weight
+        acts = [self._act(net, l) for l in range(L)]
+        xs = [X, *state.acts, Y]
+        iters = 0
+        for _ in range(self.alternations):
+            # X_L, ..., X_1 backward: proximal-gradient steps on the lifted activations
+            mus = [1.0 / max(lips[l] * _sq_spectral(W), 1e-12) if l else 0.0
+                   for l, (W, _) in enumerate(state.params)]
+            U0 = torch.addmm(state.params[0][1], X, state.params[0][0].T)  # fixed in X-steps
+            for _ in range(self.x_steps):
+                diff, size = X.new_zeros(()), X.new_zeros(())
+                for l in range(L - 1, 0, -1):
+                    W, b = state.params[l]
+                    G = sigma(acts[l], torch.addmm(b, xs[l], W.T)).sub_(xs[l + 1])
+                    if l == L - 1:
+                        G.mul_(self.loss_weight)
+                    Wb, bb = state.params[l - 1]
+                    U = U0 if l == 1 else torch.addmm(bb, xs[l - 1], Wb.T)
+                    V = (U - G @ W).mul_(mus[l]).add_(xs[l])
+                    new = prox_phi(acts[l - 1], V, mus[l])
+                    diff += (new - xs[l]).square().sum()
+                    size += xs[l].square().sum()
+                    xs[l] = new
+                iters += 1
+                if float(diff) <= self.tol**2 * max(float(size), 1e-24):  # ||dX|| <= tol ||X||
+                    break
+            # every (W_l, b_l), independently: majorised steps H^{-1} grad on the subproblem
+            for l in range(L):
+                solve = _majorizer(xs[l], lips[l] / s, 1.0 / self.tau + self.rho)
+                for _ in range(self.w_steps):
+                    W, b = state.params[l]
+                    G = sigma(acts[l], torch.addmm(b, xs[l], W.T)).sub_(xs[l + 1])
+                    G.mul_((self.loss_weight if l == L - 1 else 1.0) / s)
+                    gW = G.T @ xs[l] + (W - Wk[l][0]) / self.tau + self.rho * W
+                    gb = G.sum(0) + (b - Wk[l][1]) / self.tau
+                    dW, db = solve(gW, gb)
+                    state.params[l] = (W - dW, b - db)
+                    if _rel(dW, W) <= self.tol:
+                        break
+        state.acts = xs[1:-1]
+        state.inner = iters
+        state.step += 1
+        return state
+
+
+def _majorizer(X: Tensor, c: float, d: float):
+    """The map [gW, gb] -> H^{-1} [gW, gb] for H = c A^T A + d I, A = [X, 1] (s, n+1): the
+    curvature of the subproblem in (W_l, b_l) majorised (sigma is 1-Lipschitz, c = lip / s).
+    Factorised once; by Woodbury H^{-1} g = (g - g A^T (d/c I + A A^T)^{-1} A) / d when
+    s < n + 1, else a Cholesky solve with H."""
+    A = torch.nn.functional.pad(X, (0, 1), value=1.0)
+    s, n1 = A.shape
+    small = s < n1
+    K = A @ A.T if small else c * (A.T @ A)
+    K.diagonal().add_(d / c if small else d)
+    chol = torch.linalg.cholesky(K)
+
+    def solve(gW: Tensor, gb: Tensor) -> tuple[Tensor, Tensor]:
+        g = torch.cat([gW, gb[:, None]], 1)
+        if small:
+            out = (g - torch.cholesky_solve((g @ A.T).T, chol).T @ A) / d
+        else:
+            out = torch.cholesky_solve(g.T, chol).T
+        return out[:, :-1], out[:, -1]
+
+    return solve
+
+
+def _rel(new: Tensor, old: Tensor) -> float:
+    return float(torch.linalg.vector_norm(new - old)) / max(float(torch.linalg.vector_norm(old)),
+                                                            1e-12)

@@ -1,0 +1,163 @@
+"""Proximal activations and the Bregman penalty of lifted Bregman training (paper 001).
+
+An activation sigma is the proximal map of a proper, closed, convex Psi:
+
+    sigma(z) = prox_Psi(z) = argmin_x 1/2 ||x - z||^2 + Psi(x),
+
+equivalently sigma = (grad Phi*) with Phi = 1/2 ||.||^2 + Psi, so sigma^{-1} = I + d Psi and Phi
+is the potential ``Activation.potential`` (Phi(v) = int_0^v sigma^{-1}).  The Bregman penalty
+(paper 001 (3)) is the Fenchel-type gap
+
+    L_Psi(y, z) = 1/2 ||y||^2 + Psi(y) + (1/2 ||.||^2 + Psi)^*(z) - <y, z>
+                = Phi(y) + Phi^*(z) - <y, z>  >= 1/2 ||y - sigma(z)||^2 >= 0,
+
+zero exactly when y = sigma(z), with grad_z L_Psi(y, z) = sigma(z) - y: no derivative of the
+activation is ever needed.  For ReLU it is the Fenchel gap B of paper 003 ((5)).
+
+The activations (Psi, sigma, domain dom Psi):
+
+============== ================================================ ==================== ========
+name           Psi(x)                                           sigma(z)             domain
+============== ================================================ ==================== ========
+relu           indicator of x >= 0                              max(z, 0)            [0, inf)
+leaky_relu     (1/alpha - 1) min(x, 0)^2 / 2                    max(alpha z, z)      R
+hardtanh       indicator of -1 <= x <= 1                        clip(z, -1, 1)       [-1, 1]
+soft_threshold alpha |x|                                        sign(z)(|z|-alpha)_+ R
+sigmoid        x log x + (1-x) log(1-x) - x^2/2                 1 / (1 + e^-z)       [0, 1]
+tanh           ((1+x)log(1+x) + (1-x)log(1-x))/2 - x^2/2        tanh(z)              [-1, 1]
+identity       0                                                z                    R
+softmax        sum_i x_i log x_i - ||x||^2/2 + ind(simplex)     softmax(z) (rows)    simplex
+============== ================================================ ==================== ========
+
+For softmax, L_Psi(y, z) = sum y log y + logsumexp(z) - <y, z>: the cross-entropy of a one-hot
+(or any probability) row y.  Tensors are batch first; :func:`bregman_loss` sums per sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .activations import get_activation
+from .divergences import CONJUGATES, conjugate
+
+#: activations that are proximal maps, usable by lifted Bregman training
+PROX_ACTIVATIONS = ("relu", "leaky_relu", "hardtanh", "soft_threshold", "sigmoid", "tanh",
+                    "identity", "softmax")
+#: activations whose prox of mu * Phi is found by safeguarded Newton (the others: closed forms)
+_NEWTON = ("sigmoid", "tanh")
+
+
+def _check(name: str) -> None:
+    if name not in PROX_ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is not a proximal activation here; choose one of "
+                         f"{', '.join(PROX_ACTIVATIONS)}")
+
+
+def sigma(name: str, z: Tensor) -> Tensor:
+    """The activation prox_Psi(z) (softmax over the last dimension)."""
+    _check(name)
+    if name == "softmax":
+        return torch.softmax(z, -1)
+    return get_activation(name).map(z)
+
+
+def psi(name: str, x: Tensor) -> Tensor:
+    """Psi(x) element-wise (row-wise for softmax: shape x.shape[:-1]), +inf outside dom Psi."""
+    _check(name)
+    if name == "softmax":
+        inside = (x >= 0).all(-1) & ((x.sum(-1) - 1).abs() <= math.sqrt(torch.finfo(x.dtype).eps))
+        val = torch.xlogy(x, x).sum(-1) - 0.5 * (x * x).sum(-1)
+        return torch.where(inside, val, torch.full_like(val, math.inf))
+    return get_activation(name).potential(x) - 0.5 * x * x
+
+
+def phi_conjugate(name: str, z: Tensor) -> Tensor:
+    """(1/2 ||.||^2 + Psi)^*(z) = Phi^*(z) element-wise (row-wise logsumexp for softmax)."""
+    _check(name)
+    if name == "softmax":
+        return torch.logsumexp(z, -1)
+    assert name in CONJUGATES
+    return conjugate(name, z)
+
+
+def bregman_gap(name: str, y: Tensor, z: Tensor) -> Tensor:
+    """L_Psi(y, z) = Phi(y) + Phi^*(z) - <y, z> element-wise (row-wise for softmax), +inf where
+    y is outside dom Psi, clamped at 0 against rounding."""
+    if name == "softmax":
+        inside = psi(name, y).isfinite()
+        val = torch.xlogy(y, y).sum(-1) + torch.logsumexp(z, -1) - (y * z).sum(-1)
+        val = torch.where(inside, val, torch.full_like(val, math.inf))
+    else:
+        _check(name)
+        val = get_activation(name).potential(y) + conjugate(name, z) - y * z
+    return torch.where(torch.isinf(val), val, val.clamp_min(0.0))
+
+
+def bregman_loss(name: str, Y: Tensor, Z: Tensor) -> Tensor:
+    """L_Psi(Y, Z) summed over all but the batch dimension: (N, ...) -> (N,)."""
+    gap = bregman_gap(name, Y, Z)
+    return gap.reshape(gap.shape[0], -1).sum(1)
+
+
+def bregman_grad_z(name: str, Y: Tensor, Z: Tensor) -> Tensor:
+    """grad_z L_Psi(Y, Z) = sigma(Z) - Y."""
+    return sigma(name, Z) - Y
+
+
+def prox_phi(name: str, v: Tensor, mu: float | Tensor) -> Tensor:
+    """prox_{mu Phi}(v) = argmin_x mu (1/2 ||x||^2 + Psi(x)) + 1/2 ||x - v||^2, element-wise,
+    = prox_{mu/(1+mu) Psi}(v / (1 + mu)); it solves x + mu sigma^{-1}(x) = v.
+
+    Closed forms for the piecewise-linear activations; sigmoid and tanh by Newton's method
+    safeguarded by bisection on the open domain (float64, to 1e-12 in x).  ``mu`` >= 0 is a
+    number or a tensor broadcastable to v (per-sample or per-unit step sizes).
+    """
+    _check(name)
+    t = mu / (1.0 + mu)
+    w = v / (1.0 + mu)  # prox_{t Psi}(w)
+    if name == "relu":
+        return w.clamp_min(0.0)
+    if name == "identity":
+        return w
+    if name == "hardtanh":
+        return w.clamp(-1.0, 1.0)
+    if name == "soft_threshold":
+        a = get_activation(name).alpha
+        return torch.sign(w) * (w.abs() - t * a).clamp_min(0.0)
+    if name == "leaky_relu":  # x + mu x / alpha = v on v < 0
+        a = get_activation(name).alpha
+        return torch.where(v >= 0, w, v / (1.0 + mu / a))
+    if name in _NEWTON:
+        return _prox_newton(name, v, mu)
+    raise ValueError("prox_phi of softmax is not implemented: softmax is an output activation "
+                     "whose variable (the target) is clamped")
+
+
+def _prox_newton(name: str, v: Tensor, mu: float | Tensor) -> Tensor:
+    """Solve g(x) = x + mu sigma^{-1}(x) - v = 0 on the open domain (g is increasing)."""
+    vd = v.double()
+    mud = torch.as_tensor(mu, dtype=torch.float64, device=v.device).expand_as(vd)
+    if name == "sigmoid":
+        lo, hi = torch.zeros_like(vd), torch.ones_like(vd)
+        x = torch.sigmoid(vd / (1.0 + mud))
+        inv, dinv = torch.logit, lambda x: 1.0 / (x * (1.0 - x))
+    else:
+        lo, hi = -torch.ones_like(vd), torch.ones_like(vd)
+        x = torch.tanh(vd / (1.0 + mud))
+        inv, dinv = torch.atanh, lambda x: 1.0 / (1.0 - x * x)
+    for _ in range(100):
+        g = x + mud * inv(x) - vd
+        lo = torch.where(g < 0, x, lo)
+        hi = torch.where(g > 0, x, hi)
+        step = g / (1.0 + mud * dinv(x))
+        new = x - step
+        bad = ~((new > lo) & (new < hi)) | ~torch.isfinite(new)
+        new = torch.where(bad, 0.5 * (lo + hi), new)
+        done = bool(((new - x).abs() <= 1e-12).all())
+        x = new
+        if done:
+            break
+    return x.to(v.dtype)
