@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=10, help="batches between evaluations")
     p.add_argument("--out-dir", default="benchmarks/results")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
                    help="override a hyperparameter, e.g. 'Fenchel:lam=2' (repeatable)")
     args = p.parse_args(argv)
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                       seed=args.seed)
     if args.n_test is not None:
         ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
+    ds = ds.to(device=args.device)
     arch = spec["arch"]
     if arch == "lenet5":
         arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
               "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
-              "seed": args.seed, "models": results}
+              "seed": args.seed, "device": args.device, "models": results}
     write_json(out / f"fenchel_fig{args.figure}.json", record)
     plot(out / f"fenchel_fig{args.figure}.png", args.figure, results, title)
     print(f"wrote {out / f'fenchel_fig{args.figure}.json'} and .png")

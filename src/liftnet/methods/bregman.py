@@ -154,78 +154,87 @@ class Bregman(Method):
         L = len(net.layers)
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
-        Wk = [(W.clone(), b.clone()) for W, b in state.params]  # the implicit step's centre
         s = X.shape[0]
-        # Lipschitz constant of each link's gradient in U_l (the output's weighted by c)
-        lips = [_LIP.get(self._act(net, l), 1.0) for l in range(L)]
-        lips[-1] *= self.loss_weight
+        # the weight of each link's term and the Lipschitz constant of its gradient in U_l
+        weights = [1.0] * (L - 1) + [self.loss_weight]
+        lips = [_LIP.get(self._act(net, l), 1.0) * weights[l] for l in range(L)]
         acts = [self._act(net, l) for l in range(L)]
         xs = [X, *state.acts, Y]
+        # (W_l, b_l) as one (out, in + 1) block; the implicit step's centre W^k / tau
+        Wa = [torch.cat([W, b[:, None]], 1) for W, b in state.params]
+        centre = [w / self.tau for w in Wa]
+        decay = []  # 1/tau + rho on the weights, 1/tau on the bias
+        for w in Wa:
+            d = torch.full((w.shape[1],), 1.0 / self.tau + self.rho, dtype=w.dtype,
+                           device=w.device)
+            d[-1] = 1.0 / self.tau
+            decay.append(d)
         iters = 0
         for _ in range(self.alternations):
-            # X_L, ..., X_1 backward: proximal-gradient steps on the lifted activations
-            mus = [1.0 / max(lips[l] * _sq_spectral(W), 1e-12) if l else 0.0
-                   for l, (W, _) in enumerate(state.params)]
-            U0 = torch.addmm(state.params[0][1], X, state.params[0][0].T)  # fixed in X-steps
-            for _ in range(self.x_steps):
-                diff, size = X.new_zeros(()), X.new_zeros(())
-                for l in range(L - 1, 0, -1):
-                    W, b = state.params[l]
-                    G = sigma(acts[l], torch.addmm(b, xs[l], W.T)).sub_(xs[l + 1])
-                    if l == L - 1:
-                        G.mul_(self.loss_weight)
-                    Wb, bb = state.params[l - 1]
-                    U = U0 if l == 1 else torch.addmm(bb, xs[l - 1], Wb.T)
-                    V = (U - G @ W).mul_(mus[l]).add_(xs[l])
-                    new = prox_phi(acts[l - 1], V, mus[l])
-                    diff += (new - xs[l]).square().sum()
-                    size += xs[l].square().sum()
-                    xs[l] = new
-                iters += 1
-                if float(diff) <= self.tol**2 * max(float(size), 1e-24):  # ||dX|| <= tol ||X||
-                    break
+            iters += self._x_steps(xs, Wa, acts, weights, lips)
             # every (W_l, b_l), independently: majorised steps H^{-1} grad on the subproblem
             for l in range(L):
-                solve = _majorizer(xs[l], lips[l] / s, 1.0 / self.tau + self.rho)
-                for _ in range(self.w_steps):
-                    W, b = state.params[l]
-                    G = sigma(acts[l], torch.addmm(b, xs[l], W.T)).sub_(xs[l + 1])
-                    G.mul_((self.loss_weight if l == L - 1 else 1.0) / s)
-                    gW = G.T @ xs[l] + (W - Wk[l][0]) / self.tau + self.rho * W
-                    gb = G.sum(0) + (b - Wk[l][1]) / self.tau
-                    dW, db = solve(gW, gb)
-                    state.params[l] = (W - dW, b - db)
-                    if _rel(dW, W) <= self.tol:
+                A = torch.nn.functional.pad(xs[l], (0, 1), value=1.0)
+                solve = _majorizer(A, lips[l] / s, 1.0 / self.tau + self.rho)
+                for j in range(self.w_steps):
+                    G = sigma(acts[l], A @ Wa[l].T).sub_(xs[l + 1]).mul_(weights[l] / s)
+                    g = torch.addmm((Wa[l] * decay[l]).sub_(centre[l]), G.T, A)
+                    move = solve(g)
+                    Wa[l] = Wa[l] - move
+                    if j < self.w_steps - 1 and float(torch.linalg.vector_norm(move)) \
+                            <= self.tol * float(torch.linalg.vector_norm(Wa[l])):
                         break
+        state.params = [(w[:, :-1].contiguous(), w[:, -1].contiguous()) for w in Wa]
         state.acts = xs[1:-1]
         state.inner = iters
         state.step += 1
         return state
 
+    def _x_steps(self, xs: list[Tensor], Wa: list[Tensor], acts: list[str],
+                 weights: list[float], lips: list[float]) -> int:
+        """X_L, ..., X_1 backward: up to ``x_steps`` sweeps of proximal-gradient steps (in
+        place in ``xs``), stopping when a sweep moves X by at most ``tol`` relative to its
+        size; returns the number of sweeps."""
+        L = len(Wa)
+        Ws = [w[:, :-1] for w in Wa]
+        bs = [w[:, -1] for w in Wa]
+        mus = [1.0 / max(lips[l] * _sq_spectral(Ws[l]), 1e-12) if l else 0.0 for l in range(L)]
+        U0 = torch.addmm(bs[0], xs[0], Ws[0].T)  # fixed during the X-steps
+        size = sum(float(torch.linalg.vector_norm(x)) ** 2 for x in xs[1:-1])
+        it = 0
+        while it < self.x_steps:
+            it += 1
+            moves = []
+            for l in range(L - 1, 0, -1):
+                # gradient of the smooth part: weight (sigma(U_l) - X_{l+1}) W_l - U_{l-1}
+                G = sigma(acts[l], torch.addmm(bs[l], xs[l], Ws[l].T)).sub_(xs[l + 1])
+                if weights[l] != 1.0:
+                    G.mul_(weights[l])
+                U = U0 if l == 1 else torch.addmm(bs[l - 1], xs[l - 1], Ws[l - 1].T)
+                V = torch.addmm(U, G, Ws[l], alpha=-1.0).mul_(mus[l]).add_(xs[l])
+                new = prox_phi(acts[l - 1], V, mus[l])
+                moves.append(torch.linalg.vector_norm(new - xs[l]))
+                xs[l] = new
+            if float(torch.stack(moves).square().sum()) <= self.tol**2 * max(size, 1e-24):
+                break
+        return it
 
-def _majorizer(X: Tensor, c: float, d: float):
-    """The map [gW, gb] -> H^{-1} [gW, gb] for H = c A^T A + d I, A = [X, 1] (s, n+1): the
-    curvature of the subproblem in (W_l, b_l) majorised (sigma is 1-Lipschitz, c = lip / s).
-    Factorised once; by Woodbury H^{-1} g = (g - g A^T (d/c I + A A^T)^{-1} A) / d when
-    s < n + 1, else a Cholesky solve with H."""
-    A = torch.nn.functional.pad(X, (0, 1), value=1.0)
+
+def _majorizer(A: Tensor, c: float, d: float):
+    """The map g -> H^{-1} g (g of shape (out, n + 1)) for H = c A^T A + d I, A = [X, 1]
+    (s, n + 1): the curvature of the subproblem in (W_l, b_l) majorised (sigma is
+    lip-Lipschitz, c = lip / s; d = 1/tau + rho >= the decay of every entry).  Factorised
+    once; by Woodbury H^{-1} g = (g - g A^T (d/c I + A A^T)^{-1} A) / d when s < n + 1, else
+    a Cholesky solve with H."""
     s, n1 = A.shape
     small = s < n1
     K = A @ A.T if small else c * (A.T @ A)
     K.diagonal().add_(d / c if small else d)
     chol = torch.linalg.cholesky(K)
 
-    def solve(gW: Tensor, gb: Tensor) -> tuple[Tensor, Tensor]:
-        g = torch.cat([gW, gb[:, None]], 1)
+    def solve(g: Tensor) -> Tensor:
         if small:
-            out = (g - torch.cholesky_solve((g @ A.T).T, chol).T @ A) / d
-        else:
-            out = torch.cholesky_solve(g.T, chol).T
-        return out[:, :-1], out[:, -1]
+            return (g - torch.cholesky_solve((g @ A.T).T, chol).T @ A).div_(d)
+        return torch.cholesky_solve(g.T, chol).T
 
     return solve
-
-
-def _rel(new: Tensor, old: Tensor) -> float:
-    return float(torch.linalg.vector_norm(new - old)) / max(float(torch.linalg.vector_norm(old)),
-                                                            1e-12)
