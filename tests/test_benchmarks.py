@@ -76,7 +76,8 @@ def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir):
     assert set(rec["datasets"]) == {"mnist", "fashion-mnist"}
     for entry in rec["datasets"].values():
         models = entry["models"]
-        assert set(models) == {"Back-prop", "Standard lifted", "Bregman lifted"}
+        assert set(models) == {"Back-prop", "Standard lifted", "Lifted (shifted)",
+                               "Bregman lifted"}
         assert models["Bregman lifted"]["hyperparameters"]["x_steps"] == 3
         for r in models.values():
             assert len(r["linear_share"]) == 3 and all(0 <= s <= 1 for s in r["linear_share"])

@@ -67,9 +67,11 @@ def test_x_steps_reach_the_scipy_minimiser():
     np.testing.assert_allclose(got, ref.x, atol=1e-4)
 
 
-def test_w_steps_solve_the_proximal_regression():
-    """After the X-steps, each (W_l, b_l) minimises the subproblem of the module docstring."""
-    net, X, Y, g = _problem(seed=1)
+@pytest.mark.parametrize("spec,n", [("5-6-4-3", 30), ("40-6-3", 20)])  # direct, row space
+def test_w_steps_solve_the_proximal_regression(spec, n):
+    """After the X-steps, each (W_l, b_l) minimises the subproblem of the module docstring
+    (with fewer samples than inputs the steps run in the row space, by Woodbury)."""
+    net, X, Y, g = _problem(seed=1, spec=spec, n=n)
     method = Bregman(x_steps=3, w_steps=400, tol=1e-14, tau=2.0, rho=0.05)
     state = method.init_state(net, X, Y, generator=g)
     Wk = [(W.clone(), b.clone()) for W, b in state.params]

@@ -109,15 +109,19 @@ def bregman_grad_z(name: str, Y: Tensor, Z: Tensor) -> Tensor:
 
 def prox_phi(name: str, v: Tensor, mu: float | Tensor) -> Tensor:
     """prox_{mu Phi}(v) = argmin_x mu (1/2 ||x||^2 + Psi(x)) + 1/2 ||x - v||^2, element-wise,
-    = prox_{mu/(1+mu) Psi}(v / (1 + mu)); it solves x + mu sigma^{-1}(x) = v.
+    = prox_{t Psi}(v / (1 + mu)) with t = mu / (1 + mu); it solves x + mu sigma^{-1}(x) = v.
+    ``mu`` >= 0 is a number or a tensor broadcastable to v (per-sample or per-unit steps)."""
+    return prox_psi(name, v / (1.0 + mu), mu / (1.0 + mu))
+
+
+def prox_psi(name: str, w: Tensor, t: float | Tensor) -> Tensor:
+    """prox_{t Psi}(w) = argmin_x t Psi(x) + 1/2 ||x - w||^2, element-wise (t >= 0); it solves
+    (1 - t) x + t sigma^{-1}(x) = w (as sigma^{-1} = I + d Psi).
 
     Closed forms for the piecewise-linear activations; sigmoid and tanh by Newton's method
-    safeguarded by bisection on the open domain (float64, to 1e-12 in x).  ``mu`` >= 0 is a
-    number or a tensor broadcastable to v (per-sample or per-unit step sizes).
+    safeguarded by bisection on the open domain (float64, to 1e-12 in x).
     """
     _check(name)
-    t = mu / (1.0 + mu)
-    w = v / (1.0 + mu)  # prox_{t Psi}(w)
     if name == "relu":
         return w.clamp_min(0.0)
     if name == "identity":
@@ -127,37 +131,36 @@ def prox_phi(name: str, v: Tensor, mu: float | Tensor) -> Tensor:
     if name == "soft_threshold":
         a = get_activation(name).alpha
         return torch.sign(w) * (w.abs() - t * a).clamp_min(0.0)
-    if name == "leaky_relu":  # x + mu x / alpha = v on v < 0
+    if name == "leaky_relu":  # Psi = (1/alpha - 1) min(x, 0)^2 / 2
         a = get_activation(name).alpha
-        return torch.where(v >= 0, w, v / (1.0 + mu / a))
+        return torch.where(w >= 0, w, w / (1.0 + t * (1.0 / a - 1.0)))
     if name in _NEWTON:
-        return _prox_newton(name, v, mu)
-    raise ValueError("prox_phi of softmax is not implemented: softmax is an output activation "
-                     "whose variable (the target) is clamped")
+        return _prox_newton(name, w, t)
+    raise ValueError("the prox of softmax's Psi is not implemented: softmax is an output "
+                     "activation whose variable (the target) is clamped")
 
 
-def _prox_newton(name: str, v: Tensor, mu: float | Tensor) -> Tensor:
-    """Solve g(x) = x + mu sigma^{-1}(x) - v = 0 on the open domain (g is increasing)."""
-    vd = v.double()
-    mud = torch.as_tensor(mu, dtype=torch.float64, device=v.device).expand_as(vd)
+def _prox_newton(name: str, w: Tensor, t: float | Tensor) -> Tensor:
+    """Solve g(x) = (1 - t) x + t sigma^{-1}(x) - w = 0 on the open domain (g' >= 1)."""
+    wd = w.double()
+    td = torch.as_tensor(t, dtype=torch.float64, device=w.device).expand_as(wd)
     if name == "sigmoid":
-        lo, hi = torch.zeros_like(vd), torch.ones_like(vd)
-        x = torch.sigmoid(vd / (1.0 + mud))
+        lo, hi = torch.zeros_like(wd), torch.ones_like(wd)
+        x = torch.sigmoid(wd)
         inv, dinv = torch.logit, lambda x: 1.0 / (x * (1.0 - x))
     else:
-        lo, hi = -torch.ones_like(vd), torch.ones_like(vd)
-        x = torch.tanh(vd / (1.0 + mud))
+        lo, hi = -torch.ones_like(wd), torch.ones_like(wd)
+        x = torch.tanh(wd)
         inv, dinv = torch.atanh, lambda x: 1.0 / (1.0 - x * x)
     for _ in range(100):
-        g = x + mud * inv(x) - vd
+        g = (1.0 - td) * x + td * inv(x) - wd
         lo = torch.where(g < 0, x, lo)
         hi = torch.where(g > 0, x, hi)
-        step = g / (1.0 + mud * dinv(x))
-        new = x - step
+        new = x - g / ((1.0 - td) + td * dinv(x))
         bad = ~((new > lo) & (new < hi)) | ~torch.isfinite(new)
         new = torch.where(bad, 0.5 * (lo + hi), new)
         done = bool(((new - x).abs() <= 1e-12).all())
         x = new
         if done:
             break
-    return x.to(v.dtype)
+    return x.to(w.dtype)

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from ..graph import Network, Params
-from ..proximal import PROX_ACTIVATIONS, bregman_loss, prox_phi, sigma
+from ..proximal import PROX_ACTIVATIONS, bregman_loss, prox_psi, sigma
 from .base import (
     INIT_SCHEMES,
     Method,
@@ -169,21 +169,14 @@ class Bregman(Method):
                            device=w.device)
             d[-1] = 1.0 / self.tau
             decay.append(d)
+        maps = [_sigma_fn(a) for a in acts]
         iters = 0
         for _ in range(self.alternations):
             iters += self._x_steps(xs, Wa, acts, weights, lips)
             # every (W_l, b_l), independently: majorised steps H^{-1} grad on the subproblem
             for l in range(L):
-                A = torch.nn.functional.pad(xs[l], (0, 1), value=1.0)
-                solve = _majorizer(A, lips[l] / s, 1.0 / self.tau + self.rho)
-                for j in range(self.w_steps):
-                    G = sigma(acts[l], A @ Wa[l].T).sub_(xs[l + 1]).mul_(weights[l] / s)
-                    g = torch.addmm((Wa[l] * decay[l]).sub_(centre[l]), G.T, A)
-                    move = solve(g)
-                    Wa[l] = Wa[l] - move
-                    if j < self.w_steps - 1 and float(torch.linalg.vector_norm(move)) \
-                            <= self.tol * float(torch.linalg.vector_norm(Wa[l])):
-                        break
+                Wa[l] = self._w_steps(xs[l], xs[l + 1], Wa[l], centre[l], decay[l], maps[l],
+                                      weights[l] / s, lips[l] / s)
         state.params = [(w[:, :-1].contiguous(), w[:, -1].contiguous()) for w in Wa]
         state.acts = xs[1:-1]
         state.inner = iters
@@ -196,45 +189,77 @@ class Bregman(Method):
         place in ``xs``), stopping when a sweep moves X by at most ``tol`` relative to its
         size; returns the number of sweeps."""
         L = len(Wa)
-        Ws = [w[:, :-1] for w in Wa]
-        bs = [w[:, -1] for w in Wa]
+        Ws = [w[:, :-1].contiguous() for w in Wa]
+        bs = [w[:, -1].contiguous() for w in Wa]
         mus = [1.0 / max(lips[l] * _sq_spectral(Ws[l]), 1e-12) if l else 0.0 for l in range(L)]
         U0 = torch.addmm(bs[0], xs[0], Ws[0].T)  # fixed during the X-steps
         size = sum(float(torch.linalg.vector_norm(x)) ** 2 for x in xs[1:-1])
+        maps = [_sigma_fn(a) for a in acts]
         it = 0
         while it < self.x_steps:
             it += 1
             moves = []
             for l in range(L - 1, 0, -1):
                 # gradient of the smooth part: weight (sigma(U_l) - X_{l+1}) W_l - U_{l-1}
-                G = sigma(acts[l], torch.addmm(bs[l], xs[l], Ws[l].T)).sub_(xs[l + 1])
+                G = maps[l](torch.addmm(bs[l], xs[l], Ws[l].T)).sub_(xs[l + 1])
                 if weights[l] != 1.0:
                     G.mul_(weights[l])
                 U = U0 if l == 1 else torch.addmm(bs[l - 1], xs[l - 1], Ws[l - 1].T)
-                V = torch.addmm(U, G, Ws[l], alpha=-1.0).mul_(mus[l]).add_(xs[l])
-                new = prox_phi(acts[l - 1], V, mus[l])
-                moves.append(torch.linalg.vector_norm(new - xs[l]))
+                # prox_{mu Phi}(X - mu grad) = prox_{t Psi}((X - mu grad) / (1 + mu))
+                mu = mus[l]
+                V = torch.addmm(U, G, Ws[l], alpha=-1.0).mul_(mu / (1.0 + mu))
+                new = prox_psi(acts[l - 1], V.add_(xs[l], alpha=1.0 / (1.0 + mu)),
+                               mu / (1.0 + mu))
+                moves.append(torch.dist(new, xs[l]))
                 xs[l] = new
             if float(torch.stack(moves).square().sum()) <= self.tol**2 * max(size, 1e-24):
                 break
         return it
 
 
-def _majorizer(A: Tensor, c: float, d: float):
-    """The map g -> H^{-1} g (g of shape (out, n + 1)) for H = c A^T A + d I, A = [X, 1]
-    (s, n + 1): the curvature of the subproblem in (W_l, b_l) majorised (sigma is
-    lip-Lipschitz, c = lip / s; d = 1/tau + rho >= the decay of every entry).  Factorised
-    once; by Woodbury H^{-1} g = (g - g A^T (d/c I + A A^T)^{-1} A) / d when s < n + 1, else
-    a Cholesky solve with H."""
-    s, n1 = A.shape
-    small = s < n1
-    K = A @ A.T if small else c * (A.T @ A)
-    K.diagonal().add_(d / c if small else d)
-    chol = torch.linalg.cholesky(K)
-
-    def solve(g: Tensor) -> Tensor:
+    def _w_steps(self, X: Tensor, T: Tensor, Wa: Tensor, centre: Tensor, decay: Tensor,
+                 act, weight: float, c: float) -> Tensor:
+        """Up to ``w_steps`` majorised steps Wa <- Wa - H^{-1} g on the subproblem of one layer,
+        g = weight (act(A Wa^T) - T)^T A + Wa * decay - centre its gradient (A = [X, 1], (s,
+        n + 1); centre = Wa^k / tau) and H = c A^T A + d I >= its Hessian (act is 1-Lipschitz
+        up to c; d = 1/tau + rho).  H^{-1} is factorised once per call: when s < n + 1 in the
+        row space by Woodbury, H^{-1} g = (g - M A) / d with M = g A^T (d/c I + A A^T)^{-1}
+        and g A^T = d (A Wa^T)^T - rho b 1^T - centre A^T + G^T A A^T, so that a step costs two
+        products with A; else by a Cholesky factor of H.  Stops early when a step moves Wa by
+        at most ``tol`` relative to it."""
+        A = torch.nn.functional.pad(X, (0, 1), value=1.0)
+        s, n1 = A.shape
+        d = 1.0 / self.tau + self.rho
+        small = s < n1
         if small:
-            return (g - torch.cholesky_solve((g @ A.T).T, chol).T @ A).div_(d)
-        return torch.cholesky_solve(g.T, chol).T
+            K = A @ A.T
+            chol = torch.linalg.cholesky(K + (d / c) * torch.eye(s, dtype=A.dtype,
+                                                                   device=A.device))
+            CA = centre @ A.T
+        else:
+            H = c * (A.T @ A)
+            H.diagonal().add_(d)
+            chol = torch.linalg.cholesky(H)
+        for j in range(self.w_steps):
+            U = A @ Wa.T
+            G = act(U).sub_(T).mul_(weight)  # (s, out)
+            R = (Wa * decay).sub_(centre)
+            if small:
+                gAt = torch.addmm(U.T.mul(d).sub_(CA), G.T, K)
+                gAt.sub_(Wa[:, -1:], alpha=self.rho)  # the bias has no weight decay
+                M = torch.cholesky_solve(gAt.T, chol).T
+                move = torch.addmm(R, G.T.sub(M), A).div_(d)
+            else:
+                move = torch.cholesky_solve(torch.addmm(R, G.T, A).T, chol).T
+            Wa = Wa - move
+            if j < self.w_steps - 1 and float(torch.linalg.vector_norm(move)) \
+                    <= self.tol * float(torch.linalg.vector_norm(Wa)):
+                break
+        return Wa
 
-    return solve
+
+def _sigma_fn(name: str):
+    """The activation as a callable, resolved once per step (relu: torch.relu)."""
+    if name == "relu":
+        return torch.relu
+    return lambda U: sigma(name, U)
