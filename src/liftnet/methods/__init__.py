@@ -6,12 +6,13 @@ from .admm import ADMM, ADMMState
 from .backprop import Backprop, BackpropState
 from .base import Method, MethodState
 from .bregman import Bregman, BregmanState
+from .convex import Convex, ConvexState
 from .fenchel import Fenchel, FenchelState
 from .lifted import Lifted, LiftedState, lifted_predict
 from .pbcd import PBCD, PBCDState
 
 METHODS: dict[str, type[Method]] = {
-    cls.key: cls for cls in (Lifted, Backprop, ADMM, PBCD, Fenchel, Bregman)
+    cls.key: cls for cls in (Lifted, Backprop, ADMM, PBCD, Fenchel, Bregman, Convex)
 }
 
 
@@ -25,7 +26,8 @@ def get_method(key: str, **hyperparameters) -> Method:
 
 
 __all__ = [
-    "ADMM", "ADMMState", "Bregman", "BregmanState", "METHODS", "Fenchel", "FenchelState",
+    "ADMM", "ADMMState", "Bregman", "BregmanState", "Convex", "ConvexState", "METHODS",
+    "Fenchel", "FenchelState",
     "PBCD", "Backprop", "BackpropState", "Lifted", "LiftedState",
     "Method", "MethodState", "PBCDState", "get_method", "lifted_predict",
 ]
