@@ -86,7 +86,9 @@ class Bregman(Method):
         tol: stop a loop earlier when the relative change of its block is below ``tol``.
         rho: weight decay rho/2 ||W||^2.
         init: weight initialisation scheme.
-        bias_init: initial biases.
+        bias_init: initial biases; below zero (-0.3) so that the ReLU units do not start, and
+            stay, in their linear regime (with 0 the trained network's hidden units act
+            linearly on 62-81 % of the test pairs, with -0.3 on 19-53 %, same accuracy).
     """
 
     tau: float = 10.0
@@ -97,7 +99,7 @@ class Bregman(Method):
     tol: float = 1e-6
     rho: float = 1e-4
     init: str = "xavier"
-    bias_init: float = 0.0
+    bias_init: float = -0.3
 
     key: ClassVar[str] = "bregman"
     monotone: ClassVar[bool] = True
