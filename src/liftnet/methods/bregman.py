@@ -16,21 +16,25 @@ descent on the proximal subproblem in (W, X_batch)::
 
     min_{W, X} E_batch(W; X) + 1/(2 tau) ||W - W^k||^2          (W = all (W_l, b_l))
 
-one iteration being a backward sweep of proximal-gradient steps on X_L, ..., X_1, then one
-gradient step on every (W_l, b_l) (independent across layers)::
+each of ``alternations`` rounds being ``x_steps`` backward sweeps of proximal-gradient steps on
+X_L, ..., X_1, then ``w_steps`` majorised steps on every (W_l, b_l) (independent across
+layers)::
 
     X_l <- prox_{mu_l Phi_l}(X_l - mu_l [(sigma_{l+1}(U_l) - X_{l+1}) W_l - U_{l-1}]),
            mu_l = 1 / (c_l ||W_l||_2^2)
-    (W_l, b_l) <- (W_l, b_l) - eta_l [1/s (sigma(U_l) - X_{l+1})^T [X_l, 1]
-                                      + ((W_l, b_l) - (W_l, b_l)^k) / tau + rho (W_l, 0)],
-           eta_l = 1 / (c_l ||[X_l, 1]||_2^2 / s + 1/tau + rho)
+    (W_l, b_l) <- (W_l, b_l) - H_l^{-1} g_l,
+           g_l = 1/s (sigma(U_l) - X_{l+1})^T [X_l, 1] + ((W_l, b_l) - (W_l, b_l)^k) / tau
+                 + rho (W_l, 0),
+           H_l = c_l / s [X_l, 1]^T [X_l, 1] + (1/tau + rho) I  (>= the Hessian of the block)
 
 where U_l = X_l W_l^T + b_l, Phi_l = 1/2 ||.||^2 + Psi_l (its prox is prox_{mu/(1+mu) Psi}(v /
 (1 + mu))), and c_l is the Lipschitz constant of sigma_{l+1} (1; sigmoid 1/4; softmax 1/2), so
-every step size comes from a Lipschitz bound and there is no learning rate to guess; ``tau`` is
-the proximal (implicit-step) parameter.  Stopping rule: ``inner`` iterations per batch, or fewer
-when the relative change of (W, X) falls below ``tol``.  Every step is a descent step of the
-subproblem, so with the full data set as one batch (``batch_size 0``, the deterministic
+every step comes from a Lipschitz or majorisation bound and there is no learning rate to guess;
+``tau`` is the proximal (implicit-step) parameter.  H_l^{-1} is applied in the row space (by
+Woodbury) when the batch has fewer rows than inputs.  Stopping rule: ``x_steps`` sweeps and
+``w_steps`` steps per round, or fewer when a loop moves its block by at most ``tol`` relative to
+its size.  Every step is a descent step of the subproblem, so with the full data set as one
+batch (``batch_size 0``, the deterministic
 block-coordinate variant: X kept from step to step) E never increases.
 """
 
