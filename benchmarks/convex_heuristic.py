@@ -17,6 +17,12 @@ and stops early once the largest bilinear violation has not reached a new minimu
 the bilinear constraint violations (largest |entry| of Z * S and of P - Z W^T, per layer) and the
 relative output error ||Y_hat - Y|| / ||Y|| of the optimum's weights under the feed-forward rule.
 
+The teacher's weights and biases are N(0, 1) (``--weight-std``, ``--bias-std``; the author's
+own example code, SequentialConvexRelaxation.jl's neuralnetwork.jl, draws 0.5 N(0, 1) and
+0.1 N(0, 1)).  As a measure of how hard each instance is for a local method, the back-propagation
+baseline fits the same data from ``--backprop-inits`` random initialisations (Adam, then L-BFGS)
+and counts the fits with relative error below 1e-4.
+
 Writes JSON to ``--out`` (``runs``: one entry per start and seed with ``start``, ``seed``,
 ``max_violation`` and ``relative_output_error``, one value per iteration; ``acceptance``;
 ``scaling``), a PNG of the violations and errors per iteration (log scale) next to it, and
@@ -47,6 +53,7 @@ from liftnet.convex import (
     solve_heuristic,
 )
 from liftnet.methods import Convex
+from liftnet.methods.base import start_params
 from liftnet.results import write_json
 
 STARTS = ("perturbed", "random", "zero")
@@ -54,12 +61,14 @@ ITERS = {"perturbed": 30, "random": 50, "zero": 50}  # the post's iteration coun
 TARGET_VIOLATION, TARGET_ERROR_A, TARGET_ERROR_B = 1e-6, 1e-5, 1e-4
 
 
-def teacher(seed: int, n: int, sizes: tuple[int, ...]):
-    """The network, inputs (n, d_0), targets and true weights of one seed (float64)."""
+def teacher(seed: int, n: int, sizes: tuple[int, ...], weight_std: float = 1.0,
+            bias_std: float = 1.0):
+    """The network, inputs (n, d_0), targets and true weights of one seed (float64): weights
+    N(0, weight_std^2), biases N(0, bias_std^2), inputs N(0, I)."""
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(n, sizes[0], generator=g, dtype=torch.float64)
-    params = [(torch.randn(o, i, generator=g, dtype=torch.float64),
-               torch.randn(o, generator=g, dtype=torch.float64))
+    params = [(weight_std * torch.randn(o, i, generator=g, dtype=torch.float64),
+               bias_std * torch.randn(o, generator=g, dtype=torch.float64))
               for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
     net = mlp("-".join(map(str, sizes)), loss="mse")
     return net, X, net.forward(params, X), params
@@ -68,7 +77,7 @@ def teacher(seed: int, n: int, sizes: tuple[int, ...]):
 def run(start: str, seed: int, args: argparse.Namespace) -> dict:
     """One start and seed: the sequential scheme, recorded per iteration."""
     sizes = tuple(int(s) for s in args.arch.split("-"))
-    net, X, Y, true = teacher(seed, args.samples, sizes)
+    net, X, Y, true = teacher(seed, args.samples, sizes, args.weight_std, args.bias_std)
     method = Convex(start=start, lam=args.lam, relu_blocks=args.relu_blocks,
                     product_blocks=args.product_blocks, solver=args.solver, tol=args.tol,
                     perturbation=args.perturbation, random_std=args.random_std)
@@ -106,7 +115,7 @@ def true_values(seed: int, args: argparse.Namespace) -> dict:
     """The post's setting 3: one solve with the true values as parameters, whose optimum is the
     true network again (``reformulation.py``)."""
     sizes = tuple(int(s) for s in args.arch.split("-"))
-    net, X, Y, true = teacher(seed, args.samples, sizes)
+    net, X, Y, true = teacher(seed, args.samples, sizes, args.weight_std, args.bias_std)
     method = Convex(start="given", lam=args.lam, relu_blocks=args.relu_blocks,
                     product_blocks=args.product_blocks, solver=args.solver, tol=args.tol)
     state = method.step(net, method.init_state(net, X, Y, params=true), X, Y)
@@ -114,6 +123,44 @@ def true_values(seed: int, args: argparse.Namespace) -> dict:
             "relative_output_error": relative_output_error(state.point, X.numpy(), Y.numpy()),
             "max_weight_error": max(float((W - W0).abs().max()) for (W, _), (W0, _) in
                                     zip(state.params, true, strict=True))}
+
+
+def backprop(seed: int, args: argparse.Namespace) -> dict:
+    """The back-propagation baseline on the same data: from ``--backprop-inits`` random
+    initialisations (liftnet's xavier scheme), Adam (lr 1e-2, ``--backprop-steps`` full-batch
+    steps) on the squared error, then L-BFGS with a strong Wolfe line search to convergence; the
+    relative output error of each.  It tells how hard the instance is for a local method."""
+    sizes = tuple(int(s) for s in args.arch.split("-"))
+    net, X, Y, _ = teacher(seed, args.samples, sizes, args.weight_std, args.bias_std)
+    errors = []
+    for init in range(args.backprop_inits):
+        params = start_params(net, X, None, generator=torch.Generator().manual_seed(init),
+                              scheme="xavier")
+        flat = [t.clone().requires_grad_() for pair in params for t in pair]
+
+        def loss(flat=flat):
+            pairs = list(zip(flat[::2], flat[1::2], strict=True))
+            return ((net.forward(pairs, X) - Y) ** 2).sum()
+
+        adam = torch.optim.Adam(flat, lr=1e-2)
+        for _ in range(args.backprop_steps):
+            adam.zero_grad()
+            loss().backward()
+            adam.step()
+        lbfgs = torch.optim.LBFGS(flat, max_iter=2000, tolerance_grad=1e-14,
+                                  tolerance_change=1e-18, line_search_fn="strong_wolfe")
+
+        def closure(lbfgs=lbfgs):
+            lbfgs.zero_grad()
+            value = loss()
+            value.backward()
+            return value
+
+        lbfgs.step(closure)
+        with torch.no_grad():
+            errors.append(float(loss().sqrt() / Y.norm()))
+    return {"seed": seed, "relative_output_error": errors,
+            "fitted": sum(e < TARGET_ERROR_B for e in errors)}
 
 
 def first_below(values: list[float], target: float) -> int | None:
@@ -240,6 +287,16 @@ def main(argv: list[str] | None = None) -> dict:
                    help="stop a run once the largest violation has had no new minimum for "
                         "this many iterations")
     p.add_argument("--lam", type=float, default=1.0)
+    p.add_argument("--weight-std", type=float, default=1.0,
+                   help="standard deviation of the teacher's weights (the author's example "
+                        "code of SequentialConvexRelaxation.jl: 0.5)")
+    p.add_argument("--bias-std", type=float, default=1.0,
+                   help="standard deviation of the teacher's biases (the author's code: 0.1)")
+    p.add_argument("--backprop-inits", type=int, default=5,
+                   help="random initialisations per seed of the back-propagation baseline "
+                        "(0: none)")
+    p.add_argument("--backprop-steps", type=int, default=5000,
+                   help="Adam steps of the baseline before L-BFGS")
     p.add_argument("--relu-blocks", default="entry")
     p.add_argument("--product-blocks", default="layer")
     p.add_argument("--solver", default="CLARABEL")
@@ -274,6 +331,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"seed {t['seed']}: violation {t['max_violation']:.1e}, error "
         f"{t['relative_output_error']:.1e}, |W - W_true| {t['max_weight_error']:.1e}"
         for t in truth))
+    base = [backprop(seed, args) for seed in range(args.seeds) if args.backprop_inits > 0]
+    if base:
+        print(f"\nback-propagation baseline (Adam then L-BFGS, {args.backprop_inits} random "
+              f"initialisations per seed), relative error < 1e-4: " + "; ".join(
+                  f"seed {r['seed']}: {r['fitted']} of {len(r['relative_output_error'])} (best "
+                  f"{min(r['relative_output_error']):.1e})" for r in base))
     acc = acceptance(runs)
     a, b = acc["a_perturbed"], acc["b_random"]
     print(f"\n(a) perturbed: largest violation < 1e-6 within 30 iterations and relative error "
@@ -297,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": {**{k: v for k, v in vars(args).items()},
                    "python": platform.python_version(), "torch": torch.__version__,
                    "argv": sys.argv[1:] if argv is None else argv},
-        "runs": runs, "true_values": truth, "acceptance": acc, "scaling": rows,
+        "runs": runs, "true_values": truth, "backprop": base, "acceptance": acc, "scaling": rows,
         "wall_seconds": time.perf_counter() - t0,
     }
     write_json(out, record)

@@ -356,7 +356,8 @@ def test_benchmark_writes_its_contract_on_a_tiny_setting(tmp_path):
     bench = _benchmark_module()
     out = tmp_path / "convex.json"
     bench.main(["--seeds", "2", "--samples", "10", "--iters", "2", "--scaling-samples", "8",
-                "--scaling-hidden", "2", "--scaling-post-limit", "0", "--out", str(out)])
+                "--scaling-hidden", "2", "--scaling-post-limit", "0", "--backprop-inits", "2",
+                "--backprop-steps", "20", "--out", str(out)])
     rec = json.loads(out.read_text())
     runs = rec["runs"]
     assert [(r["start"], r["seed"]) for r in runs] == [
@@ -365,6 +366,10 @@ def test_benchmark_writes_its_contract_on_a_tiny_setting(tmp_path):
         assert 1 <= len(r["max_violation"]) == len(r["relative_output_error"]) <= 2
         assert all(v >= 0 for v in r["max_violation"] + r["relative_output_error"])
     assert len(rec["true_values"]) == 2 and set(rec["acceptance"]) == {"a_perturbed", "b_random"}
+    assert [b["seed"] for b in rec["backprop"]] == [0, 1]
+    for b in rec["backprop"]:
+        assert len(b["relative_output_error"]) == 2 and 0 <= b["fitted"] <= 2
+        assert b["fitted"] == sum(e < 1e-4 for e in b["relative_output_error"])
     first = rec["scaling"][0]
     assert (first["samples"], first["hidden"]) == (8, 3) and first["seconds"] > 0
     assert first["equalities"] == 8 * (3 + 2) and first["inequalities"] == 2 * 8 * 3
