@@ -208,3 +208,44 @@ def test_cli_per_layer_lists_and_errors(tmp_path, capsys):
     assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
                  "--epochs", "1", "--lams", "1,2", "--quiet"]) == 2
     assert "lams has 2 entries" in capsys.readouterr().err
+
+
+def _regression(n=40, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return X, y
+
+
+def test_extrapolated_sweeps_never_increase_the_objective_and_change_the_iterates():
+    X, y = _regression()
+    net = network("6-8-5-3", loss="mse")
+    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
+          "max_inner": 10}
+    runs = {}
+    for beta in (0.0, 0.9):
+        method = get_method("fenchel", extrapolation=beta, **hp)
+        Y = targets_for(net, y, X.dtype)
+        state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
+        values = []
+        for k in range(25):
+            state = method.step(net, state, X, Y, new_batch=k == 0)
+            values.append(method.objective(net, state, X, Y))
+        assert all(b <= a * (1 + 1e-12) for a, b in zip(values, values[1:], strict=False)), beta
+        runs[beta] = (values, state)
+    # the momentum moves the iterates (and here lowers the objective faster)
+    assert not torch.allclose(runs[0.9][1].params[0][0], runs[0.0][1].params[0][0])
+    assert runs[0.9][0][-1] < runs[0.0][0][-1]
+    assert runs[0.9][1].previous is not None and runs[0.9][1].restarts >= 0
+
+
+def test_extrapolation_is_ignored_with_batches():
+    X, y = _regression(n=30)
+    net = network("6-8-3", loss="ce")
+    params = []
+    for beta in (0.0, 0.5):
+        res = fit(get_method("fenchel", extrapolation=beta, gamma=1.0, gamma_out=1.0), net, X,
+                  y, epochs=2, batch_size=10, progress=False)
+        params.append(res.state.params)
+    for (W0, b0), (W1, b1) in zip(*params, strict=True):
+        assert torch.equal(W0, W1) and torch.equal(b0, b1)

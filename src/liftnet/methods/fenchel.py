@@ -33,6 +33,12 @@ Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternat
 
 Every block returns a point no worse than its start, so with K = 1 E never increases in
 full-batch training.  Prediction: the plain feed-forward pass (section 4.3).
+
+Beyond the paper, ``extrapolation`` > 0 accelerates Algorithm 1 (full data set): every sweep
+starts from x_k + beta_k (x_k - x_{k-1}), x = all weights and activations, with Nesterov's
+beta_k capped at ``extrapolation``, and a sweep that ends above E(x_k) is replaced by a plain
+sweep from x_k (restart), so E still never increases.  On MNIST 784-300-10 with the squared loss
+it reached after 20 sweeps what Algorithm 1 had after 40 or more (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -88,6 +94,11 @@ class FenchelState(MethodState):
     acts: list[Tensor] = field(default_factory=list)
     cache: dict = field(default_factory=dict)  # H^{-1} of layer 0 for the cached inputs
     inner: dict = field(default_factory=dict)  # iterations of the last step's solvers
+    # extrapolation (full data set): the previous iterate, its objective, Nesterov's t
+    previous: tuple | None = None
+    value: float | None = None
+    momentum_t: float = 1.0
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,12 @@ class Fenchel(Method):
         rho_out: weight decay of the output layer.
         rhos: per-layer weight decays rho_0..rho_L (overrides rho, rho_out).
         alternations: K, BCD sweeps per batch (Appendix C: 1).
+        extrapolation: largest momentum beta of the extrapolated sweeps on the full data set
+            (0: Algorithm 1 as published; see :meth:`step`).  Each sweep then starts from
+            x_k + beta_k (x_k - x_{k-1}) (weights and activations, the activations projected on
+            dom F) with Nesterov's beta_k = min(extrapolation, (t_k - 1) / t_{k+1}), and is
+            redone from x_k (t reset) whenever it ends above E(x_k): E never increases.
+            Ignored when every step gets a new batch (Algorithm 2).
         tol: relative tolerance of every block solver (module docstring).
         max_inner: iteration cap of every block solver.
         init: weight initialisation (authors: xavier).
@@ -123,6 +140,7 @@ class Fenchel(Method):
     rho_out: float = 0.0
     rhos: str | None = None
     alternations: int = 1
+    extrapolation: float = 0.0
     tol: float = 1e-4
     max_inner: int = 100
     init: str = "xavier"
@@ -146,6 +164,9 @@ class Fenchel(Method):
         for name in ("gamma", "gamma_out", "rho", "rho_out"):
             check_positive(name, getattr(self, name), allow_zero=True)
         check_int("alternations", self.alternations, 1)
+        check_positive("extrapolation", self.extrapolation, allow_zero=True)
+        if isinstance(self.extrapolation, (int, float)) and self.extrapolation >= 1:
+            raise ValueError(f"extrapolation must be < 1, got {self.extrapolation}")
         check_positive("tol", self.tol)
         check_int("max_inner", self.max_inner, 1)
         check_choice("init", self.init, INIT_SCHEMES)
@@ -262,6 +283,17 @@ class Fenchel(Method):
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             # Algorithm 2, line 5: X re-initialised by the feed-forward rule
             state.acts, _ = net.forward_all(state.params, X)
+            state.previous, state.value, state.momentum_t = None, None, 1.0
+            self._sweeps(net, state, X, Y)
+        elif self.extrapolation == 0.0:
+            self._sweeps(net, state, X, Y)  # Algorithm 1
+        else:
+            self._extrapolated_sweeps(net, state, X, Y)
+        state.step += 1
+        return state
+
+    def _sweeps(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor) -> None:
+        """K block-coordinate sweeps from the state's point (Algorithms 1 and 2)."""
         prev = [(W.clone(), b.clone()) for W, b in state.params]  # Algorithm 2, line 3
         state.inner = {"x": [], "w": []}
         for _ in range(self.alternations):
@@ -271,8 +303,36 @@ class Fenchel(Method):
             # lines 11-14: every (W_l, b_l), (19)/(20)
             for l in range(len(net.layers)):
                 state.params[l] = self._w_step(net, state, X, Y, l, prev[l])
-        state.step += 1
-        return state
+
+    def _extrapolated_sweeps(self, net: Network, state: FenchelState, X: Tensor,
+                             Y: Tensor) -> None:
+        """Sweeps from the extrapolated point with a restart (``extrapolation``)."""
+        current = _copy(state)
+        if state.value is None:
+            state.value = self.objective(net, state, X, Y)
+        t = state.momentum_t
+        t_next = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
+        beta = min(self.extrapolation, (t - 1.0) / t_next)
+        if state.previous is not None and beta > 0:
+            (params, acts), (old_params, old_acts) = current, state.previous
+            state.params = [(W + beta * (W - W0), b + beta * (b - b0))
+                            for (W, b), (W0, b0) in zip(params, old_params, strict=True)]
+            state.acts = [self._project(layer.activation, A + beta * (A - A0))
+                          for layer, A, A0 in zip(net.layers, acts, old_acts, strict=False)]
+        self._sweeps(net, state, X, Y)
+        value = self.objective(net, state, X, Y)
+        if value > state.value:  # restart: a plain sweep from x_k, which cannot increase E
+            state.params, state.acts = _copy_parts(current)
+            self._sweeps(net, state, X, Y)
+            value = self.objective(net, state, X, Y)
+            state.restarts += 1
+            t_next = 1.0
+        state.previous, state.value, state.momentum_t = current, value, t_next
+
+    @staticmethod
+    def _project(name: str, Z: Tensor) -> Tensor:
+        """Projection on dom F of the activation (ReLU: Z >= 0)."""
+        return Z.clamp_min(0.0) if name == "relu" else Z
 
     def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool):
         """The term of link l as a function of U_l (rows layout for W-steps)."""
@@ -302,7 +362,7 @@ class Fenchel(Method):
             return g.add_(inverse(name, Z).sub(U_prev), alpha=2.0 * lam)
 
         def project(Z: Tensor) -> Tensor:
-            return Z.clamp_min(0.0) if name == "relu" else Z
+            return self._project(name, Z)
 
         lip_inv = 1.0 / get_activation(name).alpha if name == "leaky_relu" else 1.0
         lip = 2.0 * lam * lip_inv + curv * _op_norm_sq(layer, W, X.dtype)
@@ -335,6 +395,15 @@ class Fenchel(Method):
                             tol=self.tol, max_iter=self.max_inner)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b
+
+
+def _copy(state: FenchelState) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
+    return _copy_parts(([(W, b) for W, b in state.params], state.acts))
+
+
+def _copy_parts(parts) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
+    params, acts = parts
+    return [(W.clone(), b.clone()) for W, b in params], [A.clone() for A in acts]
 
 
 def _op_norm_sq(layer, W: Tensor, dtype: torch.dtype) -> float:
