@@ -249,3 +249,29 @@ def test_extrapolation_is_ignored_with_batches():
         params.append(res.state.params)
     for (W0, b0), (W1, b1) in zip(*params, strict=True):
         assert torch.equal(W0, W1) and torch.equal(b0, b1)
+
+
+def test_extrapolation_restarts_from_the_last_iterate_when_the_sweep_ends_higher():
+    X, y = _regression()
+    net = network("6-8-5-3", loss="mse")
+    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
+          "max_inner": 10}
+    method, plain = get_method("fenchel", extrapolation=0.9, **hp), get_method("fenchel", **hp)
+    Y = targets_for(net, y, X.dtype)
+    state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
+    for k in range(3):
+        state = method.step(net, state, X, Y, new_batch=k == 0)
+    # a previous iterate far away: the extrapolated start is bad, the sweep must be redone
+    params, acts = state.previous
+    state.previous = ([(W + 5.0, b - 5.0) for W, b in params], [A + 5.0 for A in acts])
+    state.momentum_t = 10.0
+    x_k = ([(W.clone(), b.clone()) for W, b in state.params], [A.clone() for A in state.acts])
+    before, restarts = method.objective(net, state, X, Y), state.restarts
+    state = method.step(net, state, X, Y, new_batch=False)
+    assert state.restarts == restarts + 1 and state.momentum_t == 1.0
+    assert method.objective(net, state, X, Y) <= before
+    reference = plain.init_state(net, X, Y, params=x_k[0])
+    reference.acts = x_k[1]
+    reference = plain.step(net, reference, X, Y, new_batch=False)
+    for (W, b), (Wr, br) in zip(state.params, reference.params, strict=True):
+        assert torch.allclose(W, Wr, atol=1e-12) and torch.allclose(b, br, atol=1e-12)
