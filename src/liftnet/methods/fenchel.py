@@ -307,7 +307,7 @@ class Fenchel(Method):
     def _extrapolated_sweeps(self, net: Network, state: FenchelState, X: Tensor,
                              Y: Tensor) -> None:
         """Sweeps from the extrapolated point with a restart (``extrapolation``)."""
-        current = _copy(state)
+        current = _copy_parts((state.params, state.acts))
         if state.value is None:
             state.value = self.objective(net, state, X, Y)
         t = state.momentum_t
@@ -397,11 +397,8 @@ class Fenchel(Method):
         return res.W.reshape(shape), res.b
 
 
-def _copy(state: FenchelState) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
-    return _copy_parts(([(W, b) for W, b in state.params], state.acts))
-
-
 def _copy_parts(parts) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
+    """Copies of (params, acts): the iterate kept for the extrapolation and its restart."""
     params, acts = parts
     return [(W.clone(), b.clone()) for W, b in params], [A.clone() for A in acts]
 
