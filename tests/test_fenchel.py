@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+import liftnet.methods.fenchel as fenchel_module
 from liftnet import fit, get_method, to_torch
 from liftnet.graph import network
 from liftnet.metrics import targets_for
@@ -71,13 +72,21 @@ def test_x_step_matches_scipy(loss, l):
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("l", [0, 1, 2])
-def test_w_step_matches_scipy(loss, l):
-    net, method, state, X, Y = _problem(loss=loss)
+@pytest.mark.parametrize("wide", [False, True])
+def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
+    """wide: 12 samples into 20 inputs without weight decay, so layer 0 is solved in sample
+    space (liftnet.solvers.majorize_dual); the others in the primal form."""
+    hp = {"rho": 0.0, "rho_out": 0.0} if wide else {}
+    net, method, state, X, Y = _problem(arch="20-5-4-3" if wide else "6-5-4-3", loss=loss, **hp)
+    calls = []
+    dual = fenchel_module.mm_regression_dual
+    monkeypatch.setattr(fenchel_module, "mm_regression_dual",
+                        lambda *a, **k: calls.append(1) or dual(*a, **k))
     prev = [(W.clone() + 0.1, b.clone() - 0.1) for W, b in state.params]
     xs = [X.numpy()] + [A.numpy() for A in state.acts]
     last = l == len(net.layers) - 1
     gamma = TIGHT["gamma_out"] if last else TIGHT["gamma"]
-    rho = TIGHT["rho_out"] if last else TIGHT["rho"]
+    rho = 0.0 if wide else TIGHT["rho_out"] if last else TIGHT["rho"]
     W0, b0 = prev[l][0].numpy(), prev[l][1].numpy()
     m, d = W0.shape
 
@@ -94,6 +103,7 @@ def test_w_step_matches_scipy(loss, l):
     ref = minimize(f, start, method="L-BFGS-B",
                    options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
     Wn, bn = method._w_step(net, state, X, Y, l, prev[l])
+    assert len(calls) == (1 if wide and l == 0 else 0)
     got = np.concatenate([Wn.numpy().ravel(), bn.numpy()])
     assert f(got) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
     np.testing.assert_allclose(got, ref.x, atol=1e-5)

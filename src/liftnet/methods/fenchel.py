@@ -29,7 +29,9 @@ Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternat
   rho_l ||W||^2 + gamma_l ||(W, b) - (W, b)^0||^2``, a regression through a convex function of
   the outputs, solved by majorisation-minimisation with the shared matrix
   ``curv * A^T A + 2 (gamma + rho) I`` (A the design rows: samples, or im2col patches of a
-  convolution) (:func:`~liftnet.solvers.mm_regression`) to a relative step ``tol``.
+  convolution) (:func:`~liftnet.solvers.mm_regression`; in sample space,
+  :func:`~liftnet.solvers.mm_regression_dual`, when a batch has fewer rows than the layer has
+  inputs) to a relative step ``tol``.
 
 Every block returns a point no worse than its start, so with K = 1 E never increases in
 full-batch training.  Prediction: the plain feed-forward pass (section 4.3).
@@ -55,6 +57,7 @@ from ..divergences import conjugate, inverse
 from ..graph import Network, Params
 from ..solvers import apg
 from ..solvers.majorize import augmented_gram, mm_precision, mm_regression
+from ..solvers.majorize_dual import dual_applies, mm_regression_dual, sample_precision
 from .base import (
     INIT_SCHEMES,
     Method,
@@ -92,7 +95,7 @@ class FenchelState(MethodState):
     """Weights and the lifted activations X_1..X_L of the current batch."""
 
     acts: list[Tensor] = field(default_factory=list)
-    cache: dict = field(default_factory=dict)  # H^{-1} of layer 0 for the cached inputs
+    cache: dict = field(default_factory=dict)  # layer 0's MM matrix for the cached inputs
     inner: dict = field(default_factory=dict)  # iterations of the last step's solvers
     # extrapolation (full data set): the previous iterate, its objective, Nesterov's t
     previous: tuple | None = None
@@ -382,17 +385,23 @@ class Fenchel(Method):
         g, gb = self.layer_gammas(net)[l], self.layer_bias_gammas(net)[l]
         r = self.layer_rhos(net)[l]
         P = layer.patches(x_in)
-        key = (data_key(X), curv, g, gb, r)
-        if l == 0 and state.cache.get("key") == key:
-            Hinv = state.cache["Hinv"]
-        else:
-            Hinv = mm_precision(augmented_gram(P), curv, g, gb, r)
-            if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
-                state.cache = {"key": key, "Hinv": Hinv}
         shape = W.shape
-        res = mm_regression(P, grad, value, W.reshape(shape[0], -1), b, Hinv,
-                            W0=prev[0].reshape(shape[0], -1), b0=prev[1], g_w=g, g_b=gb, rho=r,
-                            tol=self.tol, max_iter=self.max_inner)
+        W_rows, W0_rows = W.reshape(shape[0], -1), prev[0].reshape(shape[0], -1)
+        dual = dual_applies(P.shape[0], P.shape[1], g, gb, r)
+        key = (data_key(X), curv, g, gb, r, dual)
+        if l == 0 and state.cache.get("key") == key:
+            precision = state.cache["precision"]
+        else:
+            precision = (sample_precision(P, curv, gb) if dual
+                         else mm_precision(augmented_gram(P), curv, g, gb, r))
+            if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
+                state.cache = {"key": key, "precision": precision}
+        common = dict(W0=W0_rows, b0=prev[1], g_w=g, g_b=gb, rho=r, tol=self.tol,
+                      max_iter=self.max_inner)
+        if dual:  # fewer rows than inputs (a batch into a wide layer): sample space
+            res = mm_regression_dual(P, grad, value, W_rows, b, precision, curv, **common)
+        else:
+            res = mm_regression(P, grad, value, W_rows, b, precision, **common)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b
 

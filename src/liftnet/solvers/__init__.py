@@ -5,12 +5,14 @@
 * :mod:`.simplex` -- simplex projection and the cross-entropy prox of Appendix A (15)/(16).
 * :mod:`.pgd` -- a small accelerated projected-gradient routine.
 * :mod:`.majorize` -- regression through a convex function of the outputs (MM, shared matrix).
+* :mod:`.majorize_dual` -- the same MM computed in sample space (fewer rows than columns).
 * :mod:`.prox` -- closed-form proximal maps of the splitting methods (ReLU, linear layer).
 """
 
 from __future__ import annotations
 
 from .majorize import MMResult, augmented_gram, mm_precision, mm_regression
+from .majorize_dual import dual_applies, mm_regression_dual, sample_precision
 from .nnls import QPResult, box_qp, nnls
 from .pgd import APGResult, apg, lipschitz_sym
 from .prox import linear_prox, relu_prox
@@ -23,6 +25,9 @@ __all__ = [
     "augmented_gram",
     "mm_precision",
     "mm_regression",
+    "dual_applies",
+    "mm_regression_dual",
+    "sample_precision",
     "GramStats",
     "QPResult",
     "apg",
