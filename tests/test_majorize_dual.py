@@ -17,15 +17,8 @@ from test_majorize import (
     _objective_np,
     _problem,
     _scipy_solve,
+    _single_thread,  # noqa: F401 (autouse fixture: one thread for tiny matrices)
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _dual(loss, P, W, b, *, W0, b0, g_w, g_b, rho, tol=1e-12, max_iter=5000):
