@@ -7,7 +7,8 @@ the seconds per epoch of Fenchel (Algorithm 2) and of Adam (lr 1e-3), and the tr
 each needs to reach ``--target`` (0.97) test accuracy (evaluations every ``--eval-every``
 batches, not timed; null if not reached within ``--epochs``).  Also the floating-point work of
 one Fenchel batch (matrix products and convolutions counted by torch's FlopCounterMode, plus
-the factorisation of the shared W-step matrix, (d+1)^3 for d inputs) and the rate achieved,
+the factorisations of the W-steps' shared matrices, m^3 each: m the batch size for a W-step in
+sample space, else the layer's inputs + 1) and the rate achieved,
 against this machine's float32 matrix-multiply rate measured here.
 """
 
@@ -25,6 +26,7 @@ from liftnet.data import load_dataset
 from liftnet.graph import network
 from liftnet.metrics import targets_for
 from liftnet.results import write_json
+from liftnet.solvers import dual_applies
 
 
 def matmul_rate(n: int = 2048, reps: int = 10) -> float:
@@ -39,17 +41,30 @@ def matmul_rate(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def factorisation_flops(method, net, batch_size: int) -> float:
+    """Work of the per-batch factorisations that FlopCounterMode does not see: a Cholesky
+    factorisation and inverse, m^3, per layer, m = the batch size for a W-step solved in sample
+    space (fewer rows than inputs), else the layer's inputs + 1."""
+    total = 0.0
+    gammas, bias_gammas, rhos = (method.layer_gammas(net), method.layer_bias_gammas(net),
+                                 method.layer_rhos(net))
+    for l, layer in enumerate(net.layers):
+        d = layer.in_features
+        dual = dual_applies(batch_size, d, gammas[l], bias_gammas[l], rhos[l])
+        total += float(batch_size if dual else d + 1) ** 3
+    return total
+
+
 def fenchel_batch_flops(method, net, ds, state, batch_size: int, batches: int = 5) -> float:
     """Floating-point operations of one Fenchel step, averaged over ``batches`` further steps
     from the trained ``state`` (the iteration counts of the block solvers vary along training)."""
-    d = net.layers[0].in_features + 1
     total = 0.0
     for i in range(batches):
         X = ds.X_train[i * batch_size : (i + 1) * batch_size]
         Y = targets_for(net, ds.y_train[i * batch_size : (i + 1) * batch_size], X.dtype)
         with FlopCounterMode(display=False) as counter:
             method.step(net, state, X, Y, new_batch=True)
-        total += float(counter.get_total_flops()) + d**3  # + the factorisation of layer 0
+        total += float(counter.get_total_flops()) + factorisation_flops(method, net, batch_size)
     return total / batches
 
 
