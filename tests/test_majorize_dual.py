@@ -126,3 +126,19 @@ def test_dual_applies_and_refuses():
                            g_w=1.0, g_b=3.0)
     with pytest.raises(ValueError, match="must be > 0"):
         sample_precision(P, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["relu", "ce"])
+def test_dual_from_the_proximal_centre_matches_the_primal(kind):
+    """Algorithm 2's usual case (the step starts at W0, no weight decay): the start's outputs
+    double as U~0; the iterates must still be the primal form's."""
+    R, d, m = 9, 14, 4
+    rng, P, W0, b0 = _problem(R, d, m, seed=11)
+    loss = _loss(kind, rng, R, m)
+    primal = _mm(loss, P, W0.copy(), b0.copy(), W0=W0, b0=b0, g_w=0.5, g_b=0.5, tol=1e-6,
+                 max_iter=200)
+    dual = _dual(loss, P, W0.copy(), b0.copy(), W0=W0, b0=b0, g_w=0.5, g_b=0.5, rho=0.0,
+                 tol=1e-6, max_iter=200)
+    assert dual.iterations == primal.iterations and dual.converged
+    np.testing.assert_allclose(dual.W.numpy(), primal.W.numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dual.b.numpy(), primal.b.numpy(), rtol=1e-7, atol=1e-9)

@@ -86,10 +86,12 @@ def mm_regression_dual(
     def dot(a: Tensor, c: Tensor) -> float:
         return float((a * c).sum())
 
-    U0 = torch.addmm(b0, P, W0.T, alpha=shrink)  # U~0 = A Theta~0^T
+    U_s = torch.addmm(b, P, W.T)
+    at_centre = shrink == 1.0 and torch.equal(W, W0) and torch.equal(b, b0)
+    # U~0 = A Theta~0^T: the start's outputs when the step starts at the proximal centre
+    U0 = U_s if at_centre else torch.addmm(b0, P, W0.T, alpha=shrink)
     norm0_sq = shrink**2 * float(torch.linalg.vector_norm(W0)) ** 2 \
         + float(torch.linalg.vector_norm(b0)) ** 2  # ||Theta~0||^2
-    U_s = torch.addmm(b, P, W.T)
     f_start = value_u(U_s) + g_w * float(torch.linalg.vector_norm(W - W0)) ** 2 \
         + g_b * float(torch.linalg.vector_norm(b - b0)) ** 2 \
         + rho * float(torch.linalg.vector_norm(W)) ** 2
