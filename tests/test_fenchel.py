@@ -109,6 +109,38 @@ def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
     np.testing.assert_allclose(got, ref.x, atol=1e-5)
 
 
+def test_float32_w_step_keeps_improvements_below_float32_resolution():
+    """A W-step on many rows whose best improvement is below float32's resolution of the
+    objective's sum (as for LeNet's first convolution: 392,000 outputs, targets moved by a few
+    1e-4): the solver's never-worse safeguard must compare float64 values, or it throws the
+    step away (LeNet's first convolution never trained before this was fixed)."""
+    g = torch.Generator().manual_seed(3)
+    n = 100_000
+    X = torch.rand(n, 4, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    net = network("4-3-2", loss="ce")
+    Y = targets_for(net, y, X.dtype)
+    method = get_method("fenchel", gamma=1e-3, gamma_out=1e-3)
+    state = method.init_state(net, X, Y, generator=g)
+    state.acts, _ = net.forward_all(state.params, X)
+    state.inner = {"x": [], "w": []}
+    ff = state.acts[0]
+    V = torch.randn(3, 4, generator=g)  # targets moved by 1e-4 along a linear function of X
+    state.acts[0] = (ff + 1e-4 * (X @ V.T) * (ff > 0)).clamp_min(0.0)
+    W0, b0 = (p.clone() for p in state.params[0])
+    W, b = method._w_step(net, state, X, Y, 0, (W0, b0))
+    T, lam, gam = state.acts[0].double(), method.lam, method.gamma
+
+    def f64(Wc, bc):
+        U = X.double() @ Wc.double().T + bc.double()
+        return float(lam * (torch.relu(U) ** 2 - 2 * U * T).sum()
+                     + gam * ((Wc.double() - W0.double()) ** 2).sum()
+                     + gam * ((bc.double() - b0.double()) ** 2).sum())
+
+    assert not torch.equal(W, W0)
+    assert f64(W, b) < f64(W0, b0)
+
+
 def test_objective_is_the_formula():
     net, method, state, X, Y = _problem(loss="ce", n=9)
     Wb = [(W.numpy(), b.numpy()) for W, b in state.params]
