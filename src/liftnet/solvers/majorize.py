@@ -96,7 +96,9 @@ def mm_regression(
     Args:
         P: design rows (R, d).
         grad_u: U (R, m) -> grad phi(U) (R, m).
-        value_u: U -> phi(U) (a float).
+        value_u: U -> phi(U) (a float), used only to keep the result no worse than the
+            start: evaluate it in float64 (a float32 sum over many rows cannot see the
+            small improvements of a step near its start, and the step is then refused).
         W, b: starting point, (m, d) and (m,).
         precision: H^{-1} from :func:`mm_precision` (float64, (d+1, d+1)).
         W0, b0: centres of the proximal terms (default: the starting point).

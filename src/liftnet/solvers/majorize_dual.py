@@ -83,8 +83,8 @@ def mm_regression_dual(
     shrink = g_w / (g_w + rho)
     const = g_w * (1.0 - shrink) * float(torch.linalg.vector_norm(W0)) ** 2
 
-    def dot(a: Tensor, c: Tensor) -> float:
-        return float((a * c).sum())
+    def dot(a: Tensor, c: Tensor) -> float:  # accumulated in float64 (see value_u)
+        return float(torch.sum(a * c, dtype=torch.float64))
 
     U_s = torch.addmm(b, P, W.T)
     at_centre = shrink == 1.0 and torch.equal(W, W0) and torch.equal(b, b0)
