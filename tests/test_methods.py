@@ -211,3 +211,24 @@ def test_resuming_on_other_data_of_the_same_size_uses_that_data(key, small_data)
     for (W, b), (W2, b2) in zip(resumed.state.params, again.state.params, strict=True):
         torch.testing.assert_close(W.detach(), W2.detach())
         torch.testing.assert_close(b.detach(), b2.detach())
+
+
+def test_data_key_matches_the_same_tensor_only():
+    """The input caches (Gram matrices) are keyed by data_key: same object and contents only.
+    Two views of the same memory stand for a new batch at a freed batch's address (same
+    pointer, shape, dtype and version), which an address-based key took for the old one."""
+    import pickle
+
+    from liftnet.methods.base import data_key
+
+    base = torch.rand(10, 3)
+    a, b = base[:5], base[:5]
+    assert a.data_ptr() == b.data_ptr() and a._version == b._version
+    assert data_key(a) == data_key(a)
+    assert data_key(a) != data_key(b)
+    key = data_key(a)
+    a.add_(1.0)  # in place: the contents changed
+    assert key != data_key(a)
+    key = data_key(base)
+    assert pickle.loads(pickle.dumps(key)) != data_key(base)  # a restored key matches nothing
+    assert copy.deepcopy(key) == key

@@ -59,6 +59,7 @@ from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats, ridge_operator
 from .base import (
     INIT_SCHEMES,
+    DataKey,
     Method,
     MethodState,
     check_choice,
@@ -80,7 +81,7 @@ class ADMMState(MethodState):
     a: list[Tensor] = field(default_factory=list)
     lam: Tensor | None = None
     solve_in: Tensor | None = None  # least-squares operator of the inputs X (cached)
-    solve_key: tuple | None = None  # data_key of the X that solve_in belongs to
+    solve_key: DataKey | None = None  # data_key of the X that solve_in belongs to
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -153,10 +154,45 @@ def check_finite(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
-def data_key(X: Tensor) -> tuple:
-    """Identifies the tensor X (storage, shape, dtype, device, in-place version), so that
-    quantities cached from the inputs (Gram matrices) are dropped when the data change."""
-    return (X.data_ptr(), tuple(X.shape), X.dtype, str(X.device), X._version)
+def _gone() -> None:
+    return None
+
+
+class DataKey:
+    """Identifies one tensor object and its contents (storage, shape, dtype, device, in-place
+    version), so that quantities cached from the inputs (Gram matrices) are dropped when the
+    data change.  It holds a weak reference: a key never matches another tensor, not even one
+    that reuses the memory of a freed batch at the same address (a new mini-batch in a loop
+    that frees the last), and a pickled key matches nothing."""
+
+    __slots__ = ("_ref", "_meta")
+
+    def __init__(self, X: Tensor) -> None:
+        self._ref = weakref.ref(X)
+        self._meta = (X.data_ptr(), tuple(X.shape), X.dtype, str(X.device), X._version)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataKey):
+            return NotImplemented
+        alive = self._ref()
+        return alive is not None and alive is other._ref() and self._meta == other._meta
+
+    def __hash__(self) -> int:
+        return hash(self._meta)
+
+    def __deepcopy__(self, memo: dict) -> DataKey:  # immutable: a copied state keeps its cache
+        return self
+
+    def __getstate__(self) -> dict:
+        return {"meta": self._meta}
+
+    def __setstate__(self, state: dict) -> None:
+        self._ref, self._meta = _gone, state["meta"]
+
+
+def data_key(X: Tensor) -> DataKey:
+    """The :class:`DataKey` of X."""
+    return DataKey(X)
 
 
 INIT_SCHEMES = ("xavier", "normal", "variance_scaling")

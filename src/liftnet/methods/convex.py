@@ -57,6 +57,7 @@ from ..convex import (
 from ..graph import Network, Params
 from .base import (
     INIT_SCHEMES,
+    DataKey,
     Method,
     MethodState,
     check_choice,
@@ -74,7 +75,7 @@ class ConvexState(MethodState):
     solve, and the last optimum (numpy float64 lifted points, :class:`LiftedPoint`)."""
 
     ref: LiftedPoint | None = None
-    ref_key: tuple | None = None  # data_key of the X that ref belongs to
+    ref_key: DataKey | None = None  # data_key of the X that ref belongs to
     point: LiftedPoint | None = None  # optimum of the last solve (None before the first)
     value: float = math.nan  # optimal value of the last convex problem
     violation: float = math.nan  # largest bilinear constraint violation at ``point``

@@ -59,6 +59,7 @@ from ..solvers import (
 )
 from .base import (
     INIT_SCHEMES,
+    DataKey,
     Method,
     MethodState,
     check_choice,
@@ -80,7 +81,7 @@ class LiftedState(MethodState):
     out: Tensor | None = None
     prev: Params | None = None  # (W, b) at the start of the batch, for the proximal term
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
-    gram_key: tuple | None = None  # data_key of the X that gram_in belongs to
+    gram_key: DataKey | None = None  # data_key of the X that gram_in belongs to
     inner_iterations: int = 0  # box-QP iterations spent in the last step (diagnostics)
 
 

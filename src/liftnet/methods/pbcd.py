@@ -39,7 +39,15 @@ from torch import Tensor
 
 from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats
-from .base import Method, MethodState, check_finite, check_positive, data_key, start_params
+from .base import (
+    DataKey,
+    Method,
+    MethodState,
+    check_finite,
+    check_positive,
+    data_key,
+    start_params,
+)
 
 
 def _sqnorm(T: Tensor) -> float:
@@ -57,7 +65,7 @@ class PBCDState(MethodState):
     U: list[Tensor] = field(default_factory=list)
     V: list[Tensor] = field(default_factory=list)
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
-    gram_key: tuple | None = None  # data_key of the X that gram_in belongs to
+    gram_key: DataKey | None = None  # data_key of the X that gram_in belongs to
 
 
 @dataclass(frozen=True)
