@@ -109,6 +109,81 @@ def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
     np.testing.assert_allclose(got, ref.x, atol=1e-5)
 
 
+@pytest.mark.parametrize("l", [0, 1])
+def test_w_step_towards_a_given_target_matches_scipy(l):
+    """The W-step of ``target_extrapolation``: the same problem with X_{l+1} replaced."""
+    net, method, state, X, Y = _problem()
+    g = torch.Generator().manual_seed(7)
+    T = torch.rand(state.acts[l].shape, generator=g, dtype=X.dtype)
+    prev = [(W.clone() + 0.1, b.clone() - 0.1) for W, b in state.params]
+    xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    W0, b0 = prev[l][0].numpy(), prev[l][1].numpy()
+    m, d = W0.shape
+
+    def f(theta):
+        W, b = theta[: m * d].reshape(m, d), theta[m * d :]
+        data = TIGHT["lam"] * _relu_b2(T.numpy(), xs[l] @ W.T + b)
+        return (data + TIGHT["gamma"] * (((W - W0) ** 2).sum() + ((b - b0) ** 2).sum())
+                + TIGHT["rho"] * (W**2).sum())
+
+    W, b = state.params[l]
+    ref = minimize(f, np.concatenate([W.numpy().ravel(), b.numpy()]), method="L-BFGS-B",
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
+    Wn, bn = method._w_step(net, state, X, Y, l, prev[l], target=T)
+    got = np.concatenate([Wn.numpy().ravel(), bn.numpy()])
+    np.testing.assert_allclose(got, ref.x, atol=1e-5)
+
+
+def _one_batch_step(net, X, Y, **hp):
+    method = get_method("fenchel", **{**TIGHT, **hp})
+    state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(1))
+    start = [(W.clone(), b.clone()) for W, b in state.params]
+    return method, method.step(net, state, X, Y, new_batch=True), start
+
+
+def test_target_extrapolation_moves_only_its_layers_w_step_targets():
+    """kappa = (1, 3): the X-steps and the W-steps of layers 0 and 2 are those of the plain
+    step; layer 1's W-step fits X0 + 3 (X_2 - X0), X0 the feed-forward activations."""
+    g = torch.Generator().manual_seed(5)
+    X = torch.rand(15, 6, generator=g, dtype=torch.float64)
+    net = network("6-5-4-3", loss="ce")
+    Y = targets_for(net, torch.randint(0, 3, (15,), generator=g), X.dtype)
+    _, plain, start = _one_batch_step(net, X, Y)
+    method, kappa, _ = _one_batch_step(net, X, Y, target_extrapolation="1,3")
+    _, ones, _ = _one_batch_step(net, X, Y, target_extrapolation="1,1")
+    for (W, b), (W1, b1) in zip(plain.params, ones.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    for A, B in zip(plain.acts, kappa.acts, strict=True):
+        assert torch.equal(A, B)
+    for l in (0, 2):
+        assert torch.equal(plain.params[l][0], kappa.params[l][0])
+    assert not torch.allclose(plain.params[1][0], kappa.params[1][0])
+    ff, _ = net.forward_all(start, X)
+    state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(1))
+    state.acts, state.inner = list(kappa.acts), {"x": [], "w": []}
+    target = (ff[1] + 3.0 * (kappa.acts[1] - ff[1])).clamp_min(0.0)
+    W, b = method._w_step(net, state, X, Y, 1, start[1], target=target)
+    assert torch.equal(W, kappa.params[1][0]) and torch.equal(b, kappa.params[1][1])
+    with pytest.raises(ValueError, match="target_extrapolation has 3 entries"):
+        _one_batch_step(net, X, Y, target_extrapolation="1,2,3")
+
+
+def test_target_extrapolation_leaves_later_full_data_sweeps_alone():
+    X, y = _regression()
+    net = network("6-8-5-3", loss="mse")
+    Y = targets_for(net, y, X.dtype)
+    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "max_inner": 10}
+    states = []
+    for kappa in (None, "4,4"):
+        method = get_method("fenchel", target_extrapolation=kappa, **hp)
+        state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
+        state = method.step(net, get_method("fenchel", **hp).step(net, state, X, Y), X, Y,
+                            new_batch=False)
+        states.append(state)
+    for (W, b), (W1, b1) in zip(states[0].params, states[1].params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+
+
 def test_float32_w_step_keeps_improvements_below_float32_resolution():
     """A W-step on many rows whose best improvement is below float32's resolution of the
     objective's sum (as for LeNet's first convolution: 392,000 outputs, targets moved by a few

@@ -130,6 +130,16 @@ class Fenchel(Method):
             dom F) with Nesterov's beta_k = min(extrapolation, (t_k - 1) / t_{k+1}), and is
             redone from x_k (t reset) whenever it ends above E(x_k): E never increases.
             Ignored when every step gets a new batch (Algorithm 2).
+        target_extrapolation: per-hidden-layer factors kappa_0..kappa_{L-1} (beyond the paper;
+            default: all 1, Algorithm 2 as published), e.g. ``"300,30,1,1"`` for LeNet-5.  In
+            Algorithm 2 the W-step of layer l fits the target X0 + kappa_l (X_{l+1} - X0),
+            projected on dom F, instead of X_{l+1}, X0 the batch's feed-forward activations
+            (line 5): the X-steps give the direction, kappa_l the length of the move.  The
+            X-steps shift the activations of early layers very little (the label signal
+            fades through the backward X-steps), so their W-steps hardly move; a factor > 1
+            makes convolutions train (benchmarks/README.md, LeNet-5).  Applied in the sweeps
+            that start from a feed-forward pass: every step of Algorithm 2, only the first
+            sweep of Algorithm 1 (the later full-data sweeps keep their descent guarantee).
         tol: relative tolerance of every block solver (module docstring).
         max_inner: iteration cap of every block solver.
         init: weight initialisation (authors: xavier).
@@ -148,6 +158,7 @@ class Fenchel(Method):
     rhos: str | None = None
     alternations: int = 1
     extrapolation: float = 0.0
+    target_extrapolation: str | None = None
     tol: float = 1e-4
     max_inner: int = 100
     init: str = "xavier"
@@ -163,10 +174,12 @@ class Fenchel(Method):
     def __post_init__(self) -> None:
         check_positive("lam", self.lam)
         object.__setattr__(self, "lams", _floats("lams", self.lams))
-        for name in ("gammas", "bias_gammas", "rhos"):
+        for name in ("gammas", "bias_gammas", "rhos", "target_extrapolation"):
             object.__setattr__(self, name, _floats(name, getattr(self, name)))
-        if self.lams is not None and min(self.lams) <= 0:
-            raise ValueError(f"every entry of lams must be > 0, got {self.lams}")
+        for name in ("lams", "target_extrapolation"):
+            value = getattr(self, name)
+            if value is not None and min(value) <= 0:
+                raise ValueError(f"every entry of {name} must be > 0, got {value}")
         check_positive("loss_weight", self.loss_weight)
         for name in ("gamma", "gamma_out", "rho", "rho_out"):
             check_positive(name, getattr(self, name), allow_zero=True)
@@ -188,6 +201,15 @@ class Fenchel(Method):
             raise ValueError(f"lams has {len(self.lams)} entries, the network {net.n_hidden} "
                              "hidden layers")
         return list(self.lams)
+
+    def layer_target_extrapolation(self, net: Network) -> list[float]:
+        """kappa_0..kappa_{L-1}, one per hidden layer's W-step target (1: as published)."""
+        if self.target_extrapolation is None:
+            return [1.0] * net.n_hidden
+        if len(self.target_extrapolation) != net.n_hidden:
+            raise ValueError(f"target_extrapolation has {len(self.target_extrapolation)} "
+                             f"entries, the network {net.n_hidden} hidden layers")
+        return list(self.target_extrapolation)
 
     def _per_layer(self, net: Network, name: str, default: list[float]) -> list[float]:
         value = getattr(self, name)
@@ -292,7 +314,7 @@ class Fenchel(Method):
             # Algorithm 2, line 5: X re-initialised by the feed-forward rule
             state.acts, _ = net.forward_all(state.params, X)
             state.previous, state.value, state.momentum_t = None, None, 1.0
-            self._sweeps(net, state, X, Y)
+            self._sweeps(net, state, X, Y, feed_forward=list(state.acts))
         elif self.extrapolation == 0.0:
             self._sweeps(net, state, X, Y)  # Algorithm 1
         else:
@@ -300,9 +322,13 @@ class Fenchel(Method):
         state.step += 1
         return state
 
-    def _sweeps(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor) -> None:
-        """K block-coordinate sweeps from the state's point (Algorithms 1 and 2)."""
+    def _sweeps(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor,
+                feed_forward: list[Tensor] | None = None) -> None:
+        """K block-coordinate sweeps from the state's point (Algorithms 1 and 2).
+        ``feed_forward``: the batch's feed-forward activations (Algorithm 2), the origin of
+        the W-step targets' ``target_extrapolation``."""
         prev = [(W.clone(), b.clone()) for W, b in state.params]  # Algorithm 2, line 3
+        kappas = self.layer_target_extrapolation(net)
         state.inner = {"x": [], "w": []}
         for _ in range(self.alternations):
             # lines 7-10: X_L, ..., X_1 backward, (15)/(16) then (14)
@@ -310,7 +336,12 @@ class Fenchel(Method):
                 state.acts[l - 1] = self._x_step(net, state, X, Y, l)
             # lines 11-14: every (W_l, b_l), (19)/(20)
             for l in range(len(net.layers)):
-                state.params[l] = self._w_step(net, state, X, Y, l, prev[l])
+                target = None
+                if feed_forward is not None and l < net.n_hidden and kappas[l] != 1.0:
+                    X0 = feed_forward[l]  # X0 + kappa (X_{l+1} - X0), projected on dom F
+                    target = self._project(net.layers[l].activation,
+                                           X0 + kappas[l] * (state.acts[l] - X0))
+                state.params[l] = self._w_step(net, state, X, Y, l, prev[l], target)
 
     def _extrapolated_sweeps(self, net: Network, state: FenchelState, X: Tensor,
                              Y: Tensor) -> None:
@@ -342,12 +373,14 @@ class Fenchel(Method):
         """Projection on dom F of the activation (ReLU: Z >= 0)."""
         return Z.clamp_min(0.0) if name == "relu" else Z
 
-    def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool):
-        """The term of link l as a function of U_l (rows layout for W-steps)."""
+    def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool,
+                   target: Tensor | None = None):
+        """The term of link l as a function of U_l (rows layout for W-steps), towards
+        ``target`` instead of X_{l+1} where given."""
         layer = net.layers[l]
         if l == len(net.layers) - 1:
             return self._out_term(net, Y)
-        T = state.acts[l]
+        T = state.acts[l] if target is None else target
         return self._link_term(layer.activation, self.layer_lams(net)[l],
                                layer.to_rows(T) if rows else T)
 
@@ -381,13 +414,15 @@ class Fenchel(Method):
         return res.x if f(res.x) <= f(Z0) else Z0
 
     def _w_step(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, l: int,
-                prev: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+                prev: tuple[Tensor, Tensor], target: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
         """(W_l, b_l) <- argmin phi_l(layer_l(X_l; W, b)) + rho_l ||W||^2
-        + gamma_l ||(W, b) - (W, b)^0||^2  (17)-(20)."""
+        + gamma_l ||(W, b) - (W, b)^0||^2  (17)-(20); phi_l towards ``target`` where given
+        (``target_extrapolation``)."""
         layer = net.layers[l]
         W, b = state.params[l]
         x_in = X if l == 0 else state.acts[l - 1]
-        value, grad, curv = self._next_term(net, state, Y, l, rows=True)
+        value, grad, curv = self._next_term(net, state, Y, l, rows=True, target=target)
         g, gb = self.layer_gammas(net)[l], self.layer_bias_gammas(net)[l]
         r = self.layer_rhos(net)[l]
         P = layer.patches(x_in)
