@@ -20,7 +20,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fenchel_mnist import run_model
+from fenchel_mnist import parse_value, run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
 from liftnet.graph import network
@@ -78,13 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/speed.json")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a Fenchel hyperparameter other than its default (repeatable)")
     args = p.parse_args(argv)
+    fenchel_hp = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        fenchel_hp[name] = parse_value(value)
     ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
     net = network("784-300-10", loss="ce")
     rate = matmul_rate()
     print(f"float32 matrix multiply on this machine: {rate:.1f} GFLOP/s", flush=True)
     runs, states = {}, {}
-    for name, key, hp in (("fenchel", "fenchel", {}),
+    for name, key, hp in (("fenchel", "fenchel", fenchel_hp),
                           ("adam", "backprop", {"optimizer": "adam", "lr": 1e-3})):
         method = get_method(key, **hp)
         print(f"{name}: {method.hyperparameters()}", flush=True)
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     fen, adam = runs["fenchel"], runs["adam"]
     ep_f = sum(fen["epoch_seconds"]) / len(fen["epoch_seconds"])
     ep_a = sum(adam["epoch_seconds"]) / len(adam["epoch_seconds"])
-    flops = fenchel_batch_flops(get_method("fenchel"), net, ds, states["fenchel"],
+    flops = fenchel_batch_flops(get_method("fenchel", **fenchel_hp), net, ds, states["fenchel"],
                                 args.batch_size)
     n_batches = -(-len(ds.X_train) // args.batch_size)
     epoch_flops = flops * n_batches

@@ -35,7 +35,9 @@ def test_figure4_runs_on_a_synthetic_cifar_layout(tmp_path, monkeypatch):
                      "--out-dir", str(out)]) == 0
     rec = json.loads((out / "fenchel_fig4.json").read_text())
     assert rec["arch"] == "3x32x32-conv6k5-pool2-conv16k5-pool2-120-84-10"
-    assert set(rec["models"]) == {"SGD", "Adam", "Fenchel"}
+    assert set(rec["models"]) == {"SGD", "Adam", "Fenchel", fig.EXTRAPOLATED}
+    assert rec["models"][fig.EXTRAPOLATED]["hyperparameters"]["target_extrapolation"] == [
+        300.0, 30.0, 1.0, 1.0]
     for r in rec["models"].values():
         assert r["batches"] == 1 and len(r["curve"]) == 2 and 0 <= r["final_test_accuracy"] <= 1
     assert rec["models"]["Fenchel"]["paper"] == 0.606
@@ -55,8 +57,11 @@ def test_figure2_and_speed_on_a_mnist_slice(tmp_path, data_dir):
     speed = _load("speed")
     out = tmp_path / "speed.json"
     assert speed.main(["--data-dir", str(data_dir), "--n-train", "1000", "--epochs", "1",
-                       "--target", "0.5", "--eval-every", "1", "--out", str(out)]) == 0
+                       "--target", "0.5", "--eval-every", "1", "--out", str(out),
+                       "--set", "target_extrapolation=2", "--set", "max_inner=20"]) == 0
     s = json.loads(out.read_text())
+    hp = s["runs"]["fenchel"]["hyperparameters"]
+    assert hp["target_extrapolation"] == [2.0] and hp["max_inner"] == 20
     for key in ("epoch_seconds_fenchel", "epoch_seconds_adam", "fenchel_epoch_gflop",
                 "matmul_gflops_machine"):
         assert s[key] > 0

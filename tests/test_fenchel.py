@@ -245,6 +245,10 @@ def test_per_layer_lams_enter_the_objective():
         get_method("fenchel", lams="1,2,3").init_state(net, X, Y)
     with pytest.raises(ValueError, match="gammas has 2 entries"):
         get_method("fenchel", gammas="1,2").init_state(net, X, Y)
+    # one number is a one-entry list (what the benchmarks' --set passes for "3")
+    assert get_method("fenchel", target_extrapolation=3).target_extrapolation == (3.0,)
+    with pytest.raises(ValueError, match="non-empty list"):
+        get_method("fenchel", lams=True)
 
 
 def _blobs(n, seed):

@@ -403,6 +403,22 @@ def test_cli_trains_lenet5_on_mnist(tmp_path, data_dir, capsys):
     assert net.spec == LENET and tuple(params[0][0].shape) == (6, 1, 5, 5)
 
 
+def test_cli_fenchel_lenet5_takes_its_own_defaults_and_flags_win(tmp_path, data_dir, capsys):
+    out = tmp_path / "r.json"
+    args = ["train", "--method", "fenchel", "--arch", "lenet5", "--dataset", "mnist",
+            "--n-train", "100", "--epochs", "1", "--batch-size", "100",
+            "--max-inner", "5", "--data-dir", str(data_dir), "--out", str(out), "--quiet"]
+    assert main(args) == 0, capsys.readouterr().err
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["lams"] == [5.0, 5.0, 1.0, 1.0] and cfg["loss_weight"] == 1.0
+    assert cfg["gammas"] == [1e-4, 1e-2, 1.0, 1.0, 1.0]
+    assert cfg["target_extrapolation"] == [300.0, 30.0, 1.0, 1.0]
+    assert main([*args, "--target-extrapolation", "1,1,1,1", "--loss-weight", "2"]) == 0
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["target_extrapolation"] == [1.0, 1.0, 1.0, 1.0] and cfg["loss_weight"] == 2.0
+    assert cfg["lams"] == [5.0, 5.0, 1.0, 1.0]
+
+
 def test_cli_lenet5_on_8x8_digits_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["train", "--method", "backprop", "--arch", "lenet5", "--dataset", "digits",

@@ -21,6 +21,7 @@ import torch
 from . import data as datamod
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
+from .methods.fenchel import LENET5_DEFAULTS
 from .metrics import LINEAR_SHARE_DEFINITION, linear_share
 from .results import load_model, save_model, versions, write_json
 from .training import fit
@@ -108,7 +109,11 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
     dtype = getattr(torch, args.dtype)
-    method = get_method(args.method, **_hyperparameters(args))
+    hp = _hyperparameters(args)
+    if args.method == "fenchel" and args.arch == "lenet5":
+        # LeNet-5's own defaults (Appendix C plus target extrapolation); flags still win
+        hp = {**LENET5_DEFAULTS, **hp}
+    method = get_method(args.method, **hp)
     ds = datamod.load_dataset(
         args.dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,
         standardize=args.standardize, download=args.download, dtype=dtype,

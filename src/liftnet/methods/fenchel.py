@@ -78,10 +78,20 @@ from .base import (
 TRAINABLE = ("relu", "leaky_relu", "identity")
 
 
+# LeNet-5 (section 5.2): Appendix C's settings, and liftnet's defaults for it (the CLI's
+# ``--arch lenet5``): the same plus target extrapolation on the two convolutions, which makes
+# them train (benchmarks/README.md: 0.9820 -> 0.9869 after 5 epochs on MNIST).
+LENET5_APPENDIX_C = {"lams": "5,5,1,1", "gammas": "1e-4,1e-2,1,1,1", "loss_weight": 1.0}
+LENET5_DEFAULTS = {**LENET5_APPENDIX_C, "target_extrapolation": "300,30,1,1"}
+
+
 def _floats(name: str, value: object) -> tuple[float, ...] | None:
-    """None, or a tuple of finite floats from a tuple/list or a string "1,5,0.1"."""
+    """None, or a tuple of finite floats from a tuple/list, a string "1,5,0.1" or one number
+    (a network with one hidden layer)."""
     if value is None:
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value,)
     if isinstance(value, str):
         try:
             value = tuple(float(v) for v in value.split(",") if v.strip())
