@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Fenchel hyperparameter other than its default (repeatable)")
     args = p.parse_args(argv)
-    fenchel_hp = {}
+    fenchel_hp: dict[str, object] = {}
     for item in args.set:
         name, _, value = item.partition("=")
         fenchel_hp[name] = parse_value(value)
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     net = network("784-300-10", loss="ce")
     rate = matmul_rate()
     print(f"float32 matrix multiply on this machine: {rate:.1f} GFLOP/s", flush=True)
-    runs, states = {}, {}
+    runs, states, methods = {}, {}, {}
     for name, key, hp in (("fenchel", "fenchel", fenchel_hp),
                           ("adam", "backprop", {"optimizer": "adam", "lr": 1e-3})):
-        method = get_method(key, **hp)
+        method = methods[name] = get_method(key, **hp)
         print(f"{name}: {method.hyperparameters()}", flush=True)
         full = run_model(method, net, ds, batch_size=args.batch_size, epochs=args.epochs,
                          seed=args.seed, eval_every=args.eval_every,
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     fen, adam = runs["fenchel"], runs["adam"]
     ep_f = sum(fen["epoch_seconds"]) / len(fen["epoch_seconds"])
     ep_a = sum(adam["epoch_seconds"]) / len(adam["epoch_seconds"])
-    flops = fenchel_batch_flops(get_method("fenchel", **fenchel_hp), net, ds, states["fenchel"],
-                                args.batch_size)
+    flops = fenchel_batch_flops(methods["fenchel"], net, ds, states["fenchel"], args.batch_size)
     n_batches = -(-len(ds.X_train) // args.batch_size)
     epoch_flops = flops * n_batches
     record = {
