@@ -168,6 +168,31 @@ def test_target_extrapolation_moves_only_its_layers_w_step_targets():
         _one_batch_step(net, X, Y, target_extrapolation="1,2,3")
 
 
+def test_target_extrapolation_only_in_the_first_sweep_of_a_batch():
+    """K = 2 with kappa: the first sweep is the one-sweep extrapolated step, the second the
+    plain sweep from its point, anchored at the batch's starting weights.  (Extrapolating
+    in the second sweep too multiplied the first sweep's own weight change by kappa: LeNet-5
+    fell to 0.90 after an epoch.)"""
+    g = torch.Generator().manual_seed(5)
+    X = torch.rand(15, 6, generator=g, dtype=torch.float64)
+    net = network("6-5-4-3", loss="ce")
+    Y = targets_for(net, torch.randint(0, 3, (15,), generator=g), X.dtype)
+    _, one, start = _one_batch_step(net, X, Y, target_extrapolation="2,3")
+    method, two, _ = _one_batch_step(net, X, Y, target_extrapolation="2,3", alternations=2)
+    plain = get_method("fenchel", **TIGHT)
+    state = plain.init_state(net, X, Y, generator=torch.Generator().manual_seed(1))
+    state.params = [(W.clone(), b.clone()) for W, b in one.params]
+    state.acts, state.inner = [A.clone() for A in one.acts], {"x": [], "w": []}
+    for l in range(net.n_hidden, 0, -1):
+        state.acts[l - 1] = plain._x_step(net, state, X, Y, l)
+    for l in range(len(net.layers)):
+        W, b = plain._w_step(net, state, X, Y, l, start[l])
+        assert torch.equal(W, two.params[l][0]) and torch.equal(b, two.params[l][1])
+    for A, B in zip(state.acts, two.acts, strict=True):
+        assert torch.equal(A, B)
+    assert not torch.allclose(one.params[1][0], two.params[1][0])
+
+
 def test_target_extrapolation_leaves_later_full_data_sweeps_alone():
     X, y = _regression()
     net = network("6-8-5-3", loss="mse")

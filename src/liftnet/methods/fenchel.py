@@ -148,8 +148,9 @@ class Fenchel(Method):
             X-steps shift the activations of early layers very little (the label signal
             fades through the backward X-steps), so their W-steps hardly move; a factor > 1
             makes convolutions train (benchmarks/README.md, LeNet-5).  Applied in the sweeps
-            that start from a feed-forward pass: every step of Algorithm 2, only the first
-            sweep of Algorithm 1 (the later full-data sweeps keep their descent guarantee).
+            that start from a feed-forward pass: the first sweep of every step of Algorithm 2
+            (with K > 1 the later sweeps of a batch fit X_{l+1} itself), only the first sweep
+            of Algorithm 1 (the later full-data sweeps keep their descent guarantee).
         tol: relative tolerance of every block solver (module docstring).
         max_inner: iteration cap of every block solver.
         init: weight initialisation (authors: xavier).
@@ -340,14 +341,17 @@ class Fenchel(Method):
         prev = [(W.clone(), b.clone()) for W, b in state.params]  # Algorithm 2, line 3
         kappas = self.layer_target_extrapolation(net)
         state.inner = {"x": [], "w": []}
-        for _ in range(self.alternations):
+        for k in range(self.alternations):
             # lines 7-10: X_L, ..., X_1 backward, (15)/(16) then (14)
             for l in range(net.n_hidden, 0, -1):
                 state.acts[l - 1] = self._x_step(net, state, X, Y, l)
-            # lines 11-14: every (W_l, b_l), (19)/(20)
+            # lines 11-14: every (W_l, b_l), (19)/(20); extrapolated targets only in the sweep
+            # that starts from the feed-forward pass (k = 0): in later sweeps X - X0 would
+            # contain the first sweep's own weight change, and kappa would repeat it
             for l in range(len(net.layers)):
                 target = None
-                if feed_forward is not None and l < net.n_hidden and kappas[l] != 1.0:
+                if (feed_forward is not None and k == 0 and l < net.n_hidden
+                        and kappas[l] != 1.0):
                     X0 = feed_forward[l]  # X0 + kappa (X_{l+1} - X0), projected on dom F
                     target = self._project(net.layers[l].activation,
                                            X0 + kappas[l] * (state.acts[l] - X0))
