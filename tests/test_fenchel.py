@@ -178,7 +178,7 @@ def test_target_extrapolation_only_in_the_first_sweep_of_a_batch():
     net = network("6-5-4-3", loss="ce")
     Y = targets_for(net, torch.randint(0, 3, (15,), generator=g), X.dtype)
     _, one, start = _one_batch_step(net, X, Y, target_extrapolation="2,3")
-    method, two, _ = _one_batch_step(net, X, Y, target_extrapolation="2,3", alternations=2)
+    _, two, _ = _one_batch_step(net, X, Y, target_extrapolation="2,3", alternations=2)
     plain = get_method("fenchel", **TIGHT)
     state = plain.init_state(net, X, Y, generator=torch.Generator().manual_seed(1))
     state.params = [(W.clone(), b.clone()) for W, b in one.params]
