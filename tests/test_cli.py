@@ -38,13 +38,24 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
     (["--arch", "784-300-10"], "must start with 64"),
     (["--lam", "-1"], "lam must be a finite number > 0, got -1.0"),
     (["--method", "backprop", "--lam", "1"], "--lam is not a hyperparameter of method backprop"),
-    (["--epochs", "-2"], "epochs must be >= 0"),
+    (["--epochs", "-2"], "--epochs must be >= 1"),
     (["--n-train", "0"], "n_train"),
     (["--method", "admm", "--loss", "ce"], "ADMM does not support loss 'ce'"),
     (["--method", "admm", "--loss", "mse", "--batch-size", "100"], "full data set only"),
     (["--method", "pbcd", "--loss", "mse", "--multiplier", "bregman"],
      "--multiplier is not a hyperparameter of method pbcd"),
     (["--init-from", "/nonexistent/model.pt"], "no saved model at /nonexistent/model.pt"),
+    (["--device", "foo"], "--device 'foo': unknown device"),
+    (["--device", "meta"], "liftnet trains on cpu, cuda or mps"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--seed", str(2**64)], "--seed must be below 2**63"),
+    (["--arch", "64--10"], "architecture must look like '784-300-10'"),
+    (["--lam", "1e39"], "lam must be at most 1e+30"),
+    (["--tol", "10"], "tol must be < 1 (a relative tolerance), got 10.0"),
+    (["--method", "backprop", "--lr", "1e39"], "lr must be at most 1e+30"),
+    (["--method", "backprop", "--lifted-rule"], "--lifted-rule applies to --method lifted only"),
+    (["--out", ""], "--out: empty file name"),
 ])
 def test_bad_input_gets_a_clear_error(argv, message, capsys):
     assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
@@ -57,7 +68,34 @@ def test_missing_data_names_the_directory_and_files(tmp_path, capsys):
     assert str(tmp_path) in err and "train-images-idx3-ubyte" in err
 
 
-def test_failed_write_leaves_existing_results_untouched(tmp_path, monkeypatch):
+def test_output_paths_are_checked_before_training(tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the output paths")
+
+    monkeypatch.setattr("liftnet.cli.fit", no_training)
+    base = ["train", "--quiet", "--epochs", "1"]
+    assert main([*base, "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main([*base, "--save", str(blocker / "model.pt")]) == 2
+    assert f"{blocker} is a file, not a directory" in capsys.readouterr().err
+    same = tmp_path / "same.pt"
+    assert main([*base, "--out", str(same), "--save", str(same)]) == 2
+    assert "--out and --save name the same file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_long_output_name_is_written(tmp_path):
+    from liftnet.results import write_json
+
+    long = tmp_path / ("a" * 245 + ".json")  # a valid name; the temp file's must be too
+    write_json(long, {"ok": 1})
+    assert json.loads(long.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [long.name]
+
+
+def test_failed_write_leaves_existing_results_untouched(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run.json"
     out.write_text('{"keep": true}')
 
@@ -65,10 +103,20 @@ def test_failed_write_leaves_existing_results_untouched(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("liftnet.results.os.replace", crash)  # fail after the temp file is written
-    with pytest.raises(OSError, match="disk full"):
-        main(["train", "--quiet", "--epochs", "1", "--out", str(out)])
+    assert main(["train", "--quiet", "--epochs", "1", "--out", str(out)]) == 2
+    assert f"cannot write {out}: disk full" in capsys.readouterr().err
     assert json.loads(out.read_text()) == {"keep": True}
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp file left behind
+
+
+def test_model_meta_must_be_json(tmp_path):
+    from liftnet import mlp
+
+    net = mlp("3-2")
+    params = net.init_params(generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="meta must be JSON-serialisable"):
+        save_model(tmp_path / "m.pt", net, params, {"when": object()})
+    assert not any(tmp_path.iterdir())
 
 
 def test_damaged_model_file_gets_a_clear_error(tmp_path):

@@ -202,6 +202,18 @@ def test_mnist_count_mismatch(tmp_path):
         load_dataset("mnist", data_dir=tmp_path)
 
 
+def test_mnist_float_labels_and_empty_files_rejected(tmp_path):
+    write_fake_mnist(tmp_path / "mnist")
+    labels = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    write_idx(labels, np.full(20, 2.5))  # a float64 IDX file: 2.5 must not become label 2
+    with pytest.raises(DataError, match="t10k-labels.*labels must be integers"):
+        load_dataset("mnist", data_dir=tmp_path)
+    write_idx(labels, np.zeros(0, np.uint8))
+    write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(DataError, match="t10k-images.*holds no images"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
 def test_missing_files_error(tmp_path):
     with pytest.raises(DataError) as info:
         load_dataset("mnist", data_dir=tmp_path / "nowhere")
@@ -371,6 +383,10 @@ def test_cifar_refuses_malicious_pickle(tmp_path, small_cifar):
     (pickle.dumps({b"data": np.zeros((11, 3072), np.uint8), b"labels": [0] * 11}), "shape"),
     (pickle.dumps({b"data": np.zeros((12, 3072), np.uint8), b"labels": [10] * 12}), "labels"),
     (pickle.dumps(cifar_batch(12, 0), protocol=2)[:500], "cannot read CIFAR batch"),
+    (pickle.dumps({b"data": np.zeros((12, 3072), np.uint8), b"labels": [[0, 1]] + [0] * 11}),
+     "not a flat list of integers"),
+    (pickle.dumps({b"data": np.zeros((12, 3072), np.uint8), b"labels": [0.5] * 12}),
+     "integer labels, got float64"),
 ])
 def test_cifar_validation(tmp_path, small_cifar, payload, match):
     folder = tmp_path / "cifar10" / "cifar-10-batches-py"

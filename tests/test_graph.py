@@ -11,9 +11,21 @@ from liftnet import mlp, parse_arch
 def test_parse_arch():
     assert parse_arch("784-300-10") == (784, 300, 10)
     assert parse_arch([4, 3]) == (4, 3)
-    for bad in ["784", "784-x-10", "784-0-10", ""]:
+    for bad in ["784", "784-x-10", "784-0-10", "", "64--10", "-64-10", "64-10-", [8, 4.7, 3],
+                None, [True, 3], "784-3e2-10"]:
         with pytest.raises(ValueError, match="architecture"):
             parse_arch(bad)
+
+
+def test_params_and_inputs_of_the_wrong_kind_are_named():
+    net = mlp("5-6-3")
+    params = net.init_params(generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"layer 0: expected a \(W, b\) pair of real"):
+        net.check_params([(1.0, 2.0), params[1]])
+    with pytest.raises(ValueError, match="layer 1: expected a"):
+        net.check_params([params[0], (params[1][0].to(torch.complex64), params[1][1])])
+    with pytest.raises(ValueError, match=r"inputs of shape \(N, 5\) for 5-6-3, got \(4, 7\)"):
+        net.predict(params, torch.randn(4, 7))
 
 
 def test_mlp_layers_and_output_activation():

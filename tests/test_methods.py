@@ -25,23 +25,27 @@ FAST = {
 INVALID = {
     "lifted": [{"lam": 0.0}, {"lam": -1.0}, {"rho": -1e-3}, {"gamma": -1.0}, {"sweeps": 0},
                {"tol": 0.0}, {"init": "zeros"}, {"lam": float("nan")}, {"lam_out": 0.0},
-               {"penalty": "cubic"}],
+               {"penalty": "cubic"}, {"tol": 1.0}, {"lam": 1e39}],
     "backprop": [{"lr": 0.0}, {"optimizer": "lbfgs"}, {"reduction": "max"},
-                 {"weight_decay": -1.0}, {"init": "zeros"}],
+                 {"weight_decay": -1.0}, {"init": "zeros"}, {"lr": 1e39}],
     "admm": [{"beta": 0.0}, {"gamma": -5.0}, {"warmup": -1}, {"multiplier": "sum"},
              {"bias": "yes"}, {"init": "zeros"}, {"beta": float("inf")}],
     "pbcd": [{"gamma": 0.0}, {"rho": -1.0}, {"alpha": -5.0}, {"init_std": 0.0},
-             {"bias_init": float("nan")}, {"alpha": "5"}],
+             {"bias_init": float("nan")}, {"alpha": "5"}, {"rho": 1e300},
+             {"bias_init": -1e39}],
     "fenchel": [{"lam": 0.0}, {"lams": "1,-2"}, {"lams": "1,x"}, {"gammas": "nan"},
                 {"loss_weight": 0.0}, {"gamma": -1.0}, {"rho_out": -1.0}, {"alternations": 0},
                 {"tol": 0.0}, {"max_inner": 0}, {"init": "zeros"}, {"bias_init": float("inf")},
                 {"extrapolation": 1.0}, {"extrapolation": -0.1},
-                {"target_extrapolation": "1,0"}, {"target_extrapolation": "nan"}],
+                {"target_extrapolation": "1,0"}, {"target_extrapolation": "nan"},
+                {"gamma": 1e300}, {"lams": "1e39"}, {"tol": 2.0}],
     "bregman": [{"tau": 0.0}, {"x_steps": 0}, {"w_steps": 0}, {"alternations": 0},
-                {"rho": -1.0}, {"loss_weight": float("nan")}, {"tol": 0.0}, {"init": "zeros"}],
+                {"rho": -1.0}, {"loss_weight": float("nan")}, {"tol": 0.0}, {"init": "zeros"},
+                {"tol": 10.0}, {"rho": 1e300}],
     "convex": [{"start": "true"}, {"lam": 0.0}, {"relu_blocks": "row"},
                {"product_blocks": "entry"}, {"solver": "MOSEK"}, {"tol": 0.0},
-               {"perturbation": -1.0}, {"random_std": float("nan")}, {"init": "zeros"}],
+               {"perturbation": -1.0}, {"random_std": float("nan")}, {"init": "zeros"},
+               {"tol": 1.0}],
 }
 BATCH = {"lifted": [0, 50], "backprop": [50], "admm": [0], "pbcd": [0, 50], "fenchel": [0, 50],
          "bregman": [0, 50], "convex": [0]}
@@ -182,6 +186,11 @@ def test_invalid_hyperparameters_raise(key):
             get_method(key, **bad)
         name = next(iter(bad))
         assert name in str(info.value), f"{bad}: {info.value}"
+
+
+def test_unknown_hyperparameter_is_named():
+    with pytest.raises(ValueError, match="foo: not a hyperparameter of method 'lifted'"):
+        get_method("lifted", foo=1)
 
 
 @pytest.mark.parametrize("key", list(METHODS))

@@ -24,7 +24,8 @@ def _data(n=12, d=4, dtype=torch.float32):
     (lambda X, y: (X.clone().index_fill_(0, torch.tensor([2]), float("nan")), y), "NaN"),
     (lambda X, y: (X, y + 3), r"labels must lie in \[0, 2\]"),
     (lambda X, y: (X, y[:, None]), "labels must be a 1-D"),
-    (lambda X, y: (X.long(), y), "floating point"),
+    (lambda X, y: (X.long(), y), "float32 or float64"),
+    (lambda X, y: (X.half(), y), "float32 or float64, got torch.float16"),
     (lambda X, y: (X[:0], y[:0]), "empty"),
     (lambda X, y: (X[None], y), "2-D"),
 ])
@@ -46,6 +47,10 @@ def test_bad_test_data_and_loop_arguments(net):
         fit(Lifted(), net, X, y, epochs="3", progress=False)
     with pytest.raises(ValueError, match="batch_size must be an integer"):
         fit(Lifted(), net, X, y, epochs=1, batch_size=2.5, progress=False)
+    with pytest.raises(ValueError, match="state must be a MethodState"):
+        fit(Lifted(), net, X, y, epochs=1, state=object(), progress=False)
+    with pytest.raises(ValueError, match=r"layer 0: expected a \(W, b\) pair"):
+        fit(Lifted(), net, X, y, epochs=1, params=[(1.0, 2.0), (3.0, 4.0)], progress=False)
 
 
 def test_regression_targets_and_float64(net):

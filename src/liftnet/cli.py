@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import LENET5_DEFAULTS
 from .metrics import LINEAR_SHARE_DEFINITION, linear_share
-from .results import load_model, save_model, versions, write_json
+from .results import check_writable, load_model, save_model, versions, write_json
 from .training import fit
 
 
@@ -103,11 +104,42 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
     return hp
 
 
+def _device(text: str) -> torch.device:
+    """The --device as a torch.device, with a clear error for what torch cannot train on."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"--device {text!r}: unknown device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {text!r}: liftnet trains on cpu, cuda or mps devices")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text}: CUDA is not available on this machine")
+    return device
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--out and --save: writable file paths, checked before any training."""
+    given = {flag: getattr(args, flag[2:]) for flag in ("--out", "--save")}
+    for flag, path in given.items():
+        if path is not None:
+            check_writable(path, flag)
+    if given["--out"] and given["--save"] and (
+            os.path.abspath(given["--out"]) == os.path.abspath(given["--save"])):
+        raise ValueError(f"--out and --save name the same file ({given['--out']}); the results "
+                         "would overwrite the model")
+    if args.lifted_rule and args.method != "lifted":
+        raise ValueError("--lifted-rule applies to --method lifted only")
+    for flag, value, least in (("--epochs", args.epochs, 1), ("--seed", args.seed, 0)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
+        if value is not None and value >= 2**63:
+            raise ValueError(f"{flag} must be below 2**63, got {value}")
+
+
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
     """Train as the arguments say; returns the results record (also written to --out)."""
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
+    _check_outputs(args)
+    device = _device(args.device)
     dtype = getattr(torch, args.dtype)
     hp = _hyperparameters(args)
     if args.method == "fenchel" and args.arch == "lenet5":
@@ -177,9 +209,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         "linear_share": linear_share(net, res.state.params, ds.X_test),
         "linear_share_definition": LINEAR_SHARE_DEFINITION + " (test set)",
     }
-    if args.lifted_rule and ds.n_classes > 0:
-        if not isinstance(method, Lifted):
-            raise ValueError("--lifted-rule applies to --method lifted only")
+    if args.lifted_rule and ds.n_classes > 0 and isinstance(method, Lifted):
         out, _ = lifted_predict(net, res.state.params, ds.X_test, penalty=method.penalty,
                                 lams=method.lams(net))
         record["test_accuracy_lifted_rule"] = float(
@@ -204,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         record = run_train(args)
-    except (ValueError, FileNotFoundError, FloatingPointError, datamod.DataError) as exc:
+    except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2
     acc = record["train_accuracy"], record["test_accuracy"]

@@ -294,10 +294,14 @@ def _load_mnist_like(name: str, root: Path, download: bool) -> tuple[np.ndarray,
         if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
             raise DataError(f"{img_path}: expected uint8 images of shape (N, 28, 28), got "
                             f"{images.dtype} {images.shape}")
+        if len(images) == 0:
+            raise DataError(f"{img_path}: the file holds no images")
         if labels.ndim != 1 or len(labels) != len(images):
             raise DataError(f"{lab_path}: expected {len(images)} labels to match {img_path.name},"
                             f" got shape {labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() > 9):
+        if labels.dtype.kind not in "iu":
+            raise DataError(f"{lab_path}: labels must be integers, got IDX type {labels.dtype}")
+        if labels.min() < 0 or labels.max() > 9:
             raise DataError(f"{lab_path}: labels must lie in [0, 9], found "
                             f"[{labels.min()}, {labels.max()}]")
         out += [images.reshape(len(images), -1), labels]
@@ -337,13 +341,18 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: cannot read CIFAR batch ({type(exc).__name__}: {exc})") from exc
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{path}: expected a dict with b'data' and b'labels'")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
+    data = batch[b"data"]
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except ValueError as exc:  # ragged nested lists
+        raise DataError(f"{path}: b'labels' is not a flat list of integers ({exc})") from None
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8
             and data.shape == (_CIFAR_ROWS, 3072)):
         raise DataError(f"{path}: expected uint8 data of shape ({_CIFAR_ROWS}, 3072), got "
                         f"{getattr(data, 'dtype', type(data))} {getattr(data, 'shape', '')}")
     if labels.shape != (_CIFAR_ROWS,) or labels.dtype.kind not in "iu":
-        raise DataError(f"{path}: expected {_CIFAR_ROWS} integer labels, got {labels.shape}")
+        raise DataError(f"{path}: expected {_CIFAR_ROWS} integer labels, got {labels.dtype} "
+                        f"of shape {labels.shape}")
     if labels.min() < 0 or labels.max() > 9:
         raise DataError(f"{path}: labels must lie in [0, 9]")
     return data, labels.astype(np.int64)
@@ -417,6 +426,8 @@ def _normalize_name(name: str) -> str:
 
 def _subset_indices(n_available: int, n_train: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded random subset of size ``n_train``."""
+    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)):
+        raise DataError(f"n_train must be an integer, got {n_train!r}")
     if not 1 <= n_train <= n_available:
         raise DataError(f"n_train must be between 1 and {n_available}, got {n_train}")
     return np.sort(np.random.default_rng(seed).choice(n_available, n_train, replace=False))

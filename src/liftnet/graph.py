@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,6 +146,10 @@ class Network:
 
     def outputs(self, params: Params, X: Tensor, batch_size: int = 8192) -> Tensor:
         """Feed-forward outputs of X in chunks of ``batch_size`` rows, without gradients."""
+        width = self.layers[0].input_size
+        if not isinstance(X, Tensor) or X.ndim != 2 or X.shape[1] != width:
+            shape = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
+            raise ValueError(f"expected inputs of shape (N, {width}) for {self.spec}, got {shape}")
         with torch.no_grad():
             outs = [self.forward(params, X[i : i + batch_size])
                     for i in range(0, len(X), batch_size)]
@@ -159,7 +164,12 @@ class Network:
         """Raise ValueError if ``params`` do not fit this network's shapes."""
         if len(params) != len(self.layers):
             raise ValueError(f"expected {len(self.layers)} (W, b) pairs, got {len(params)}")
-        for l, (layer, (W, b)) in enumerate(zip(self.layers, params, strict=True)):
+        for l, (layer, pair) in enumerate(zip(self.layers, params, strict=True)):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                    and all(isinstance(t, Tensor) and t.is_floating_point() for t in pair)):
+                raise ValueError(f"layer {l}: expected a (W, b) pair of real floating-point "
+                                 f"tensors, got {type(pair).__name__}")
+            W, b = pair
             want = layer.weight_shape
             if tuple(W.shape) != want or tuple(b.shape) != (want[0],):
                 raise ValueError(
@@ -171,15 +181,18 @@ class Network:
 def parse_arch(spec: str | Sequence[int]) -> tuple[int, ...]:
     """Parse ``"784-300-10"`` (or a sequence of ints) into layer widths, with a clear error."""
     if isinstance(spec, str):
-        parts = [p.strip() for p in spec.replace(",", "-").split("-") if p.strip()]
-        try:
-            sizes = tuple(int(p) for p in parts)
-        except ValueError:
+        parts = [p.strip() for p in spec.replace(",", "-").split("-")]
+        if not all(p.isdigit() for p in parts):
             raise ValueError(
                 f"architecture must look like '784-300-10' (widths joined by '-'), got {spec!r}"
-            ) from None
-    else:
+            )
+        sizes = tuple(int(p) for p in parts)
+    elif isinstance(spec, Sequence) and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in spec):
         sizes = tuple(int(s) for s in spec)
+    else:
+        raise ValueError(f"architecture must be a string like '784-300-10' or a sequence of "
+                         f"integer widths, got {spec!r}")
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise ValueError(
             f"architecture needs an input and an output width, all >= 1, got {spec!r}"

@@ -30,10 +30,33 @@ def versions() -> dict[str, str]:
     }
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """Raise a clear ValueError when ``path`` cannot be an output file: empty, a directory, or
+    below a path component that is a file.  Checked before a long run, not after it."""
+    if str(path) == "":
+        raise ValueError(f"{what}: empty file name")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{what} {path}: the directory {parent} is not writable")
+            break
+    return path
+
+
+def _atomic_write(path: str | os.PathLike, write) -> Path:
+    """Write through a temporary file in the same directory, then rename: an existing file is
+    replaced whole or not at all."""
+    path = check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".liftnet-", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -43,6 +66,10 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -72,6 +99,10 @@ def save_model(
 ) -> Path:
     """Save the network description and its parameters (CPU tensors) atomically."""
     net.check_params(params)
+    try:
+        meta_text = json.dumps(meta or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_model: meta must be JSON-serialisable ({exc})") from None
     payload = {
         "format": MODEL_FORMAT,
         "arch": net.spec,
@@ -79,7 +110,7 @@ def save_model(
         "loss": net.loss,
         "weights": [W.detach().cpu().contiguous() for W, _ in params],
         "biases": [b.detach().cpu().contiguous() for _, b in params],
-        "meta": json.dumps(meta or {}),
+        "meta": meta_text,
     }
     return _atomic_write(path, lambda fh: torch.save(payload, fh))
 
@@ -101,6 +132,6 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
         params = list(zip(payload["weights"], payload["biases"], strict=True))
         net.check_params(params)
         meta = json.loads(payload["meta"])
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path} holds a damaged liftnet model: {exc}") from None
     return net, params, meta

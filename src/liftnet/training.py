@@ -33,8 +33,8 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
     """Clear errors for bad shapes, NaN and labels out of range (never a deep traceback)."""
     if not isinstance(X, Tensor) or not isinstance(y, Tensor):
         raise ValueError(f"{what} inputs and targets must be torch tensors")
-    if not X.is_floating_point():
-        raise ValueError(f"{what} inputs must be floating point, got {X.dtype}")
+    if X.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"{what} inputs must be float32 or float64, got {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"{what} inputs must be a 2-D (N, features) tensor, got shape "
                          f"{tuple(X.shape)}")
@@ -127,6 +127,11 @@ def fit(
     start = time.perf_counter()
     if state is None:
         state = method.init_state(net, X, Y, generator=gen, params=params)
+    else:
+        if not isinstance(state, MethodState):
+            raise ValueError(f"state must be a MethodState (from an earlier fit), got "
+                             f"{type(state).__name__}")
+        net.check_params(state.params)
     result = FitResult(state=state)
     n_batches = 1 if full else math.ceil(n / bs)
     bar = _progress(epochs * n_batches, f"{method.key} {net.spec}", progress)

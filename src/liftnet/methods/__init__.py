@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .admm import ADMM, ADMMState
 from .backprop import Backprop, BackpropState
 from .base import Method, MethodState
@@ -22,6 +24,11 @@ def get_method(key: str, **hyperparameters) -> Method:
         cls = METHODS[key]
     except KeyError:
         raise ValueError(f"unknown method {key!r}; choose one of {', '.join(METHODS)}") from None
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(hyperparameters) - known)
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a hyperparameter of method {key!r}; its "
+                         f"hyperparameters are {', '.join(sorted(known))}")
     return cls(**hyperparameters)
 
 

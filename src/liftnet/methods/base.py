@@ -137,21 +137,41 @@ def start_params(
     return out
 
 
+#: largest magnitude of a hyperparameter: beyond it float32 arithmetic overflows
+HYPERPARAMETER_MAX = 1e30
+
+
+def _check_magnitude(name: str, value: float) -> None:
+    if abs(value) > HYPERPARAMETER_MAX:
+        raise ValueError(f"{name} must be at most {HYPERPARAMETER_MAX:g} in magnitude (float32 "
+                         f"arithmetic overflows beyond), got {value}")
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0) for anything but a
-    finite real number in range (NaN, inf, strings and booleans included)."""
+    finite real number in range (NaN, inf, strings and booleans included), or one beyond
+    :data:`HYPERPARAMETER_MAX`."""
     want = ">= 0" if allow_zero else "> 0"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a finite number {want}, got {value!r}")
     bad = value < 0 if allow_zero else value <= 0
     if bad or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number {want}, got {value}")
+    _check_magnitude(name, value)
+
+
+def check_tol(name: str, value: float) -> None:
+    """Raise ``ValueError`` unless ``value`` is a relative tolerance, 0 < value < 1."""
+    check_positive(name, value)
+    if value >= 1:
+        raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value}")
 
 
 def check_finite(name: str, value: float) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite real number (booleans refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
+    _check_magnitude(name, value)
 
 
 def _gone() -> None:

@@ -56,6 +56,7 @@ from .base import (
     check_finite,
     check_int,
     check_positive,
+    check_tol,
     start_params,
 )
 
@@ -118,7 +119,7 @@ class Bregman(Method):
         check_int("alternations", self.alternations, 1)
         check_int("x_steps", self.x_steps, 1)
         check_int("w_steps", self.w_steps, 1)
-        check_positive("tol", self.tol)
+        check_tol("tol", self.tol)
         check_positive("rho", self.rho, allow_zero=True)
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)

@@ -62,6 +62,7 @@ from .base import (
     MethodState,
     check_choice,
     check_positive,
+    check_tol,
     data_key,
     start_params,
 )
@@ -127,9 +128,7 @@ class Convex(Method):
         check_choice("relu_blocks", self.relu_blocks, RELU_BLOCKS)
         check_choice("product_blocks", self.product_blocks, PRODUCT_BLOCKS)
         check_choice("solver", self.solver, SOLVERS)
-        check_positive("tol", self.tol)
-        if isinstance(self.tol, (int, float)) and self.tol >= 1:
-            raise ValueError(f"tol must be < 1, got {self.tol}")
+        check_tol("tol", self.tol)
         check_positive("perturbation", self.perturbation, allow_zero=True)
         check_positive("random_std", self.random_std)
         check_choice("init", self.init, INIT_SCHEMES)

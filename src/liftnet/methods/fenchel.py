@@ -70,6 +70,7 @@ from .base import (
     check_finite,
     check_int,
     check_positive,
+    check_tol,
     data_key,
     start_params,
 )
@@ -198,7 +199,7 @@ class Fenchel(Method):
         check_positive("extrapolation", self.extrapolation, allow_zero=True)
         if isinstance(self.extrapolation, (int, float)) and self.extrapolation >= 1:
             raise ValueError(f"extrapolation must be < 1, got {self.extrapolation}")
-        check_positive("tol", self.tol)
+        check_tol("tol", self.tol)
         check_int("max_inner", self.max_inner, 1)
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)

@@ -65,6 +65,7 @@ from .base import (
     check_choice,
     check_int,
     check_positive,
+    check_tol,
     data_key,
     start_params,
 )
@@ -124,7 +125,7 @@ class Lifted(Method):
             check_positive("lam_out", self.lam_out)
         check_positive("rho", self.rho, allow_zero=True)
         check_positive("gamma", self.gamma, allow_zero=True)
-        check_positive("tol", self.tol)
+        check_tol("tol", self.tol)
         check_choice("penalty", self.penalty, PENALTIES)
         check_int("sweeps", self.sweeps, 1)
         check_int("max_inner", self.max_inner, 1)
