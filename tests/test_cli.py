@@ -124,6 +124,10 @@ def test_damaged_model_file_gets_a_clear_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a readable liftnet model"):
         load_model(bad)
+    bad.write_text('{"format": "liftnet-model/1"}')  # JSON, not a torch file
+    with pytest.raises(ValueError, match="not a readable liftnet model") as info:
+        load_model(bad)
+    assert "weights_only" not in str(info.value)  # no advice to unpickle arbitrary code
     from liftnet import mlp
 
     net = mlp("3-2")

@@ -123,7 +123,11 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a malformed file
-        raise ValueError(f"{path} is not a readable liftnet model: {exc}") from None
+        # torch's advice to retry with weights_only=False (arbitrary code) is not passed on
+        detail = str(exc).split("\n")[0]
+        if "weights_only" in detail or "Weights only" in detail:
+            detail = "not a file written by liftnet's save_model (torch.save of tensors)"
+        raise ValueError(f"{path} is not a readable liftnet model: {detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
     try:
