@@ -13,11 +13,18 @@ same data and (for batched models) the same batches, test accuracy against batch
 Writes ``fenchel_fig<N>.json`` (curves, final accuracies, seconds, hyperparameters, the paper's
 figures) and ``fenchel_fig<N>.png`` (accuracy against batches, like the paper's figures) into
 ``--out-dir``, and prints each model's final test accuracy beside the paper's.
+
+``--combine A.json B.json ...`` trains nothing: it joins the models of result files of this
+script for the same figure, data, seed and data-set sizes (e.g. ``--models`` subsets run on two
+cores at once; the batch order and each model's initialisation depend on the seed only, so the
+curves are those one run would give) into one ``fenchel_fig<N>.json`` and ``.png``, and records
+the source files.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -164,6 +171,57 @@ def plot(path: Path, fig: int, results: dict[str, Any], title: str) -> None:
     plt.close(f)
 
 
+# what result files must share to be drawn in one figure
+COMBINE_KEYS = ("figure", "arch", "dataset", "loss", "n_train", "n_test", "seed")
+
+
+def combine(paths: list[str], figure: int) -> dict[str, Any]:
+    """One figure's record from result files of this script (module docstring); a clear
+    error when they disagree on :data:`COMBINE_KEYS` or hold the same model twice."""
+    record: dict[str, Any] | None = None
+    models: dict[str, Any] = {}
+    for path in paths:
+        try:
+            rec = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--combine: cannot read {path}: {exc}") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("models"), dict):
+            raise SystemExit(f"--combine: {path} is not a result file of this script")
+        if rec.get("figure") != figure:
+            raise SystemExit(f"--combine: {path} is figure {rec.get('figure')}, not {figure}")
+        if record is None:
+            record = {k: rec.get(k) for k in (*COMBINE_KEYS, "device")}
+        for key in COMBINE_KEYS:
+            if rec.get(key) != record[key]:
+                raise SystemExit(f"--combine: {path} has {key} {rec.get(key)!r}, the first "
+                                 f"file {record[key]!r}")
+        for name, r in rec["models"].items():
+            if name in models:
+                raise SystemExit(f"--combine: model {name!r} is in more than one file")
+            models[name] = {**r, "source": str(path)}
+    assert record is not None
+    return {**record, "models": models, "combined_from": [str(p) for p in paths]}
+
+
+def report(record: dict[str, Any], title: str, out_dir: str, *, final: bool = True) -> None:
+    """Write the JSON and the PNG; when ``final``, print the final accuracies beside the
+    paper's first (otherwise: a partial record, written after each model of a run)."""
+    results = record["models"]
+    if final:
+        print(f"\nFigure {record['figure']} ({record['arch']}, {record['loss']}, "
+              f"{record['n_train']} training images): final test accuracy, ours vs paper")
+        for name, r in results.items():
+            print(f"  {name:30s} {r['final_test_accuracy']:.4f}  (best "
+                  f"{r['best_test_accuracy']:.4f}, {r['train_seconds']:.0f} s)   paper "
+                  f"{r['paper'] or '- (beyond the paper)'}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"fenchel_fig{record['figure']}.json"
+    write_json(path, record)
+    plot(path.with_suffix(".png"), record["figure"], results, title)
+    print(f"wrote {path} and .png" + ("" if final else " (models so far)"), flush=True)
+
+
 def parse_value(value: str) -> Any:
     """A ``--set`` value: an int, a float, else the string (e.g. a list "300,30,1,1")."""
     try:
@@ -188,8 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
                    help="override a hyperparameter, e.g. 'Fenchel:lam=2' (repeatable)")
+    p.add_argument("--combine", nargs="+", default=None, metavar="FILE",
+                   help="join result files of this figure into one (trains nothing)")
     args = p.parse_args(argv)
     spec = FIGURES[args.figure]
+    if args.combine:
+        record = combine(args.combine, args.figure)
+        title = f"Figure {args.figure}: {record['arch']}, {record['loss']}, {record['dataset']}"
+        report(record, title, args.out_dir)
+        return 0
     ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
                       seed=args.seed)
     if args.n_test is not None:
@@ -206,12 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         name, _, value = assign.partition("=")
         overrides.setdefault(model, {})[name] = parse_value(value)
     results: dict[str, Any] = {}
+    record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
+              "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
+              "seed": args.seed, "device": args.device}
     title = f"Figure {args.figure}: {net.spec}, {spec['loss']}, {spec['dataset']}"
     print(title, flush=True)
     for name in chosen:
         if name not in spec["models"]:
             raise SystemExit(f"unknown model {name!r}; figure {args.figure} has "
                              f"{', '.join(spec['models'])}")
+    for name in chosen:
         key, hp, batch_size, epochs = spec["models"][name]
         method = get_method(key, **{**hp, **overrides.get(name, {})})
         epochs = args.epochs if args.epochs is not None else epochs
@@ -227,19 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         r.update(method=key, hyperparameters=method.hyperparameters(),
                  paper=spec["paper"].get(name))
         results[name] = r
-    print(f"\nFigure {args.figure} ({net.spec}, {spec['loss']}, {len(ds.X_train)} training "
-          f"images): final test accuracy, ours vs paper")
-    for name, r in results.items():
-        print(f"  {name:30s} {r['final_test_accuracy']:.4f}  (best {r['best_test_accuracy']:.4f},"
-              f" {r['train_seconds']:.0f} s)   paper {r['paper'] or '- (beyond the paper)'}")
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
-              "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
-              "seed": args.seed, "device": args.device, "models": results}
-    write_json(out / f"fenchel_fig{args.figure}.json", record)
-    plot(out / f"fenchel_fig{args.figure}.png", args.figure, results, title)
-    print(f"wrote {out / f'fenchel_fig{args.figure}.json'} and .png")
+        # after every model, so that a long run stopped later keeps what it finished
+        report({**record, "models": results}, title, args.out_dir, final=name == chosen[-1])
     return 0
 
 

@@ -90,3 +90,58 @@ def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir):
         assert entry["epoch_ratio_bregman_over_backprop"] > 0
     assert rec["datasets"]["fashion-mnist"]["models"]["Bregman lifted"]["poster_linear_share"] \
         == [0.506, 0.125, 0.254]
+
+
+def test_figure_combined_from_runs_of_model_subsets(tmp_path, data_dir):
+    if not (data_dir / "mnist").is_dir():
+        pytest.fail(f"MNIST not found under {data_dir} (set LIFTNET_DATA)")
+    fig = _load("fenchel_mnist")
+    common = ["--figure", "2", "--data-dir", str(data_dir), "--n-train", "500", "--n-test",
+              "200", "--epochs", "1", "--set", "Fenchel:max_inner=5"]
+    runs = {}
+    for models, seed in (("SGD,Adam", "0"), ("Fenchel", "0"), ("Fenchel", "1")):
+        out = tmp_path / f"{models}-{seed}"
+        assert fig.main([*common, "--models", models, "--seed", seed, "--out-dir", str(out)]) == 0
+        runs[models, seed] = out / "fenchel_fig2.json"
+    a, b, other_seed = runs["SGD,Adam", "0"], runs["Fenchel", "0"], runs["Fenchel", "1"]
+    out = tmp_path / "combined"
+    assert fig.main(["--figure", "2", "--combine", str(a), str(b), "--out-dir", str(out)]) == 0
+    rec = json.loads((out / "fenchel_fig2.json").read_text())
+    assert list(rec["models"]) == ["SGD", "Adam", "Fenchel"]
+    assert rec["combined_from"] == [str(a), str(b)]
+    assert rec["models"]["Fenchel"]["source"] == str(b)
+    single = json.loads(b.read_text())["models"]["Fenchel"]
+    assert rec["models"]["Fenchel"]["curve"] == single["curve"]
+    assert rec["seed"] == 0 and rec["n_train"] == 500
+    assert (out / "fenchel_fig2.png").stat().st_size > 1000
+    for paths, message in (([a, other_seed], "seed"), ([b, b], "more than one file"),
+                           ([a, tmp_path / "missing.json"], "cannot read")):
+        with pytest.raises(SystemExit, match=message):
+            fig.main(["--figure", "2", "--combine", *map(str, paths), "--out-dir", str(out)])
+    with pytest.raises(SystemExit, match="figure 2, not 3"):
+        fig.main(["--figure", "3", "--combine", str(a), "--out-dir", str(out)])
+
+
+def test_a_run_stopped_during_a_model_keeps_the_models_it_finished(tmp_path, data_dir,
+                                                                   monkeypatch):
+    if not (data_dir / "mnist").is_dir():
+        pytest.fail(f"MNIST not found under {data_dir} (set LIFTNET_DATA)")
+    fig = _load("fenchel_mnist")
+    real = fig.run_model
+
+    def run_model(method, *args, **kwargs):
+        if method.hyperparameters().get("optimizer") == "adam":
+            raise KeyboardInterrupt  # a run stopped during its second model
+        return real(method, *args, **kwargs)
+
+    monkeypatch.setattr(fig, "run_model", run_model)
+    argv = ["--figure", "2", "--data-dir", str(data_dir), "--n-train", "500", "--n-test", "100",
+            "--epochs", "1", "--out-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="unknown model 'adam'"):  # checked before training
+        fig.main([*argv, "--models", "SGD,adam"])
+    assert not (tmp_path / "fenchel_fig2.json").exists()
+    with pytest.raises(KeyboardInterrupt):
+        fig.main([*argv, "--models", "SGD,Adam"])
+    rec = json.loads((tmp_path / "fenchel_fig2.json").read_text())
+    assert list(rec["models"]) == ["SGD"] and rec["models"]["SGD"]["batches"] == 1
+    assert (tmp_path / "fenchel_fig2.png").exists()
