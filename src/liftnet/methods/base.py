@@ -141,6 +141,11 @@ def start_params(
 HYPERPARAMETER_MAX = 1e30
 
 
+#: smallest non-zero magnitude of a positive hyperparameter (a multiplier of 1e-300 makes the
+#: block solvers' matrices zero in float32 and fails deep inside them)
+HYPERPARAMETER_MIN = 1.0 / HYPERPARAMETER_MAX
+
+
 def _check_magnitude(name: str, value: float) -> None:
     if abs(value) > HYPERPARAMETER_MAX:
         raise ValueError(f"{name} must be at most {HYPERPARAMETER_MAX:g} in magnitude (float32 "
@@ -150,13 +155,17 @@ def _check_magnitude(name: str, value: float) -> None:
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0) for anything but a
     finite real number in range (NaN, inf, strings and booleans included), or one beyond
-    :data:`HYPERPARAMETER_MAX`."""
+    :data:`HYPERPARAMETER_MAX` or non-zero below :data:`HYPERPARAMETER_MIN`."""
     want = ">= 0" if allow_zero else "> 0"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a finite number {want}, got {value!r}")
     bad = value < 0 if allow_zero else value <= 0
     if bad or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number {want}, got {value}")
+    if 0 < value < HYPERPARAMETER_MIN:
+        zero = "0 or " if allow_zero else ""
+        raise ValueError(f"{name} must be {zero}at least {HYPERPARAMETER_MIN:g} (float32 "
+                         f"arithmetic underflows below), got {value}")
     _check_magnitude(name, value)
 
 
