@@ -119,6 +119,26 @@ def test_model_meta_must_be_json(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_non_finite_weights_are_not_saved_nor_loaded(tmp_path):
+    from liftnet import mlp
+
+    net = mlp("3-2-2")
+    good = net.init_params(generator=torch.Generator().manual_seed(0))
+    path = save_model(tmp_path / "m.pt", net, good)
+    before = path.read_bytes()
+    bad = [(W.clone(), b.clone()) for W, b in good]
+    bad[1][1][0] = float("nan")
+    with pytest.raises(ValueError, match="layer 1's biases contain NaN or infinite"):
+        save_model(path, net, bad)
+    assert path.read_bytes() == before  # the earlier checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+    payload = torch.load(path, weights_only=True)
+    payload["weights"][0][0, 0] = float("inf")  # a file damaged elsewhere
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="damaged liftnet model: layer 0's weights contain"):
+        load_model(path)
+
+
 def test_damaged_model_file_gets_a_clear_error(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")

@@ -10,6 +10,7 @@ import torch
 
 from liftnet import METHODS, fit, get_method, mlp, to_torch
 from liftnet.methods import Method
+from liftnet.metrics import targets_for
 
 # Settings that keep each method quick on the small fixture; the defaults are for real data.
 FAST = {
@@ -243,3 +244,10 @@ def test_data_key_matches_the_same_tensor_only():
     key = data_key(base)
     assert pickle.loads(pickle.dumps(key)) != data_key(base)  # a restored key matches nothing
     assert copy.deepcopy(key) == key
+
+
+def test_backprop_refuses_an_activation_without_gradient():
+    X, y = torch.randn(6, 4), torch.tensor([0, 1, 0, 1, 0, 1])
+    net = mlp("4-3-2", activation="sign")
+    with pytest.raises(ValueError, match="through activation 'sign' on hidden layer 1"):
+        get_method("backprop").init_state(net, X, targets_for(net, y, X.dtype))

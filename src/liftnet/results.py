@@ -97,8 +97,13 @@ def _finite(obj: Any) -> Any:
 def save_model(
     path: str | os.PathLike, net: Network, params: Params, meta: dict[str, Any] | None = None
 ) -> Path:
-    """Save the network description and its parameters (CPU tensors) atomically."""
+    """Save the network description and its parameters (CPU tensors) atomically; parameters
+    with NaN or infinite entries (a diverged run) are refused and nothing is written."""
     net.check_params(params)
+    bad = _non_finite(params)
+    if bad is not None:
+        raise ValueError(f"save_model: {bad} contain NaN or infinite values (did training "
+                         f"diverge?); nothing was written to {path}")
     try:
         meta_text = json.dumps(meta or {})
     except (TypeError, ValueError) as exc:
@@ -138,4 +143,17 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
         meta = json.loads(payload["meta"])
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path} holds a damaged liftnet model: {exc}") from None
+    bad = _non_finite(params)
+    if bad is not None:
+        raise ValueError(f"{path} holds a damaged liftnet model: {bad} contain NaN or "
+                         "infinite values")
     return net, params, meta
+
+
+def _non_finite(params: Params) -> str | None:
+    """'layer l's weights' (or biases) of the first non-finite parameter, else None."""
+    for l, (W, b) in enumerate(params):
+        for name, t in (("weights", W), ("biases", b)):
+            if not bool(torch.isfinite(t).all()):
+                return f"layer {l}'s {name}"
+    return None

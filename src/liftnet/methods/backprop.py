@@ -21,6 +21,8 @@ from .base import (
 )
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+#: hidden activations whose derivative is zero wherever it exists: no gradient passes them
+FLAT = ("sign",)
 
 
 @dataclass
@@ -64,6 +66,15 @@ class Backprop(Method):
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_finite("bias_init", self.bias_init)
         check_choice("init", self.init, INIT_SCHEMES)
+
+    def check_network(self, net: Network) -> None:
+        for l, layer in enumerate(net.layers[:-1]):
+            if layer.activation in FLAT:
+                raise ValueError(
+                    f"Backprop cannot train through activation {layer.activation!r} on hidden "
+                    f"layer {l + 1}: its derivative is zero wherever it exists, so no gradient "
+                    "reaches the layers below")
+        super().check_network(net)
 
     def init_state(
         self,
