@@ -189,3 +189,27 @@ def test_splitting_baselines_run_from_the_cli(method, tmp_path):
     assert rec["method"] == method and rec["config"]["batch_size"] == 0
     assert len(rec["history"]) == 12
     assert rec["test_accuracy"] > 0.3  # 10 classes: chance is 0.1
+
+
+def test_out_of_memory_is_a_clear_error_and_other_failures_are_not_hidden(tmp_path, monkeypatch,
+                                                                         capsys):
+    import liftnet.cli as cli
+
+    out = tmp_path / "run.json"
+    for exc in (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                             "allocate 2880000000 bytes"), MemoryError()):
+        def boom(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(cli, "run_train", boom)
+        assert main(["train", "--quiet", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "liftnet: error: out of memory" in err and "--batch-size" in err
+        assert "Traceback" not in err and not out.exists()
+
+    def defect(args):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(cli, "run_train", defect)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        main(["train", "--quiet", "--out", str(out)])

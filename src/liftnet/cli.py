@@ -223,6 +223,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocator's failure (CPU or GPU), not a defect to report."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
@@ -236,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         record = run_train(args)
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        detail = str(exc).split("\n")[0]
+        print(f"liftnet: error: out of memory ({detail}); use a smaller --batch-size or a "
+              "narrower network, or a machine with more memory", file=sys.stderr)
         return 2
     acc = record["train_accuracy"], record["test_accuracy"]
     line = f"{record['method']} {record['arch']} on {record['dataset']}: "
