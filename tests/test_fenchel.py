@@ -421,3 +421,39 @@ def test_extrapolation_restarts_from_the_last_iterate_when_the_sweep_ends_higher
     reference = plain.step(net, reference, X, Y, new_batch=False)
     for (W, b), (Wr, br) in zip(state.params, reference.params, strict=True):
         assert torch.allclose(W, Wr, atol=1e-12) and torch.allclose(b, br, atol=1e-12)
+
+
+def test_reused_pre_activations_give_the_step_computed_afresh(monkeypatch):
+    """The first sweep of a batch reuses the feed-forward pre-activations (X-step below and
+    W-step of the first layer): the step must equal one that recomputes every product."""
+    g = torch.Generator().manual_seed(8)
+    X = torch.rand(15, 6, generator=g, dtype=torch.float64)
+    net = network("6-5-4-3", loss="ce")
+    Y = targets_for(net, torch.randint(0, 3, (15,), generator=g), X.dtype)
+    _, reused, _ = _one_batch_step(net, X, Y, target_extrapolation="2,3", alternations=2)
+
+    def afresh(net, state, l, x_in):
+        return net.layers[l].forward(x_in, *state.params[l])
+
+    monkeypatch.setattr(fenchel_module.Fenchel, "_pre_activation", staticmethod(afresh))
+    _, fresh, _ = _one_batch_step(net, X, Y, target_extrapolation="2,3", alternations=2)
+    for (W, b), (W1, b1) in zip(reused.params, fresh.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    for A, B in zip(reused.acts, fresh.acts, strict=True):
+        assert torch.equal(A, B)
+
+
+def test_pre_activation_memo_is_used_only_for_the_same_tensors():
+    net, method, state, X, _ = _problem()
+    W, b = state.params[0]
+    marker = torch.full((len(X), 5), 7.0, dtype=X.dtype)
+    state.pre = {0: (W, b, X, marker)}
+    assert method._pre_activation(net, state, 0, X) is marker  # same tensors: reused
+    for changed in ((W.clone(), b), (W, b.clone())):  # new weights (a W-step): recomputed
+        state.params[0] = changed
+        state.pre = {0: (W, b, X, marker)}
+        U = method._pre_activation(net, state, 0, X)
+        assert torch.equal(U, net.layers[0].forward(X, *changed))
+    state.pre = {0: (*state.params[0], X, marker)}
+    U = method._pre_activation(net, state, 0, X.clone())  # other inputs: recomputed
+    assert torch.equal(U, net.layers[0].forward(X, *state.params[0]))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from liftnet.solvers.majorize import augmented_gram, mm_precision, mm_regression
 from liftnet.solvers.majorize_dual import dual_applies, mm_regression_dual, sample_precision
 from test_majorize import (
     RectifiedLS,
@@ -142,3 +143,29 @@ def test_dual_from_the_proximal_centre_matches_the_primal(kind):
     assert dual.iterations == primal.iterations and dual.converged
     np.testing.assert_allclose(dual.W.numpy(), primal.W.numpy(), rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(dual.b.numpy(), primal.b.numpy(), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["relu", "ce"])
+def test_given_start_outputs_are_used_and_change_nothing(kind):
+    """``U``: the caller's outputs of the start (the Fenchel step reuses the feed-forward
+    pre-activation).  Passing the true ones changes nothing, in both forms; passing others
+    shows they are the ones used (no silent recomputation)."""
+    R, d, m = 9, 14, 4
+    rng, P, W0, b0 = _problem(R, d, m, seed=3)
+    loss = _loss(kind, rng, R, m)
+    W, b = W0 + 0.1 * rng.standard_normal(W0.shape), b0.copy()
+    Pt, Wt, bt = torch.from_numpy(P), torch.from_numpy(W), torch.from_numpy(b)
+    U = torch.addmm(bt, Pt, Wt.T)
+    common = dict(W0=torch.from_numpy(W0), b0=torch.from_numpy(b0), g_w=0.5, g_b=0.5,
+                  tol=1e-6, max_iter=50)
+    C = sample_precision(Pt, loss.curvature, 0.5)
+    H = mm_precision(augmented_gram(Pt), loss.curvature, 0.5, 0.5, 0.0)
+    for solve in (lambda **kw: mm_regression_dual(Pt, loss.grad_u, loss.value_u, Wt, bt, C,
+                                                  loss.curvature, **common, **kw),
+                  lambda **kw: mm_regression(Pt, loss.grad_u, loss.value_u, Wt, bt, H,
+                                             **common, **kw)):
+        plain, given = solve(), solve(U=U.clone())
+        assert given.iterations == plain.iterations
+        assert torch.equal(given.W, plain.W) and torch.equal(given.b, plain.b)
+        wrong = solve(U=U + torch.from_numpy(rng.standard_normal(tuple(U.shape))))
+        assert not torch.allclose(wrong.W, plain.W)

@@ -90,6 +90,7 @@ def mm_regression(
     rho: float = 0.0,
     tol: float = 1e-4,
     max_iter: int = 50,
+    U: Tensor | None = None,
 ) -> MMResult:
     """Solve the problem of the module docstring from (W, b).
 
@@ -104,6 +105,7 @@ def mm_regression(
         W0, b0: centres of the proximal terms (default: the starting point).
         g_w, g_b, rho: proximal weights on W and b, weight decay on W (all >= 0).
         tol, max_iter: stopping rule (module docstring).
+        U: the outputs P W^T + 1 b^T of the start, where the caller already has them.
     """
     W0 = W if W0 is None else W0
     b0 = b if b0 is None else b0
@@ -124,7 +126,7 @@ def mm_regression(
 
     theta = torch.cat([W, b[:, None]], dim=1)
     start = theta
-    U = forward(W, b)
+    U = forward(W, b) if U is None else U
     f_start = total(W, b, U)
     y, y_is_x, t = theta, True, 1.0
     step_rel, it, converged = math.inf, 0, False

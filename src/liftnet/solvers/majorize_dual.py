@@ -67,10 +67,12 @@ def mm_regression_dual(
     rho: float = 0.0,
     tol: float = 1e-4,
     max_iter: int = 50,
+    U: Tensor | None = None,
 ) -> MMResult:
     """Solve the problem of :func:`~.majorize.mm_regression` in sample space (module docstring).
 
-    Args are those of :func:`~.majorize.mm_regression`, except ``precision``: C from
+    Args are those of :func:`~.majorize.mm_regression` (``U``: the start's outputs
+    P W^T + 1 b^T where already known), except ``precision``: C from
     :func:`sample_precision` with the same ``curvature`` and ``g_b``; requires
     :func:`dual_applies`.
     """
@@ -86,7 +88,7 @@ def mm_regression_dual(
     def dot(a: Tensor, c: Tensor) -> float:  # accumulated in float64 (see value_u)
         return float(torch.sum(a * c, dtype=torch.float64))
 
-    U_s = torch.addmm(b, P, W.T)
+    U_s = torch.addmm(b, P, W.T) if U is None else U
     at_centre = shrink == 1.0 and torch.equal(W, W0) and torch.equal(b, b0)
     # U~0 = A Theta~0^T: the start's outputs when the step starts at the proximal centre
     U0 = U_s if at_centre else torch.addmm(b0, P, W0.T, alpha=shrink)

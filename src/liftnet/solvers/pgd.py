@@ -79,11 +79,12 @@ def _as_list(x: Variable) -> tuple[list[Tensor], bool]:
 
 
 def _dot(a: list[Tensor], b: list[Tensor]) -> float:
-    return float(sum((ai * bi).sum() for ai, bi in zip(a, b, strict=True)))
+    return float(sum(torch.dot(ai.reshape(-1), bi.reshape(-1))
+                     for ai, bi in zip(a, b, strict=True)))
 
 
 def _norm(a: list[Tensor]) -> float:
-    return math.sqrt(sum(float(ai.square().sum()) for ai in a))
+    return math.sqrt(sum(float(torch.linalg.vector_norm(ai)) ** 2 for ai in a))
 
 
 def apg(
@@ -159,7 +160,7 @@ def apg(
         gy = grad(y)
         if scale is None:
             scale = max(1.0, _norm(gy))
-        x_new = proj([yi - inv_l * gi for yi, gi in zip(y, gy, strict=True)])
+        x_new = proj([torch.add(yi, gi, alpha=-inv_l) for yi, gi in zip(y, gy, strict=True)])
         step = [yi - xi for yi, xi in zip(y, x_new, strict=True)]
         r_y = _norm(step) * lipschitz / scale
         if y_is_x:
@@ -169,7 +170,8 @@ def apg(
         if it >= max_iter:
             break
         it += 1
-        restart = r_y <= tol or _dot(step, [a - b for a, b in zip(x_new, x, strict=True)]) > 0
+        move = [a - b for a, b in zip(x_new, x, strict=True)]  # x+ - x
+        restart = r_y <= tol or _dot(step, move) > 0
         if objective_fn is not None:
             f_new = obj(x_new)
             restart = restart or f_new > f_x
@@ -179,7 +181,8 @@ def apg(
         else:
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_new
-            y = [a + beta * (a - b) for a, b in zip(x_new, x, strict=True)] if beta else x_new
+            y = [torch.add(a, d, alpha=beta) for a, d in zip(x_new, move, strict=True)] \
+                if beta else x_new
             x, y_is_x, t = x_new, beta == 0.0, t_new
     # max_iter reached with momentum: one more gradient for the exact residual of x
     if not y_is_x:
