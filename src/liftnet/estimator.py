@@ -1,0 +1,243 @@
+"""scikit-learn estimators over every liftnet method: :class:`LiftedClassifier` and
+:class:`LiftedRegressor`.
+
+They wrap :func:`liftnet.fit` without knowing any method's insides (the verbs of
+:mod:`liftnet.methods.base`), so they work with pipelines, ``cross_val_score`` and
+``GridSearchCV``::
+
+    from liftnet.estimator import LiftedClassifier
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(300,), epochs=10).fit(X, y)
+    clf.score(X_test, y_test)
+    GridSearchCV(clf, {"method__lam": [0.5, 1, 2]})      # the method's hyperparameters, nested
+
+``method`` is a registry key (``"fenchel"``, ``"lifted"``, ``"bregman"``, ``"backprop"``, ...) or
+a method object (``get_method("fenchel", lam=2)``).  Methods are frozen dataclasses, so
+``set_params(method__lam=2)`` replaces the method object by a validated copy instead of
+changing it in place (a method object shared by two estimators stays as it was).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .graph import Network, lenet5_spec, network
+from .methods import Method, get_method
+from .methods.fenchel import LENET5_DEFAULTS
+from .training import fit
+from .transfer import to_torch
+
+__all__ = ["LiftedClassifier", "LiftedRegressor"]
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class _LiftedEstimator(BaseEstimator):
+    """What the classifier and the regressor share (parameters: see :class:`LiftedClassifier`)."""
+
+    def __init__(
+        self,
+        method: str | Method = "fenchel",
+        *,
+        hidden_layer_sizes: int | tuple[int, ...] | str = (100,),
+        activation: str = "relu",
+        image_shape: tuple[int, int, int] | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        random_state: int | np.random.RandomState | None = 0,
+        dtype: str = "float32",
+        device: str = "cpu",
+        verbose: bool = False,
+    ) -> None:
+        self.method = method
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.image_shape = image_shape
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.dtype = dtype
+        self.device = device
+        self.verbose = verbose
+
+    # -------------------------------------------------------------- nested method parameters
+    def _method(self) -> Method:
+        if isinstance(self.method, Method):
+            return self.method
+        if isinstance(self.method, str):
+            hp = LENET5_DEFAULTS if (self.method == "fenchel"
+                                     and self.hidden_layer_sizes == "lenet5") else {}
+            return get_method(self.method, **hp)
+        raise ValueError(f"method must be a method key or a liftnet Method, got "
+                         f"{type(self.method).__name__}")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params = super().get_params(deep=False)
+        if deep:
+            try:
+                method = self._method()
+            except ValueError:  # an invalid method is reported by fit, not here
+                return params
+            params.update({f"method__{k}": v for k, v in method.hyperparameters().items()})
+        return params
+
+    def set_params(self, **params: Any) -> _LiftedEstimator:
+        nested = {k.removeprefix("method__"): params.pop(k)
+                  for k in list(params) if k.startswith("method__")}
+        super().set_params(**params)
+        if nested:
+            method = self._method()
+            known = {f.name for f in dataclasses.fields(method)}
+            unknown = sorted(set(nested) - known)
+            if unknown:
+                raise ValueError(f"{', '.join('method__' + k for k in unknown)}: not a "
+                                 f"hyperparameter of method {method.key!r}")
+            self.method = dataclasses.replace(method, **nested)  # validated again
+        return self
+
+    # -------------------------------------------------------------- fitting
+    def _network(self, n_features: int, n_out: int, loss: str) -> Network:
+        hidden = self.hidden_layer_sizes
+        if hidden == "lenet5":
+            if self.image_shape is None:
+                raise ValueError("hidden_layer_sizes='lenet5' needs image_shape=(C, H, W)")
+            return network(lenet5_spec(tuple(self.image_shape), n_out), loss=loss,
+                           activation=self.activation)
+        if isinstance(hidden, str):  # tokens: "conv6k5p2-pool2-120"
+            head = ("x".join(str(s) for s in self.image_shape) if self.image_shape is not None
+                    else str(n_features))
+            spec = "-".join(t for t in (head, hidden.strip("-"), str(n_out)) if t)
+        else:
+            sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+            spec = [n_features, *sizes, n_out]
+        net = network(spec, loss=loss, activation=self.activation)
+        if net.layers[0].input_size != n_features:
+            raise ValueError(f"the network takes {net.layers[0].input_size} input features "
+                             f"(image_shape {self.image_shape}), the data has {n_features}")
+        return net
+
+    def _fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        method = self._method()
+        net = self._network(X.shape[1], n_out, loss)
+        method.check_network(net)
+        Xt = torch.tensor(X, dtype=_DTYPES[self.dtype], device=self.device)
+        if y.is_floating_point():
+            y = y.to(Xt.dtype)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1)) if not isinstance(
+            self.random_state, int | np.integer) else int(self.random_state)
+        result = fit(
+            method, net, Xt, y.to(self.device),
+            epochs=method.default_epochs if self.epochs is None else self.epochs,
+            batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
+            seed=seed, progress=bool(self.verbose),
+        )
+        self.method_, self.net_, self.loss_ = method, net, loss
+        self.params_ = result.state.params
+        self.history_ = result.history
+        self.n_iter_ = len(result.history)
+
+    def _outputs(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        # in float64: a row's prediction must not depend on the other rows (float32 products
+        # round differently with the number of rows)
+        Xt = torch.tensor(X, dtype=torch.float64, device=self.device)
+        params = [(W.double(), b.double()) for W, b in self.params_]
+        return self.net_.outputs(params, Xt)
+
+    def to_torch(self) -> torch.nn.Module:
+        """The fitted network as an ordinary ``torch.nn`` module (logits for classifiers)."""
+        check_is_fitted(self, "params_")
+        return to_torch(self.net_, self.params_)
+
+
+class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
+    """A classifier trained by a liftnet method (default: Fenchel lifted networks).
+
+    Args:
+        method: a method key (``liftnet.METHODS``) or a method object; its hyperparameters are
+            nested parameters ``method__<name>``.  With ``"fenchel"`` and ``hidden_layer_sizes=
+            "lenet5"`` the LeNet-5 defaults of the CLI apply.
+        hidden_layer_sizes: hidden widths ``(300,)``; or architecture tokens between the input
+            and the output, e.g. ``"conv6k5p2-pool2-conv16k5-pool2-120-84"`` with
+            ``image_shape``; or ``"lenet5"``.
+        activation: hidden activation (``relu``, ``leaky_relu``, ...; the method must train it).
+        image_shape: ``(C, H, W)`` of one flattened input, for convolutional networks.
+        epochs, batch_size: passes over the data and samples per batch (``0``: the full data set);
+            ``None``: the method's defaults.
+        random_state: seeds the initialisation and the batch order (an int, a RandomState, or
+            ``None`` for a fresh seed).
+        dtype, device: where and how to compute (``"float32"``/``"float64"``, ``"cpu"``/``"cuda"``).
+        verbose: show a progress bar.
+
+    Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
+    (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``.
+    """
+
+    def _resolved_loss(self) -> str:
+        method = self._method()
+        return "ce" if "ce" in method.losses else "mse"
+
+    def fit(self, X: Any, y: Any) -> LiftedClassifier:
+        """Train on X (n_samples, n_features) and class labels y (n_samples,)."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the "
+                             f"data, got 1 class ({self.classes_[0]!r})")
+        # squared loss on one-hot targets for the methods without cross-entropy (ADMM, PBCD)
+        self._fit(X, torch.as_tensor(codes, dtype=torch.int64), len(self.classes_),
+                  self._resolved_loss())
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels of X."""
+        out = self._outputs(X)
+        return self.classes_[out.argmax(1).cpu().numpy()]
+
+    @available_if(lambda self: self._resolved_loss() == "ce")
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of X (softmax of the output layer; cross-entropy methods)."""
+        return torch.softmax(self._outputs(X).double(), 1).cpu().numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The output layer's values (logits for cross-entropy), one column per class (for two
+        classes, the second minus the first, as scikit-learn expects)."""
+        out = self._outputs(X).double().cpu().numpy()
+        return out[:, 1] - out[:, 0] if out.shape[1] == 2 else out
+
+
+class LiftedRegressor(RegressorMixin, _LiftedEstimator):
+    """A regressor (squared loss) trained by a liftnet method; parameters as
+    :class:`LiftedClassifier`.  ``y`` is (n_samples,) or (n_samples, n_targets)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X: Any, y: Any) -> LiftedRegressor:
+        """Train on X (n_samples, n_features) and targets y."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                             multi_output=True)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(len(y), -1)
+        self._fit(X, torch.tensor(Y), Y.shape[1], "mse")
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets of X, shaped like the training targets."""
+        out = self._outputs(X).double().cpu().numpy()
+        return out[:, 0] if self._y_1d else out

@@ -1,0 +1,149 @@
+"""liftnet.estimator: the scikit-learn estimator contract (sklearn's own checks) for every
+trainable method, nested method parameters, and agreement with liftnet.fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from liftnet import fit, get_method
+from liftnet.estimator import LiftedClassifier, LiftedRegressor
+from liftnet.graph import network
+from liftnet.methods.fenchel import LENET5_DEFAULTS
+
+
+@parametrize_with_checks([
+    LiftedClassifier("fenchel"),
+    LiftedClassifier("lifted", epochs=5),
+    LiftedClassifier("bregman"),
+    LiftedClassifier("backprop"),
+    LiftedClassifier("pbcd"),
+    LiftedClassifier("admm", epochs=10),
+    LiftedRegressor("fenchel"),
+    LiftedRegressor(get_method("backprop", optimizer="adam", lr=1e-2), epochs=50),
+])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+
+
+def test_classifier_equals_liftnet_fit_and_learns_digits(digits):
+    """The estimator is liftnet.fit with the method's defaults: the same weights, seed for seed,
+    and a real fit (digits test accuracy above 0.9)."""
+    X, Xt, y, yt = digits
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(64,), epochs=5, batch_size=100,
+                           random_state=3).fit(X, y)
+    net = network([64, 64, 10], loss="ce")
+    ref = fit(get_method("fenchel"), net, torch.tensor(X, dtype=torch.float32),
+              torch.as_tensor(y), epochs=5, batch_size=100, seed=3, progress=False)
+    for (W, b), (W1, b1) in zip(clf.params_, ref.state.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert clf.score(Xt, yt) > 0.9
+    assert len(clf.history_) == clf.n_iter_ == 5
+    proba = clf.predict_proba(Xt)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(1)], clf.predict(Xt))
+    with torch.no_grad():  # the exported torch.nn module computes the same logits
+        logits = clf.to_torch().double()(torch.tensor(Xt)).numpy()
+    np.testing.assert_allclose(logits, clf.decision_function(Xt), rtol=1e-6, atol=1e-6)
+
+
+def test_string_labels_and_a_squared_loss_method(digits):
+    """Labels need not be 0..k-1; a method without cross-entropy (ADMM) trains on one-hot
+    targets and has no predict_proba."""
+    X, Xt, y, yt = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                      "nine"])
+    clf = LiftedClassifier("admm", hidden_layer_sizes=(64,), epochs=30).fit(X, names[y])
+    assert set(clf.predict(Xt)) <= set(names)
+    assert clf.loss_ == "mse" and not hasattr(clf, "predict_proba")
+    assert clf.score(Xt, names[yt]) > 0.7
+
+
+def test_nested_method_parameters_replace_the_method_and_grid_search(digits):
+    X, _, y, _ = digits
+    method = get_method("fenchel", lam=1.0)
+    clf = LiftedClassifier(method)
+    assert clf.get_params()["method__lam"] == 1.0
+    clf.set_params(method__lam=2.0, epochs=1)
+    assert clf.method.lam == 2.0 and clf.epochs == 1
+    assert method.lam == 1.0  # the caller's (frozen) method object is not changed
+    with pytest.raises(ValueError, match="method__lamb: not a hyperparameter of method 'fenchel'"):
+        clf.set_params(method__lamb=1.0)
+    with pytest.raises(ValueError, match="lam"):
+        clf.set_params(method__lam=-1.0)  # the method's own validation
+    search = GridSearchCV(LiftedClassifier("fenchel", hidden_layer_sizes=(32,), epochs=2),
+                          {"method__lam": [0.5, 2.0]}, cv=2).fit(X[:400], y[:400])
+    assert search.best_params_["method__lam"] in (0.5, 2.0)
+    assert search.best_estimator_.method.lam == search.best_params_["method__lam"]
+
+
+def test_pipeline_and_cross_validation(digits):
+    X, _, y, _ = digits
+    pipe = make_pipeline(MinMaxScaler(), LiftedClassifier("lifted", hidden_layer_sizes=(32,),
+                                                          epochs=5))
+    scores = cross_val_score(pipe, X[:600], y[:600], cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.8
+
+
+def test_convolutional_network_from_tokens_and_lenet5_needs_the_image_shape(digits):
+    X, Xt, y, yt = digits
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes="conv4k3p1-pool2-32",
+                           image_shape=(1, 8, 8), epochs=3, batch_size=100).fit(X, y)
+    assert clf.net_.spec.startswith("1x8x8-conv4k3p1-pool2-32-10")
+    assert clf.score(Xt, yt) > 0.85
+    with pytest.raises(ValueError, match="needs image_shape"):
+        LiftedClassifier(hidden_layer_sizes="lenet5").fit(X, y)
+    with pytest.raises(ValueError, match="the network takes 784 input features"):
+        LiftedClassifier(hidden_layer_sizes="conv4k3-16", image_shape=(1, 28, 28)).fit(X, y)
+    with pytest.raises(ValueError, match="does not support Conv2d"):
+        LiftedClassifier("lifted", hidden_layer_sizes="conv4k3-16",
+                         image_shape=(1, 8, 8)).fit(X, y)
+
+
+def test_regressor_keeps_the_targets_shape():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 4))
+    Y = np.stack([np.maximum(X @ [1.0, -1.0, 0.5, 0.0], 0), X[:, 0] * 0.5], 1)
+    reg = LiftedRegressor("fenchel", hidden_layer_sizes=(32,), epochs=30, batch_size=0)
+    assert reg.fit(X, Y).predict(X).shape == (300, 2)
+    assert reg.score(X, Y) > 0.9
+    assert reg.fit(X, Y[:, 0]).predict(X[:7]).shape == (7,)
+
+
+def test_bad_settings_get_clear_errors(digits):
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match="unknown method 'fenchl'"):
+        LiftedClassifier("fenchl").fit(X, y)
+    with pytest.raises(ValueError, match="method must be a method key or a liftnet Method"):
+        LiftedClassifier(3).fit(X, y)
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64"):
+        LiftedClassifier(dtype="float16").fit(X, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        LiftedClassifier().fit(X[:5], np.zeros(5))
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        LiftedClassifier(epochs=1.5).fit(X, y)
+
+
+def test_lenet5_takes_the_clis_fenchel_defaults():
+    rng = np.random.default_rng(1)
+    X, y = rng.random((40, 784)), np.arange(40) % 3
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes="lenet5", image_shape=(1, 28, 28),
+                           epochs=1, batch_size=20).fit(X, y)
+    assert clf.net_.spec == "1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-3"
+    assert clf.method_ == get_method("fenchel", **LENET5_DEFAULTS)
+    assert clf.predict(X).shape == (40,)
+    own = get_method("fenchel", lam=2.0)  # a method object is used as given
+    assert LiftedClassifier(own, hidden_layer_sizes="lenet5")._method() is own
