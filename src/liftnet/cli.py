@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from . import data as datamod
+from . import distributed
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import LENET5_DEFAULTS
@@ -181,12 +182,23 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     torch.manual_seed(args.seed)
+    world = distributed.world_size_from_env()
     t0 = time.perf_counter()
-    res = fit(
-        method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
-        seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
-        params=init_params,
-    )
+    if world > 1:  # under torchrun: this process trains on its shard of the training set
+        device = distributed.init_from_env(device)
+        ds = ds.to(device=device, dtype=dtype)
+        rank = torch.distributed.get_rank()
+        res = distributed.fit_distributed(
+            method, net, ds.X_train[rank::world], ds.y_train[rank::world], epochs=epochs,
+            batch_size=batch_size, seed=args.seed, X_test=ds.X_test, y_test=ds.y_test,
+            params=init_params, progress=not args.quiet and rank == 0,
+        )
+    else:
+        res = fit(
+            method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
+            seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
+            params=init_params,
+        )
     wall = time.perf_counter() - t0
     last = res.history[-1] if res.history else {}
     record: dict[str, Any] = {
@@ -199,6 +211,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": batch_size, "seed": args.seed, "n_train": len(ds.X_train),
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
+            "processes": world,
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
@@ -215,6 +228,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         record["test_accuracy_lifted_rule"] = float(
             (out.argmax(1) == ds.y_test).double().mean()
         )
+    if world > 1 and torch.distributed.get_rank() != 0:
+        return record  # the first process writes the files
     if args.save:
         save_model(args.save, net, res.state.params,
                    {"method": method.key, "dataset": args.dataset, "config": record["config"]})
@@ -252,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"liftnet: error: out of memory ({detail}); use a smaller --batch-size or a "
               "narrower network, or a machine with more memory", file=sys.stderr)
         return 2
+    finally:  # the process group a torchrun launch joined
+        if "WORLD_SIZE" in os.environ and torch.distributed.is_available() \
+                and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if record["config"]["processes"] > 1 and os.environ.get("RANK", "0") != "0":
+        return 0  # the first process reports
     acc = record["train_accuracy"], record["test_accuracy"]
     line = f"{record['method']} {record['arch']} on {record['dataset']}: "
     if acc[0] is not None:

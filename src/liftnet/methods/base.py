@@ -33,6 +33,9 @@ class MethodState:
 
     params: Params
     step: int = 0
+    #: sums over samples go through ``reducer.sum`` (None: this process's samples only;
+    #: :mod:`liftnet.distributed` sets an all-reduce for methods that support it)
+    reducer: Any = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Method(ABC):
     monotone: ClassVar[bool] = False
     #: the method's algorithm is defined on the full data set only (``fit`` refuses batches)
     full_batch_only: ClassVar[bool] = False
+    #: every sum over samples goes through ``state.reducer`` (data-parallel training by
+    #: :func:`liftnet.distributed.fit_distributed`)
+    supports_distributed: ClassVar[bool] = False
 
     def check_network(self, net: Network) -> None:
         """Capabilities checked in one place, with errors that name the class."""
@@ -109,6 +115,20 @@ def _registry() -> dict[str, type[Method]]:
     from . import METHODS  # late import: the registry imports this module
 
     return METHODS
+
+
+def sum_samples(state: MethodState, t: Tensor) -> Tensor:
+    """A sum over samples computed on this process's samples, summed over every process when
+    the state has a reducer (distributed training)."""
+    return t if state.reducer is None else state.reducer.sum(t)
+
+
+def count_samples(state: MethodState, X: Tensor) -> int:
+    """Rows of X, summed over every process in distributed training."""
+    if state.reducer is None:
+        return int(X.shape[0])
+    return int(state.reducer.sum(torch.tensor(float(X.shape[0]), dtype=torch.float64,
+                                              device=X.device)))
 
 
 def start_params(

@@ -49,6 +49,7 @@ from torch import Tensor
 from ..activations import get_activation
 from ..graph import Network, Params
 from ..solvers import (
+    GramStats,
     apg,
     box_qp,
     gram_stats,
@@ -66,8 +67,10 @@ from .base import (
     check_int,
     check_positive,
     check_tol,
+    count_samples,
     data_key,
     start_params,
+    sum_samples,
 )
 
 BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
@@ -115,6 +118,7 @@ class Lifted(Method):
 
     key: ClassVar[str] = "lifted"
     monotone: ClassVar[bool] = True
+    supports_distributed: ClassVar[bool] = True
     hidden_activations: ClassVar[tuple[str, ...]] = BOX_ACTIVATIONS
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 40
@@ -158,7 +162,8 @@ class Lifted(Method):
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: LiftedState, X: Tensor, Y: Tensor) -> float:
-        """F of paper 004 (10)/(11), normalised by N (module docstring)."""
+        """F of paper 004 (10)/(11), normalised by N (module docstring; in distributed
+        training N and the sums over samples are those of every process)."""
         n = X.shape[0]
         if state.out is None:  # not stepped yet: the lifted variables a forward pass would give
             acts, pre = net.forward_all(state.params, X)
@@ -186,7 +191,8 @@ class Lifted(Method):
                 ((W - W0) ** 2).sum() + ((b - b0) ** 2).sum()
                 for (W, b), (W0, b0) in zip(state.params, state.prev, strict=True)
             )
-        return float((loss + penalty) / n + self.rho * reg + self.gamma * prox)
+        data = sum_samples(state, loss + penalty)
+        return float(data / count_samples(state, X) + self.rho * reg + self.gamma * prox)
 
     # ------------------------------------------------------------------ one BCD sweep
     def step(
@@ -241,13 +247,17 @@ class Lifted(Method):
         # Section 6.1: (W_l, b_l) = argmin lam/N ||X_l W^T + b - X_{l+1}||^2 + rho ||W||^2
         #                                  (+ gamma ||(W, b) - (W, b)_prev||^2)
         # i.e. a ridge regression with alpha = rho N / lam (and proximal weight gamma N / lam).
-        n = X.shape[0]
+        # Distributed training: the statistics and N are sums over every process's samples.
+        n = count_samples(state, X)
         xs = [X, *state.acts, state.out]
         lams = self.lams(net)
         new: Params = []
         for l in range(len(net.layers)):
             target = self._target(net, l, xs[l], xs[l + 1], *state.params[l])
-            stats = gram_stats(xs[l], target, xx=state.gram_in if l == 0 else None)
+            cached = state.gram_in if l == 0 else None
+            local = gram_stats(xs[l], target, xx=cached)
+            stats = GramStats(local.xx if cached is not None else sum_samples(state, local.xx),
+                              sum_samples(state, local.xt), n)
             if l == 0:  # the inputs do not change while the lifted variables persist
                 state.gram_in = stats.xx
             alpha = self.rho * n / lams[l]

@@ -1,0 +1,233 @@
+"""Data-parallel training on ``torch.distributed``.
+
+Every process holds a shard of the samples.  In a lifted model the activation variables of a
+sample belong to that sample, so the X-steps run on each shard without any communication; the
+W-steps need sums over all samples, and for a ridge W-step these are its sufficient statistics
+(``[X, 1]^T [X, 1]`` and ``[X, 1]^T T``, :func:`liftnet.solvers.gram_stats`), which the
+processes all-reduce: one ``(d_in + 1) x (d_in + 1 + d_out)`` exchange per layer and sweep, not
+one per sample.  The result is the single-process sweep on the union of the shards (up to the
+order of floating-point sums and the X-step solvers' stopping tests, which each shard applies
+to its own samples).
+
+A method takes part through its state's ``reducer`` (:class:`LocalReduce` by default): every
+sum over samples that a method needs (statistics, sample counts, objective terms) goes through
+``state.reducer.sum``, and methods that do so declare ``supports_distributed = True``.  This
+module only shards, all-reduces and loops; it knows no method's insides.
+
+Launch one process per device, e.g. ``torchrun --nproc_per_node 2 -m liftnet train --method
+lifted ...`` (the CLI shards the data by rank), or from Python::
+
+    torch.distributed.init_process_group("gloo")          # "nccl" on GPUs
+    rank, world = dist.get_rank(), dist.get_world_size()
+    result = fit_distributed(get_method("lifted"), net, X[rank::world], y[rank::world],
+                             epochs=40)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .graph import Network, Params
+from .methods import METHODS, Method, MethodState
+from .metrics import accuracy, targets_for
+from .training import FitResult, _fmt, _progress, check_inputs
+
+__all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "world_size_from_env"]
+
+
+def world_size_from_env() -> int:
+    """The number of processes a launcher such as torchrun started (``WORLD_SIZE``; 1 if
+    none)."""
+    value = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"WORLD_SIZE must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def init_from_env(device: torch.device) -> torch.device:
+    """Join the process group a launcher (torchrun) describes in the environment: gloo on CPU,
+    NCCL on CUDA with one GPU per process (``LOCAL_RANK``).  Returns this process's device."""
+    if not dist.is_available():
+        raise ValueError("this torch build has no torch.distributed")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+@dataclass(frozen=True)
+class LocalReduce:
+    """The single-process reducer: a sum over samples is the local sum."""
+
+    def sum(self, t: Tensor) -> Tensor:
+        return t
+
+
+@dataclass(frozen=True)
+class AllReduce:
+    """Sums over the samples of every process of ``group`` (all-reduce, out of place)."""
+
+    group: Any = None
+
+    def sum(self, t: Tensor) -> Tensor:
+        out = t.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM, group=self.group)
+        return out
+
+
+def _agree(values: list[float], group: Any, what: str) -> None:
+    """Every process must call with the same settings (else the collectives would hang or
+    silently mix different runs)."""
+    mine = torch.tensor(values, dtype=torch.float64)
+    low, high = mine.clone(), mine.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN, group=group)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX, group=group)
+    if not torch.equal(low, high):
+        raise ValueError(f"the processes disagree on {what}: every process must call "
+                         "fit_distributed with the same method, network and settings")
+
+
+def fit_distributed(
+    method: Method,
+    net: Network,
+    X: Tensor,
+    y: Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 0,
+    seed: int = 0,
+    X_test: Tensor | None = None,
+    y_test: Tensor | None = None,
+    params: Params | None = None,
+    group: Any = None,
+    progress: bool | None = None,
+    callback: Callable[[dict[str, Any], MethodState], None] | None = None,
+) -> FitResult:
+    """Train ``net`` with ``method`` on the union of every process's shard ``(X, y)``.
+
+    Call it on every process of ``group`` (default: the world) with the same method, network
+    and settings.  The weights are initialised on every process from ``seed`` and broadcast
+    from the group's first process; each process then keeps identical weights.
+
+    Args:
+        method: a method with ``supports_distributed`` (e.g. ``lifted``).
+        net: the network description.
+        X, y: this process's shard of the samples (inputs (n, d_0), labels or targets).
+        epochs: passes over the data.
+        batch_size: the global batch size (0: the full data set, the lifted papers'
+            setting); each process contributes its share of every batch, so every shard
+            needs at least as many samples as there are batches in an epoch.
+        seed: seeds the initialisation and, with the rank, each shard's batch order.
+        X_test, y_test: an optional test set (whole, on every process), evaluated after
+            every epoch.
+        params: start from these weights instead of the method's initialisation.
+        group: the process group (None: the default group).
+        progress: progress bar (default: on the group's first process only).
+        callback: called after every epoch with the (global) history entry and the state.
+
+    Returns:
+        FitResult whose history holds the global objective and training accuracy.
+    """
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError("fit_distributed needs torch.distributed initialised: call "
+                         "torch.distributed.init_process_group first (e.g. under torchrun)")
+    if not getattr(method, "supports_distributed", False):
+        able = ", ".join(k for k, m in METHODS.items() if getattr(m, "supports_distributed",
+                                                                   False))
+        raise ValueError(f"{type(method).__name__} does not support distributed training "
+                         f"(methods that do: {able})")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_inputs(net, X, y)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
+        check_inputs(net, X_test, y_test, "test")
+    method.check_network(net)
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    reducer = AllReduce(group)
+    fingerprint = float(zlib.crc32(repr(method).encode()))
+    _agree([epochs, batch_size, seed, float(len(net.layers)), *net.sizes, fingerprint], group,
+           "epochs, batch size, seed, network or method")
+    n_local = len(X)
+    n = int(reducer.sum(torch.tensor(float(n_local), dtype=torch.float64)))
+    full = batch_size == 0 or batch_size >= n
+    n_batches = 1 if full else math.ceil(n / batch_size)
+    few = reducer.sum(torch.tensor(float(n_local < n_batches), dtype=torch.float64))
+    if float(few) > 0:
+        raise ValueError(f"a batch size of {batch_size} makes {n_batches} batches per epoch; "
+                         f"every process needs at least that many samples (this one has "
+                         f"{n_local})")
+    Y = targets_for(net, y, X.dtype)
+    init_gen = torch.Generator().manual_seed(seed)
+    order_gen = torch.Generator().manual_seed(seed * 65537 + rank)
+    start = time.perf_counter()
+    state = method.init_state(net, X, Y, generator=init_gen, params=params)
+    source = dist.get_global_rank(group, 0) if group is not None else 0
+    for W, b in state.params:  # one starting point for every process
+        dist.broadcast(W, src=source, group=group)
+        dist.broadcast(b, src=source, group=group)
+    state.reducer = reducer
+    result = FitResult(state=state)
+    show = (rank == 0) if progress is None else progress
+    bar = _progress(epochs * n_batches, f"{method.key} {net.spec} x{world}", show)
+    try:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            chunks = ([None] if full else
+                      torch.tensor_split(torch.randperm(n_local, generator=order_gen),
+                                         n_batches))
+            total = torch.zeros((), dtype=torch.float64)
+            for idx in chunks:
+                if idx is None:
+                    Xb, Yb, new_batch = X, Y, state.step == 0
+                else:
+                    idx = idx.to(X.device)
+                    Xb, Yb, new_batch = X[idx], Y[idx], True
+                state = method.step(net, state, Xb, Yb, new_batch=new_batch)
+                total += method.objective(net, state, Xb, Yb)  # global: the reducer's sums
+                if bar is not None:
+                    bar.update(1)
+            share = accuracy(net, state.params, X, y)  # None for regression
+            correct = float(reducer.sum(torch.tensor(
+                0.0 if share is None else share * n_local, dtype=torch.float64)))
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "seconds": time.perf_counter() - t0,
+                "objective": float(total) / len(chunks),
+                "train_accuracy": None if share is None else correct / n,
+                "test_accuracy": (accuracy(net, state.params, X_test, y_test)
+                                  if X_test is not None else None),
+                "processes": world,
+            }
+            if not math.isfinite(entry["objective"]):
+                raise FloatingPointError(
+                    f"{method.key}: the objective became {entry['objective']} at epoch {epoch}"
+                    "; check the data scale and the method's hyperparameters")
+            result.history.append(entry)
+            if bar is not None:
+                bar.set_postfix(obj=f"{entry['objective']:.4g}",
+                                train=_fmt(entry["train_accuracy"]),
+                                test=_fmt(entry["test_accuracy"]))
+            if callback is not None:
+                callback(entry, state)
+    finally:
+        if bar is not None:
+            bar.close()
+    state.reducer = None  # a process group is not part of the result
+    result.state = state
+    result.wall_seconds = time.perf_counter() - start
+    return result

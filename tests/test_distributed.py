@@ -1,0 +1,146 @@
+"""liftnet.distributed: two CPU processes (gloo) on two shards train the network that one
+process trains on their union (the plain reference loop, liftnet.fit)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from liftnet import fit, get_method
+from liftnet.distributed import LocalReduce, fit_distributed
+from liftnet.graph import network
+
+TIGHT = {"tol": 1e-12, "max_inner": 20000, "lam": 1.0, "rho": 1e-3}
+
+
+def _data(n=90, d=7, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    W = torch.randn(k, d, generator=g, dtype=torch.float64)
+    return X, (X @ W.T).argmax(1)
+
+
+def _worker(rank, world, init_file, out_file, settings):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        torch.set_num_threads(1)
+        X, y = _data()
+        net = network(settings["arch"], loss=settings["loss"])
+        shard = slice(rank, None, world)
+        if "cut" in settings:  # uneven shards: [:cut] and [cut:]
+            shard = slice(0, settings["cut"]) if rank == 0 else slice(settings["cut"], None)
+        epochs = settings["epochs"] + (rank if settings.get("disagree") else 0)
+        res = fit_distributed(get_method("lifted", **settings["hp"]), net, X[shard], y[shard],
+                              epochs=epochs, batch_size=settings["batch_size"],
+                              seed=3, progress=False)
+        torch.save({"params": res.state.params, "history": res.history},
+                   f"{out_file}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _run(tmp_path, world=2, **settings):
+    init_file, out_file = tmp_path / "init", tmp_path / "out"
+    mp.spawn(_worker, args=(world, str(init_file), str(out_file), settings), nprocs=world,
+             join=True)
+    return [torch.load(f"{out_file}.{r}") for r in range(world)]
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_two_processes_train_what_one_trains_on_the_union(tmp_path, loss):
+    """Full data set (paper 004's setting): the shards' all-reduced statistics are the union's,
+    the X-steps are per sample, so the weights, the objective and the training accuracy after
+    every epoch are the single process's (to the solvers' tolerance)."""
+    settings = {"arch": "7-6-5-3", "loss": loss, "hp": TIGHT, "epochs": 4, "batch_size": 0}
+    out = _run(tmp_path, **settings)
+    X, y = _data()
+    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])  # the shards, joined
+    ref = fit(get_method("lifted", **TIGHT), network("7-6-5-3", loss=loss), X[order], y[order],
+              epochs=4, seed=3, progress=False)
+    for rank_out in out:
+        for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
+            torch.testing.assert_close(W, W1, rtol=1e-7, atol=1e-9)
+            torch.testing.assert_close(b, b1, rtol=1e-7, atol=1e-9)
+        for e, e1 in zip(rank_out["history"], ref.history, strict=True):
+            assert e["objective"] == pytest.approx(e1["objective"], rel=1e-9)
+            assert e["train_accuracy"] == pytest.approx(e1["train_accuracy"], abs=1e-12)
+            assert e["processes"] == 2
+    objectives = [e["objective"] for e in out[0]["history"]]
+    assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))
+
+
+def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path):
+    out = _run(tmp_path, arch="7-6-3", loss="ce", hp={}, epochs=2, batch_size=30)
+    for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert len(out[0]["history"]) == 2 and out[0]["history"][-1]["train_accuracy"] > 0.5
+
+
+def test_clear_errors_without_a_process_group_or_support():
+    X, y = _data()
+    net = network("7-6-3", loss="ce")
+    with pytest.raises(ValueError, match="needs torch.distributed initialised"):
+        fit_distributed(get_method("lifted"), net, X, y, epochs=1)
+    assert LocalReduce().sum(X) is X
+    assert get_method("lifted").supports_distributed
+    assert not get_method("fenchel").supports_distributed
+
+
+def test_a_method_without_support_is_refused(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init1'}", rank=0,
+                            world_size=1)
+    try:
+        X, y = _data()
+        with pytest.raises(ValueError, match="Fenchel does not support distributed training "
+                                             r"\(methods that do: lifted\)"):
+            fit_distributed(get_method("fenchel"), network("7-6-3", loss="ce"), X, y,
+                            epochs=1)
+        # one process: the same as liftnet.fit
+        res = fit_distributed(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y,
+                              epochs=2, seed=1, progress=False)
+        ref = fit(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y, epochs=2,
+                  seed=1, progress=False)
+        for (W, b), (W1, b1) in zip(res.state.params, ref.state.params, strict=True):
+            torch.testing.assert_close(W, W1, rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(b, b1, rtol=1e-9, atol=1e-12)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("how, message", [
+    ({"cut": 88}, "makes 3 batches per epoch; every process needs at least that many samples"),
+    ({"disagree": True}, "the processes disagree on epochs"),
+])
+def test_every_process_gets_the_same_clear_error(tmp_path, how, message):
+    """A shard too small for the batch count, or processes called with different settings:
+    every process raises (none is left waiting in a collective)."""
+    with pytest.raises(mp.ProcessRaisedException, match=message):
+        _run(tmp_path, arch="7-6-3", loss="ce", hp={}, epochs=1, batch_size=30, **how)
+
+
+def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):
+    """``torchrun --nproc_per_node 2 -m liftnet train ...``: two processes on the two halves
+    of the training set reach the single process's accuracy; the first one writes --out."""
+    import json
+    import subprocess
+    import sys
+
+    common = ["-m", "liftnet", "train", "--method", "lifted", "--dataset", "digits",
+              "--epochs", "5", "--quiet"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", *common, "--out", str(tmp_path / "two.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("lifted 64-300-10 on digits") == 1  # one report
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("two.json", "one.json"))
+    assert a["config"]["processes"] == 2 and b["config"]["processes"] == 1
+    assert a["config"]["n_train"] == b["config"]["n_train"]
+    assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.01
+    assert abs(a["history"][-1]["objective"] - b["history"][-1]["objective"]) <= 1e-3 * abs(
+        b["history"][-1]["objective"])
