@@ -27,13 +27,14 @@ def _worker(rank, world, init_file, out_file, settings):
                             world_size=world)
     try:
         torch.set_num_threads(1)
-        X, y = _data()
+        X, y = _data(d=settings.get("d", 7))
         net = network(settings["arch"], loss=settings["loss"])
         shard = slice(rank, None, world)
         if "cut" in settings:  # uneven shards: [:cut] and [cut:]
             shard = slice(0, settings["cut"]) if rank == 0 else slice(settings["cut"], None)
         epochs = settings["epochs"] + (rank if settings.get("disagree") else 0)
-        res = fit_distributed(get_method("lifted", **settings["hp"]), net, X[shard], y[shard],
+        method = get_method(settings.get("method", "lifted"), **settings["hp"])
+        res = fit_distributed(method, net, X[shard], y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
                               seed=3, progress=False)
         torch.save({"params": res.state.params, "history": res.history},
@@ -72,8 +73,38 @@ def test_two_processes_train_what_one_trains_on_the_union(tmp_path, loss):
     assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))
 
 
-def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path):
-    out = _run(tmp_path, arch="7-6-3", loss="ce", hp={}, epochs=2, batch_size=30)
+FENCHEL_TIGHT = {"tol": 1e-9, "max_inner": 5000, "gamma": 0.0, "gamma_out": 0.0,
+                 "rho": 1e-2, "rho_out": 1e-2}
+
+
+@pytest.mark.parametrize("loss, extrapolation", [("ce", 0.0), ("mse", 0.0), ("ce", 0.9)])
+def test_fenchel_two_processes_train_what_one_trains_on_the_union(tmp_path, loss, extrapolation):
+    """Fenchel's Algorithm 1 (full data set; with extrapolation, restarts decided on the global
+    objective): per-sample X-steps, W-steps by the primal MM with all-reduced Gram matrix,
+    gradients and values, so the single process's weights and objectives."""
+    hp = {**FENCHEL_TIGHT, "extrapolation": extrapolation}
+    out = _run(tmp_path, arch="7-6-5-3", loss=loss, hp=hp, epochs=3, batch_size=0,
+               method="fenchel")
+    X, y = _data()
+    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])
+    ref = fit(get_method("fenchel", **hp), network("7-6-5-3", loss=loss), X[order], y[order],
+              epochs=3, seed=3, progress=False)
+    for rank_out in out:
+        for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
+            # the block solvers stop at a relative step of 1e-9 on each side
+            torch.testing.assert_close(W, W1, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(b, b1, rtol=1e-5, atol=1e-7)
+        for e, e1 in zip(rank_out["history"], ref.history, strict=True):
+            assert e["objective"] == pytest.approx(e1["objective"], rel=1e-7)
+
+
+@pytest.mark.parametrize("method, arch, d", [("lifted", "7-6-3", 7), ("fenchel", "7-6-3", 7),
+                                             ("fenchel", "1x3x3-conv2k2-3", 9)])
+def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, arch, d):
+    """Batches (Algorithm 2 for Fenchel, its default proximal weights; a convolution too):
+    every process ends with the same weights, and they learned something."""
+    out = _run(tmp_path, arch=arch, loss="ce", hp={}, epochs=2, batch_size=30, method=method,
+               d=d)
     for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
         assert torch.equal(W, W1) and torch.equal(b, b1)
     assert len(out[0]["history"]) == 2 and out[0]["history"][-1]["train_accuracy"] > 0.5
@@ -86,7 +117,7 @@ def test_clear_errors_without_a_process_group_or_support():
         fit_distributed(get_method("lifted"), net, X, y, epochs=1)
     assert LocalReduce().sum(X) is X
     assert get_method("lifted").supports_distributed
-    assert not get_method("fenchel").supports_distributed
+    assert not get_method("bregman").supports_distributed
 
 
 def test_a_method_without_support_is_refused(tmp_path):
@@ -94,9 +125,9 @@ def test_a_method_without_support_is_refused(tmp_path):
                             world_size=1)
     try:
         X, y = _data()
-        with pytest.raises(ValueError, match="Fenchel does not support distributed training "
-                                             r"\(methods that do: lifted\)"):
-            fit_distributed(get_method("fenchel"), network("7-6-3", loss="ce"), X, y,
+        with pytest.raises(ValueError, match="Bregman does not support distributed training "
+                                             r"\(methods that do: lifted, fenchel\)"):
+            fit_distributed(get_method("bregman"), network("7-6-3", loss="ce"), X, y,
                             epochs=1)
         # one process: the same as liftnet.fit
         res = fit_distributed(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y,

@@ -71,8 +71,10 @@ from .base import (
     check_int,
     check_positive,
     check_tol,
+    count_samples,
     data_key,
     start_params,
+    sum_samples,
 )
 
 #: hidden activations whose X-step has a Lipschitz gradient (sigma^{-1} Lipschitz on dom F)
@@ -181,6 +183,7 @@ class Fenchel(Method):
     key: ClassVar[str] = "fenchel"
     supports_conv: ClassVar[bool] = True
     monotone: ClassVar[bool] = True
+    supports_distributed: ClassVar[bool] = True
     hidden_activations: ClassVar[tuple[str, ...]] = TRAINABLE
     default_batch_size: ClassVar[int] = 500
     default_epochs: ClassVar[int] = 10
@@ -301,24 +304,27 @@ class Fenchel(Method):
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor) -> float:
-        """E / N of the module docstring (without the proximal terms)."""
+        """E / N of the module docstring (without the proximal terms; in distributed training
+        N and the sums over samples are those of every process)."""
         n = X.shape[0]
         acts = state.acts
         if not acts or acts[0].shape[0] != n:
             acts, _ = net.forward_all(state.params, X)
         lams, rhos = self.layer_lams(net), self.layer_rhos(net)
         xs = [X, *acts]
-        total = 0.0
+        data, reg = 0.0, 0.0
         for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
             U = layer.forward(xs[l], W, b)
             if l == len(net.layers) - 1:
-                total += self._out_term(net, Y)[0](U)
+                data += self._out_term(net, Y)[0](U)
             else:
                 name, U, V = layer.activation, U.double(), xs[l + 1].double()
                 gap = get_activation(name).potential(V) + conjugate(name, U) - U * V
-                total += 2.0 * lams[l] * float(gap.sum())
-            total += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
-        return total / n
+                data += 2.0 * lams[l] * float(gap.sum())
+            reg += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
+        if state.reducer is not None:
+            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64)))
+        return (data + reg) / count_samples(state, X)
 
     # ------------------------------------------------------------------ one step
     def step(
@@ -460,13 +466,14 @@ class Fenchel(Method):
         P = layer.patches(x_in)
         shape = W.shape
         W_rows, W0_rows = W.reshape(shape[0], -1), prev[0].reshape(shape[0], -1)
-        dual = dual_applies(P.shape[0], P.shape[1], g, gb, r)
+        # the sample-space form needs every row: not in distributed training
+        dual = state.reducer is None and dual_applies(P.shape[0], P.shape[1], g, gb, r)
         key = (data_key(X), curv, g, gb, r, dual)
         if l == 0 and state.cache.get("key") == key:
             precision = state.cache["precision"]
         else:
-            precision = (sample_precision(P, curv, gb) if dual
-                         else mm_precision(augmented_gram(P), curv, g, gb, r))
+            precision = (sample_precision(P, curv, gb) if dual else mm_precision(
+                sum_samples(state, augmented_gram(P)), curv, g, gb, r))
             if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
                 state.cache = {"key": key, "precision": precision}
         U_start = layer.to_rows(self._pre_activation(net, state, l, x_in))
@@ -475,7 +482,8 @@ class Fenchel(Method):
         if dual:  # fewer rows than inputs (a batch into a wide layer): sample space
             res = mm_regression_dual(P, grad, value, W_rows, b, precision, curv, **common)
         else:
-            res = mm_regression(P, grad, value, W_rows, b, precision, **common)
+            res = mm_regression(P, grad, value, W_rows, b, precision, **common,
+                                reduce=None if state.reducer is None else state.reducer.sum)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b
 

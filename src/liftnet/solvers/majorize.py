@@ -91,6 +91,7 @@ def mm_regression(
     tol: float = 1e-4,
     max_iter: int = 50,
     U: Tensor | None = None,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> MMResult:
     """Solve the problem of the module docstring from (W, b).
 
@@ -106,6 +107,9 @@ def mm_regression(
         g_w, g_b, rho: proximal weights on W and b, weight decay on W (all >= 0).
         tol, max_iter: stopping rule (module docstring).
         U: the outputs P W^T + 1 b^T of the start, where the caller already has them.
+        reduce: sums over design rows held by other processes (distributed training: P is
+            this process's share of the rows and ``precision`` was made from the summed Gram
+            matrix); applied to the gradient's data part and to phi's value.
     """
     W0 = W if W0 is None else W0
     b0 = b if b0 is None else b0
@@ -113,6 +117,8 @@ def mm_regression(
 
     def total(Wc: Tensor, bc: Tensor, U: Tensor) -> float:
         out = value_u(U)
+        if reduce is not None:
+            out = float(reduce(torch.tensor(out, dtype=torch.float64, device=U.device)))
         if g_w:
             out += g_w * float(torch.linalg.vector_norm(Wc - W0)) ** 2
         if g_b:
@@ -136,6 +142,8 @@ def mm_regression(
         Uy = U if y_is_x else forward(Wy, by)
         G = grad_u(Uy)
         grad = torch.cat([G.T @ P, G.sum(0)[:, None]], dim=1)
+        if reduce is not None:
+            grad = reduce(grad)
         if g_w or rho:
             grad[:, :d] += 2.0 * g_w * (Wy - W0) + 2.0 * rho * Wy
         if g_b:
