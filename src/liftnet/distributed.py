@@ -7,9 +7,9 @@ W-steps need sums over all samples, and for a ridge W-step these are its suffici
 processes all-reduce: one ``(d_in + 1) x (d_in + 1 + d_out)`` exchange per layer and sweep, not
 one per sample (``lifted``).  A W-step solved by majorisation-minimisation (``fenchel``) sums its
 Gram matrix once and its ``d_out x (d_in + 1)`` gradient once per MM iteration, in the primal
-form (the sample-space form needs every row).  The result is the single-process sweep on the union of the shards (up to the
-order of floating-point sums and the X-step solvers' stopping tests, which each shard applies
-to its own samples).
+form (the sample-space form needs every row).  The result is the single-process sweep on the
+union of the shards (up to the order of floating-point sums and the X-step solvers' stopping
+tests, which each shard applies to its own samples).
 
 A method takes part through its state's ``reducer`` (:class:`LocalReduce` by default): every
 sum over samples that a method needs (statistics, sample counts, objective terms) goes through
