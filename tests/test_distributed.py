@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 from liftnet import fit, get_method
 from liftnet.distributed import LocalReduce, fit_distributed
 from liftnet.graph import network
+from liftnet.methods.base import data_key
 
 TIGHT = {"tol": 1e-12, "max_inner": 20000, "lam": 1.0, "rho": 1e-3}
 
@@ -175,3 +176,67 @@ def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):
     assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.01
     assert abs(a["history"][-1]["objective"] - b["history"][-1]["objective"]) <= 1e-3 * abs(
         b["history"][-1]["objective"])
+
+
+def _bad_worker(rank, world, init_file, what, out_file):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        X, y = _data()
+        X, y = X[rank::world].clone(), y[rank::world]
+        arch = "7-6-3"
+        Xt, yt = None, None
+        if what == "nan" and rank == 1:
+            X[0, 0] = float("nan")
+        if what == "depth" and rank == 1:
+            arch = "7-6-5-3"
+        if what == "test-dtype":
+            Xt, yt = X.float(), y
+        try:
+            fit_distributed(get_method("lifted"), network(arch, loss="ce"), X, y, epochs=1,
+                            X_test=Xt, y_test=yt, progress=False)
+            text = "no error"
+        except ValueError as exc:
+            text = f"ValueError: {exc}"
+        with open(f"{out_file}.{rank}", "w") as f:
+            f.write(text)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("what, first, second", [
+    ("nan", "process 1 of 2: training inputs contain NaN", "training inputs contain NaN"),
+    ("depth", "the processes disagree on epochs, batch size, seed, network",
+     "the processes disagree"),
+    ("test-dtype", "test inputs (torch.float32, cpu) must match the training inputs",
+     "test inputs (torch.float32, cpu) must match"),
+])
+def test_a_problem_on_one_process_is_a_clear_error_on_every_process(tmp_path, what, first,
+                                                                     second):
+    """Bad input on one process, networks of different depths, a test set in another dtype:
+    a ValueError on every process, not a gloo crash or a hang."""
+    out = tmp_path / "out"
+    mp.spawn(_bad_worker, args=(2, str(tmp_path / "init"), what, str(out)), nprocs=2,
+             join=True)
+    texts = [open(f"{out}.{r}").read() for r in range(2)]
+    assert texts[0].startswith("ValueError: ") and first in texts[0]
+    assert texts[1].startswith("ValueError: ") and second in texts[1]
+
+
+def test_resuming_on_one_process_does_not_reuse_the_summed_gram_matrix():
+    """The state returned by fit_distributed holds caches built from sums over processes;
+    a later single-process fit from it must not use them."""
+    X, y = _data()
+    net = network("7-6-3", loss="mse")
+    method = get_method("lifted", **TIGHT)
+    state = method.init_state(net, X[0::2], None, generator=torch.Generator().manual_seed(0))
+    start = [(W.clone(), b.clone()) for W, b in state.params]
+    from liftnet.distributed import AllReduce
+    state.reducer = AllReduce()  # as fit_distributed leaves a cache built under its reducer
+    state.gram_key = (data_key(X[0::2]), state.reducer)
+    state.gram_in = torch.full((8, 8), 1e6, dtype=X.dtype)  # a wrong (summed) matrix
+    state.reducer = None
+    res = fit(method, net, X[0::2], y[0::2], epochs=2, state=state, progress=False)
+    ref = fit(method, net, X[0::2], y[0::2], epochs=2, params=start, progress=False)
+    assert res.state.gram_key[1] is None
+    torch.testing.assert_close(res.state.params[0][0], ref.state.params[0][0])

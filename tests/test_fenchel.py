@@ -457,3 +457,49 @@ def test_pre_activation_memo_is_used_only_for_the_same_tensors():
     state.pre = {0: (*state.params[0], X, marker)}
     U = method._pre_activation(net, state, 0, X.clone())  # other inputs: recomputed
     assert torch.equal(U, net.layers[0].forward(X, *state.params[0]))
+
+
+def test_identity_activation_is_not_overwritten_by_its_own_gradient(monkeypatch):
+    """For the identity map sigma(U) is U itself: the link gradient must not write into U (it
+    zeroed the lifted activations through the reused pre-activation, and made every
+    sample-space W-step refuse its move)."""
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(15, 6, generator=g, dtype=torch.float64)
+    net = network("6-5-3", loss="ce", activation="identity")
+    Y = targets_for(net, torch.randint(0, 3, (15,), generator=g), X.dtype)
+    U = torch.randn(15, 5, generator=g, dtype=torch.float64)
+    before = U.clone()
+    fenchel_module.Fenchel._link_term("identity", 1.0, torch.zeros_like(U))[1](U)
+    assert torch.equal(U, before)
+    _, reused, _ = _one_batch_step(net, X, Y)
+
+    def afresh(net, state, l, x_in):
+        return net.layers[l].forward(x_in, *state.params[l])
+
+    monkeypatch.setattr(fenchel_module.Fenchel, "_pre_activation", staticmethod(afresh))
+    _, fresh, _ = _one_batch_step(net, X, Y)
+    for (W, b), (W1, b1) in zip(reused.params, fresh.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert reused.acts[0].abs().sum() > 0 and torch.equal(reused.acts[0], fresh.acts[0])
+    assert reused.pre == {}  # the memo lives within a step
+
+
+def test_identity_w_step_in_sample_space_moves_like_the_primal_form():
+    """The sample-space MM read its outputs after the identity link's gradient had overwritten
+    them, so its step was wrong and refused: it must now match the primal form."""
+    g = torch.Generator().manual_seed(2)
+    R, d, m = 8, 12, 3
+    P = torch.rand(R, d, generator=g, dtype=torch.float64)
+    T = torch.randn(R, m, generator=g, dtype=torch.float64)
+    W0 = torch.randn(m, d, generator=g, dtype=torch.float64)
+    b0 = torch.zeros(m, dtype=torch.float64)
+    value, grad, curv = fenchel_module.Fenchel._link_term("identity", 0.7, T)
+    from liftnet.solvers.majorize import augmented_gram, mm_precision, mm_regression
+    from liftnet.solvers.majorize_dual import mm_regression_dual, sample_precision
+    common = dict(W0=W0, b0=b0, g_w=0.5, g_b=0.5, tol=1e-10, max_iter=500)
+    dual = mm_regression_dual(P, grad, value, W0.clone(), b0.clone(),
+                              sample_precision(P, curv, 0.5), curv, **common)
+    primal = mm_regression(P, grad, value, W0.clone(), b0.clone(),
+                           mm_precision(augmented_gram(P), curv, 0.5, 0.5, 0.0), **common)
+    assert not torch.allclose(dual.W, W0)
+    torch.testing.assert_close(dual.W, primal.W, rtol=1e-7, atol=1e-9)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,16 +88,26 @@ class AllReduce:
         return out
 
 
-def _agree(values: list[float], group: Any, what: str) -> None:
-    """Every process must call with the same settings (else the collectives would hang or
-    silently mix different runs)."""
-    mine = torch.tensor(values, dtype=torch.float64)
-    low, high = mine.clone(), mine.clone()
-    dist.all_reduce(low, op=dist.ReduceOp.MIN, group=group)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX, group=group)
-    if not torch.equal(low, high):
-        raise ValueError(f"the processes disagree on {what}: every process must call "
-                         "fit_distributed with the same method, network and settings")
+def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: Tensor | None,
+                   y_test: Tensor | None, epochs: int, batch_size: int, seed: int) -> None:
+    """The checks of :func:`liftnet.fit`, on this process's shard (ValueError on failure)."""
+    if not getattr(method, "supports_distributed", False):
+        able = ", ".join(k for k, m in METHODS.items() if getattr(m, "supports_distributed",
+                                                                   False))
+        raise ValueError(f"{type(method).__name__} does not support distributed training "
+                         f"(methods that do: {able})")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_inputs(net, X, y)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
+        check_inputs(net, X_test, y_test, "test")
+        if X_test.dtype != X.dtype or X_test.device != X.device:
+            raise ValueError(f"test inputs ({X_test.dtype}, {X_test.device}) must match the "
+                             f"training inputs ({X.dtype}, {X.device})")
+    method.check_network(net)
 
 
 def fit_distributed(
@@ -129,8 +138,10 @@ def fit_distributed(
         X, y: this process's shard of the samples (inputs (n, d_0), labels or targets).
         epochs: passes over the data.
         batch_size: the global batch size (0: the full data set, the lifted papers'
-            setting); each process contributes its share of every batch, so every shard
-            needs at least as many samples as there are batches in an epoch.
+            setting): an epoch has ceil(N / batch_size) batches, N the samples of all
+            processes, and each process splits its shard into that many nearly equal parts,
+            one per batch (so batches hold about N / ceil(N / batch_size) samples; every
+            shard needs at least as many samples as there are batches).
         seed: seeds the initialisation and, with the rank, each shard's batch order.
         X_test, y_test: an optional test set (whole, on every process), evaluated after
             every epoch.
@@ -145,34 +156,37 @@ def fit_distributed(
     if not dist.is_available() or not dist.is_initialized():
         raise ValueError("fit_distributed needs torch.distributed initialised: call "
                          "torch.distributed.init_process_group first (e.g. under torchrun)")
-    if not getattr(method, "supports_distributed", False):
-        able = ", ".join(k for k, m in METHODS.items() if getattr(m, "supports_distributed",
-                                                                   False))
-        raise ValueError(f"{type(method).__name__} does not support distributed training "
-                         f"(methods that do: {able})")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    check_inputs(net, X, y)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("give both X_test and y_test, or neither")
-    if X_test is not None:
-        check_inputs(net, X_test, y_test, "test")
-    method.check_network(net)
     rank, world = dist.get_rank(group), dist.get_world_size(group)
-    reducer = AllReduce(group)
-    fingerprint = float(zlib.crc32(repr(method).encode()))
-    _agree([epochs, batch_size, seed, float(len(net.layers)), *net.sizes, fingerprint], group,
-           "epochs, batch size, seed, network or method")
+    # Every check first, then one collective that tells every process what the others found:
+    # an error on one process is raised on all (none is left waiting in a collective), and
+    # processes called with different settings are refused before they train.
+    try:
+        _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed)
+        problem = None
+    except ValueError as exc:
+        problem = str(exc)
+    settings = (epochs, batch_size, seed, repr(method), repr(net),
+                str(getattr(X, "dtype", None)), X_test is not None)
+    count = len(X) if isinstance(X, Tensor) else 0
+    reports: list[Any] = [None] * world
+    dist.all_gather_object(reports, (problem, settings, count), group=group)
+    for r, (text, _, _) in enumerate(reports):
+        if text is not None:
+            raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
+    if any(other != settings for _, other, _ in reports):
+        raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
+                         "dtype or test set: every process must call fit_distributed with the "
+                         "same settings")
     n_local = len(X)
-    n = int(reducer.sum(torch.tensor(float(n_local), dtype=torch.float64)))
+    n = sum(count for _, _, count in reports)
     full = batch_size == 0 or batch_size >= n
     n_batches = 1 if full else math.ceil(n / batch_size)
-    few = reducer.sum(torch.tensor(float(n_local < n_batches), dtype=torch.float64))
-    if float(few) > 0:
+    smallest = min(count for _, _, count in reports)
+    if smallest < n_batches:
         raise ValueError(f"a batch size of {batch_size} makes {n_batches} batches per epoch; "
-                         f"every process needs at least that many samples (this one has "
-                         f"{n_local})")
+                         f"every process needs at least that many samples (the smallest shard "
+                         f"has {smallest})")
+    reducer = AllReduce(group)
     Y = targets_for(net, y, X.dtype)
     init_gen = torch.Generator().manual_seed(seed)
     order_gen = torch.Generator().manual_seed(seed * 65537 + rank)
@@ -192,7 +206,7 @@ def fit_distributed(
             chunks = ([None] if full else
                       torch.tensor_split(torch.randperm(n_local, generator=order_gen),
                                          n_batches))
-            total = torch.zeros((), dtype=torch.float64)
+            total = 0.0
             for idx in chunks:
                 if idx is None:
                     Xb, Yb, new_batch = X, Y, state.step == 0
@@ -205,11 +219,12 @@ def fit_distributed(
                     bar.update(1)
             share = accuracy(net, state.params, X, y)  # None for regression
             correct = float(reducer.sum(torch.tensor(
-                0.0 if share is None else share * n_local, dtype=torch.float64)))
+                0.0 if share is None else share * n_local, dtype=torch.float64,
+                device=X.device)))
             entry: dict[str, Any] = {
                 "epoch": epoch,
                 "seconds": time.perf_counter() - t0,
-                "objective": float(total) / len(chunks),
+                "objective": total / len(chunks),
                 "train_accuracy": None if share is None else correct / n,
                 "test_accuracy": (accuracy(net, state.params, X_test, y_test)
                                   if X_test is not None else None),

@@ -297,8 +297,8 @@ class Fenchel(Method):
             U = U.double()
             return 2.0 * lam * float((conjugate(name, U) - U * T.double()).sum())
 
-        def grad(U: Tensor) -> Tensor:
-            return act.map(U).sub_(T).mul_(2.0 * lam)
+        def grad(U: Tensor) -> Tensor:  # out of place: map(U) is U itself for identity
+            return (act.map(U) - T).mul_(2.0 * lam)
 
         return value, grad, 2.0 * lam  # sigma is 1-Lipschitz for every TRAINABLE activation
 
@@ -323,7 +323,8 @@ class Fenchel(Method):
                 data += 2.0 * lams[l] * float(gap.sum())
             reg += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
         if state.reducer is not None:
-            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64)))
+            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64,
+                                                         device=X.device)))
         return (data + reg) / count_samples(state, X)
 
     # ------------------------------------------------------------------ one step
@@ -342,6 +343,7 @@ class Fenchel(Method):
             self._sweeps(net, state, X, Y)  # Algorithm 1
         else:
             self._extrapolated_sweeps(net, state, X, Y)
+        state.pre = {}  # reused within the step only (and no batch kept alive after it)
         state.step += 1
         return state
 
@@ -468,7 +470,7 @@ class Fenchel(Method):
         W_rows, W0_rows = W.reshape(shape[0], -1), prev[0].reshape(shape[0], -1)
         # the sample-space form needs every row: not in distributed training
         dual = state.reducer is None and dual_applies(P.shape[0], P.shape[1], g, gb, r)
-        key = (data_key(X), curv, g, gb, r, dual)
+        key = (data_key(X), curv, g, gb, r, dual, state.reducer)  # reduced Gram: other key
         if l == 0 and state.cache.get("key") == key:
             precision = state.cache["precision"]
         else:

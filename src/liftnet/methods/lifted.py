@@ -60,7 +60,6 @@ from ..solvers import (
 )
 from .base import (
     INIT_SCHEMES,
-    DataKey,
     Method,
     MethodState,
     check_choice,
@@ -85,7 +84,7 @@ class LiftedState(MethodState):
     out: Tensor | None = None
     prev: Params | None = None  # (W, b) at the start of the batch, for the proximal term
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
-    gram_key: DataKey | None = None  # data_key of the X that gram_in belongs to
+    gram_key: tuple | None = None  # (data_key of X, reducer) that gram_in belongs to
     inner_iterations: int = 0  # box-QP iterations spent in the last step (diagnostics)
 
 
@@ -203,8 +202,9 @@ class Lifted(Method):
             state.prev = None
             if new_batch and state.step > 0 and self.gamma > 0:
                 state.prev = [(W.clone(), b.clone()) for W, b in state.params]
-        if state.gram_key != data_key(X):
-            state.gram_in, state.gram_key = None, data_key(X)
+        key = (data_key(X), state.reducer)  # a Gram matrix summed over processes: other key
+        if state.gram_key != key:
+            state.gram_in, state.gram_key = None, key
         inner = 0
         for _ in range(self.sweeps):
             inner += self._x_steps(net, state, X, Y)
