@@ -92,16 +92,32 @@ def test_nested_method_parameters_replace_the_method_and_grid_search(digits):
     clf = LiftedClassifier(method)
     assert clf.get_params()["method__lam"] == 1.0
     clf.set_params(method__lam=2.0, epochs=1)
-    assert clf.method.lam == 2.0 and clf.epochs == 1
+    assert clf.get_params()["method__lam"] == 2.0 and clf.epochs == 1
+    assert clf.method_params == {"lam": 2.0} and clf.method is method
     assert method.lam == 1.0  # the caller's (frozen) method object is not changed
-    with pytest.raises(ValueError, match="method__lamb: not a hyperparameter of method 'fenchel'"):
-        clf.set_params(method__lamb=1.0)
-    with pytest.raises(ValueError, match="lam"):
-        clf.set_params(method__lam=-1.0)  # the method's own validation
+    for bad, match in (({"method__lamb": 1.0}, "method__lamb: not a hyperparameter"),
+                       ({"method__lam": -1.0}, "lam"),  # the method's own validation
+                       ({"epochz": 3}, "invalid parameter 'epochz'")):
+        with pytest.raises(ValueError, match=match):
+            clf.set_params(epochs=5, **bad)
+        assert clf.epochs == 1 and clf.method_params == {"lam": 2.0}  # nothing changed
     search = GridSearchCV(LiftedClassifier("fenchel", hidden_layer_sizes=(32,), epochs=2),
                           {"method__lam": [0.5, 2.0]}, cv=2).fit(X[:400], y[:400])
     assert search.best_params_["method__lam"] in (0.5, 2.0)
-    assert search.best_estimator_.method.lam == search.best_params_["method__lam"]
+    assert search.best_estimator_.method_.lam == search.best_params_["method__lam"]
+
+
+def test_nested_parameters_do_not_depend_on_the_order_of_the_calls():
+    """method__lam before or after hidden_layer_sizes="lenet5": the same LeNet-5 defaults with
+    the same override; back to a dense network, the LeNet-5 defaults go, the override stays."""
+    a = LiftedClassifier("fenchel").set_params(method__lam=2.0)
+    a.set_params(hidden_layer_sizes="lenet5")
+    b = LiftedClassifier("fenchel").set_params(hidden_layer_sizes="lenet5")
+    b.set_params(method__lam=2.0)
+    assert a._method() == b._method() == get_method("fenchel", **{**LENET5_DEFAULTS,
+                                                                  "lam": 2.0})
+    b.set_params(hidden_layer_sizes=(50,))
+    assert b._method() == get_method("fenchel", lam=2.0)
 
 
 def test_pipeline_and_cross_validation(digits):
@@ -149,6 +165,12 @@ def test_bad_settings_get_clear_errors(digits):
         LiftedClassifier().fit(X[:5], np.zeros(5))
     with pytest.raises(ValueError, match="epochs must be an integer"):
         LiftedClassifier(epochs=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="device 'bogus': unknown device"):
+        LiftedClassifier(device="bogus").fit(X, y)
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be widths"):
+        LiftedClassifier(hidden_layer_sizes=2.5).fit(X, y)
+    clf = LiftedClassifier(hidden_layer_sizes=np.int64(8), epochs=1).fit(X, y)
+    assert clf.net_.sizes == (64, 8, 10)
 
 
 def test_lenet5_takes_the_clis_fenchel_defaults():

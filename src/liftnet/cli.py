@@ -26,7 +26,7 @@ from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import LENET5_DEFAULTS
 from .metrics import LINEAR_SHARE_DEFINITION, linear_share
 from .results import check_writable, load_model, save_model, versions, write_json
-from .training import fit
+from .training import fit, resolve_device
 
 
 def _method_fields() -> dict[str, tuple[type, list[str]]]:
@@ -107,15 +107,7 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _device(text: str) -> torch.device:
     """The --device as a torch.device, with a clear error for what torch cannot train on."""
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise ValueError(f"--device {text!r}: unknown device; use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {text!r}: liftnet trains on cpu, cuda or mps devices")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {text}: CUDA is not available on this machine")
-    return device
+    return resolve_device(text, "--device")
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

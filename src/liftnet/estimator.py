@@ -19,6 +19,7 @@ changing it in place (a method object shared by two estimators stays as it was).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .graph import Network, lenet5_spec, network
 from .methods import Method, get_method
 from .methods.fenchel import LENET5_DEFAULTS
-from .training import fit
+from .training import fit, resolve_device
 from .transfer import to_torch
 
 __all__ = ["LiftedClassifier", "LiftedRegressor"]
@@ -47,6 +48,7 @@ class _LiftedEstimator(BaseEstimator):
         self,
         method: str | Method = "fenchel",
         *,
+        method_params: dict[str, Any] | None = None,
         hidden_layer_sizes: int | tuple[int, ...] | str = (100,),
         activation: str = "relu",
         image_shape: tuple[int, int, int] | None = None,
@@ -58,6 +60,7 @@ class _LiftedEstimator(BaseEstimator):
         verbose: bool = False,
     ) -> None:
         self.method = method
+        self.method_params = method_params
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.image_shape = image_shape
@@ -70,12 +73,27 @@ class _LiftedEstimator(BaseEstimator):
 
     # -------------------------------------------------------------- nested method parameters
     def _method(self) -> Method:
+        """The method to train with: ``method`` (a key: with its defaults, LeNet-5's for
+        ``"fenchel"`` with ``hidden_layer_sizes="lenet5"``) with ``method_params`` applied."""
+        if self.method_params is not None and not isinstance(self.method_params, dict):
+            raise ValueError(f"method_params must be a dict of the method's hyperparameters, "
+                             f"got {type(self.method_params).__name__}")
+        overrides = dict(self.method_params or {})
         if isinstance(self.method, Method):
-            return self.method
+            known = {f.name for f in dataclasses.fields(self.method)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise ValueError(f"{', '.join('method__' + k for k in unknown)}: not a "
+                                 f"hyperparameter of method {self.method.key!r}")
+            return dataclasses.replace(self.method, **overrides) if overrides else self.method
         if isinstance(self.method, str):
-            hp = LENET5_DEFAULTS if (self.method == "fenchel"
-                                     and self.hidden_layer_sizes == "lenet5") else {}
-            return get_method(self.method, **hp)
+            base = LENET5_DEFAULTS if (self.method == "fenchel"
+                                       and self.hidden_layer_sizes == "lenet5") else {}
+            try:
+                return get_method(self.method, **{**base, **overrides})
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("not a hyperparameter", "not a hyperparameter "
+                                                  "(method__<name>)", 1)) from None
         raise ValueError(f"method must be a method key or a liftnet Method, got "
                          f"{type(self.method).__name__}")
 
@@ -90,17 +108,21 @@ class _LiftedEstimator(BaseEstimator):
         return params
 
     def set_params(self, **params: Any) -> _LiftedEstimator:
+        """scikit-learn's set_params; ``method__<name>`` goes into ``method_params`` (so the
+        order of the calls does not matter), checked before anything is changed."""
         nested = {k.removeprefix("method__"): params.pop(k)
                   for k in list(params) if k.startswith("method__")}
-        super().set_params(**params)
+        own = self.get_params(deep=False)
+        unknown = sorted(set(params) - set(own))
+        if unknown:
+            raise ValueError(f"invalid parameter {unknown[0]!r} for estimator "
+                             f"{type(self).__name__}; valid parameters: {', '.join(own)} and "
+                             "method__<hyperparameter>")
         if nested:
-            method = self._method()
-            known = {f.name for f in dataclasses.fields(method)}
-            unknown = sorted(set(nested) - known)
-            if unknown:
-                raise ValueError(f"{', '.join('method__' + k for k in unknown)}: not a "
-                                 f"hyperparameter of method {method.key!r}")
-            self.method = dataclasses.replace(method, **nested)  # validated again
+            merged = {**(params.get("method_params", self.method_params) or {}), **nested}
+            type(self)(**{**own, **params, "method_params": merged})._method()  # validated
+            params["method_params"] = merged
+        super().set_params(**params)
         return self
 
     # -------------------------------------------------------------- fitting
@@ -111,12 +133,18 @@ class _LiftedEstimator(BaseEstimator):
                 raise ValueError("hidden_layer_sizes='lenet5' needs image_shape=(C, H, W)")
             return network(lenet5_spec(tuple(self.image_shape), n_out), loss=loss,
                            activation=self.activation)
+        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+            hidden = (int(hidden),)
         if isinstance(hidden, str):  # tokens: "conv6k5p2-pool2-120"
             head = ("x".join(str(s) for s in self.image_shape) if self.image_shape is not None
                     else str(n_features))
             spec = "-".join(t for t in (head, hidden.strip("-"), str(n_out)) if t)
         else:
-            sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+            try:
+                sizes = tuple(hidden)
+            except TypeError:
+                raise ValueError(f"hidden_layer_sizes must be widths like (100,), architecture "
+                                 f"tokens or 'lenet5', got {hidden!r}") from None
             spec = [n_features, *sizes, n_out]
         net = network(spec, loss=loss, activation=self.activation)
         if net.layers[0].input_size != n_features:
@@ -128,20 +156,21 @@ class _LiftedEstimator(BaseEstimator):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
         method = self._method()
+        device = resolve_device(self.device, "device")
         net = self._network(X.shape[1], n_out, loss)
         method.check_network(net)
-        Xt = torch.tensor(X, dtype=_DTYPES[self.dtype], device=self.device)
+        Xt = torch.tensor(X, dtype=_DTYPES[self.dtype], device=device)
         if y.is_floating_point():
             y = y.to(Xt.dtype)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1)) if not isinstance(
             self.random_state, int | np.integer) else int(self.random_state)
         result = fit(
-            method, net, Xt, y.to(self.device),
+            method, net, Xt, y.to(device),
             epochs=method.default_epochs if self.epochs is None else self.epochs,
             batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
             seed=seed, progress=bool(self.verbose),
         )
-        self.method_, self.net_, self.loss_ = method, net, loss
+        self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
         self.params_ = result.state.params
         self.history_ = result.history
         self.n_iter_ = len(result.history)
@@ -151,7 +180,7 @@ class _LiftedEstimator(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         # in float64: a row's prediction must not depend on the other rows (float32 products
         # round differently with the number of rows)
-        Xt = torch.tensor(X, dtype=torch.float64, device=self.device)
+        Xt = torch.tensor(X, dtype=torch.float64, device=self.device_)
         params = [(W.double(), b.double()) for W, b in self.params_]
         return self.net_.outputs(params, Xt)
 
@@ -168,6 +197,8 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         method: a method key (``liftnet.METHODS``) or a method object; its hyperparameters are
             nested parameters ``method__<name>``.  With ``"fenchel"`` and ``hidden_layer_sizes=
             "lenet5"`` the LeNet-5 defaults of the CLI apply.
+        method_params: hyperparameters applied on top of ``method`` (where
+            ``set_params(method__<name>=...)`` puts them), e.g. ``{"lam": 2.0}``.
         hidden_layer_sizes: hidden widths ``(300,)``; or architecture tokens between the input
             and the output, e.g. ``"conv6k5p2-pool2-conv16k5-pool2-120-84"`` with
             ``image_shape``; or ``"lenet5"``.

@@ -29,6 +29,19 @@ class FitResult:
     wall_seconds: float = 0.0
 
 
+def resolve_device(text: str | torch.device, name: str = "--device") -> torch.device:
+    """A device to train on, with a clear error (naming ``name``) for what torch cannot use."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} {text!r}: unknown device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} {text!r}: liftnet trains on cpu, cuda or mps devices")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} {text}: CUDA is not available on this machine")
+    return device
+
+
 def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> None:
     """Clear errors for bad shapes, NaN and labels out of range (never a deep traceback)."""
     if not isinstance(X, Tensor) or not isinstance(y, Tensor):
