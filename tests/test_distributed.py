@@ -78,17 +78,24 @@ FENCHEL_TIGHT = {"tol": 1e-9, "max_inner": 5000, "gamma": 0.0, "gamma_out": 0.0,
                  "rho": 1e-2, "rho_out": 1e-2}
 
 
-@pytest.mark.parametrize("loss, extrapolation", [("ce", 0.0), ("mse", 0.0), ("ce", 0.9)])
-def test_fenchel_two_processes_train_what_one_trains_on_the_union(tmp_path, loss, extrapolation):
-    """Fenchel's Algorithm 1 (full data set; with extrapolation, restarts decided on the global
-    objective): per-sample X-steps, W-steps by the primal MM with all-reduced Gram matrix,
-    gradients and values, so the single process's weights and objectives."""
-    hp = {**FENCHEL_TIGHT, "extrapolation": extrapolation}
+BREGMAN_TIGHT = {"tol": 1e-12, "x_steps": 3000, "w_steps": 3000}
+
+
+@pytest.mark.parametrize("method, loss, hp", [
+    ("fenchel", "ce", FENCHEL_TIGHT), ("fenchel", "mse", FENCHEL_TIGHT),
+    ("fenchel", "ce", {**FENCHEL_TIGHT, "extrapolation": 0.9}),
+    ("bregman", "ce", BREGMAN_TIGHT), ("bregman", "mse", BREGMAN_TIGHT)])
+def test_fenchel_and_bregman_two_processes_train_what_one_trains_on_the_union(tmp_path, method,
+                                                                             loss, hp):
+    """Full data set (Fenchel's Algorithm 1, with extrapolation its restarts decided on the
+    global objective; Bregman's deterministic variant): per-sample X-steps, W-steps by the
+    primal majorised steps with all-reduced Gram matrix, gradients and values, so the single
+    process's weights and objectives."""
     out = _run(tmp_path, arch="7-6-5-3", loss=loss, hp=hp, epochs=3, batch_size=0,
-               method="fenchel")
+               method=method)
     X, y = _data()
     order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])
-    ref = fit(get_method("fenchel", **hp), network("7-6-5-3", loss=loss), X[order], y[order],
+    ref = fit(get_method(method, **hp), network("7-6-5-3", loss=loss), X[order], y[order],
               epochs=3, seed=3, progress=False)
     for rank_out in out:
         for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
@@ -100,7 +107,8 @@ def test_fenchel_two_processes_train_what_one_trains_on_the_union(tmp_path, loss
 
 
 @pytest.mark.parametrize("method, arch, d", [("lifted", "7-6-3", 7), ("fenchel", "7-6-3", 7),
-                                             ("fenchel", "1x3x3-conv2k2-3", 9)])
+                                             ("fenchel", "1x3x3-conv2k2-3", 9),
+                                             ("bregman", "7-6-3", 7)])
 def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, arch, d):
     """Batches (Algorithm 2 for Fenchel, its default proximal weights; a convolution too):
     every process ends with the same weights, and they learned something."""
@@ -118,7 +126,7 @@ def test_clear_errors_without_a_process_group_or_support():
         fit_distributed(get_method("lifted"), net, X, y, epochs=1)
     assert LocalReduce().sum(X) is X
     assert get_method("lifted").supports_distributed
-    assert not get_method("bregman").supports_distributed
+    assert not get_method("backprop").supports_distributed
 
 
 def test_a_method_without_support_is_refused(tmp_path):
@@ -126,9 +134,9 @@ def test_a_method_without_support_is_refused(tmp_path):
                             world_size=1)
     try:
         X, y = _data()
-        with pytest.raises(ValueError, match="Bregman does not support distributed training "
-                                             r"\(methods that do: lifted, fenchel\)"):
-            fit_distributed(get_method("bregman"), network("7-6-3", loss="ce"), X, y,
+        with pytest.raises(ValueError, match="Backprop does not support distributed training "
+                                             r"\(methods that do: lifted, fenchel, bregman\)"):
+            fit_distributed(get_method("backprop"), network("7-6-3", loss="ce"), X, y,
                             epochs=1)
         # one process: the same as liftnet.fit
         res = fit_distributed(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y,

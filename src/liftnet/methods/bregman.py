@@ -57,7 +57,9 @@ from .base import (
     check_int,
     check_positive,
     check_tol,
+    count_samples,
     start_params,
+    sum_samples,
 )
 
 #: Lipschitz constant of each activation (of grad Phi^*)
@@ -108,6 +110,7 @@ class Bregman(Method):
 
     key: ClassVar[str] = "bregman"
     monotone: ClassVar[bool] = True
+    supports_distributed: ClassVar[bool] = True
     hidden_activations: ClassVar[tuple[str, ...]] = tuple(
         a for a in PROX_ACTIVATIONS if a != "softmax")
     default_batch_size: ClassVar[int] = 100
@@ -147,13 +150,16 @@ class Bregman(Method):
         if not acts or acts[0].shape[0] != X.shape[0]:
             acts, _ = net.forward_all(state.params, X)
         xs = [X, *acts[: net.n_hidden], Y]
-        total = 0.0
+        data, reg = 0.0, 0.0
         for l, (layer, (W, b)) in enumerate(zip(net.layers, state.params, strict=True)):
             U = layer.forward(xs[l], W, b)
             c = self.loss_weight if l == len(net.layers) - 1 else 1.0
-            total += c * float(bregman_loss(self._act(net, l), xs[l + 1], U).sum()) / X.shape[0]
-            total += 0.5 * self.rho * float(torch.linalg.vector_norm(W)) ** 2
-        return total
+            data += c * float(bregman_loss(self._act(net, l), xs[l + 1], U).sum())
+            reg += 0.5 * self.rho * float(torch.linalg.vector_norm(W)) ** 2
+        if state.reducer is not None:  # distributed: every process's samples
+            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64,
+                                                         device=X.device)))
+        return data / count_samples(state, X) + reg
 
     # ------------------------------------------------------------------ one step
     def step(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor, *,
@@ -161,7 +167,7 @@ class Bregman(Method):
         L = len(net.layers)
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
-        s = X.shape[0]
+        s = count_samples(state, X)  # every process's samples in distributed training
         # the weight of each link's term and the Lipschitz constant of its gradient in U_l
         weights = [1.0] * (L - 1) + [self.loss_weight]
         lips = [_LIP.get(self._act(net, l), 1.0) * weights[l] for l in range(L)]
@@ -183,7 +189,7 @@ class Bregman(Method):
             # every (W_l, b_l), independently: majorised steps H^{-1} grad on the subproblem
             for l in range(L):
                 Wa[l] = self._w_steps(xs[l], xs[l + 1], Wa[l], centre[l], decay[l], maps[l],
-                                      weights[l] / s, lips[l] / s)
+                                      weights[l] / s, lips[l] / s, state.reducer)
         state.params = [(w[:, :-1].contiguous(), w[:, -1].contiguous()) for w in Wa]
         state.acts = xs[1:-1]
         state.inner = iters
@@ -225,7 +231,7 @@ class Bregman(Method):
 
 
     def _w_steps(self, X: Tensor, T: Tensor, Wa: Tensor, centre: Tensor, decay: Tensor,
-                 act, weight: float, c: float) -> Tensor:
+                 act, weight: float, c: float, reducer=None) -> Tensor:
         """Up to ``w_steps`` majorised steps Wa <- Wa - H^{-1} g on the subproblem of one layer,
         g = weight (act(A Wa^T) - T)^T A + Wa * decay - centre its gradient (A = [X, 1], (s,
         n + 1); centre = Wa^k / tau) and H = c A^T A + d I >= its Hessian (act is 1-Lipschitz
@@ -233,11 +239,12 @@ class Bregman(Method):
         row space by Woodbury, H^{-1} g = (g - M A) / d with M = g A^T (d/c I + A A^T)^{-1}
         and g A^T = d (A Wa^T)^T - rho b 1^T - centre A^T + G^T A A^T, so that a step costs two
         products with A; else by a Cholesky factor of H.  Stops early when a step moves Wa by
-        at most ``tol`` relative to it."""
+        at most ``tol`` relative to it.  ``reducer``: distributed training (sums over samples
+        of every process; the row-space form needs every row, so the Cholesky form)."""
         A = torch.nn.functional.pad(X, (0, 1), value=1.0)
         s, n1 = A.shape
         d = 1.0 / self.tau + self.rho
-        small = s < n1
+        small = s < n1 and reducer is None
         if small:
             K = A @ A.T
             chol = torch.linalg.cholesky(K + (d / c) * torch.eye(s, dtype=A.dtype,
@@ -245,6 +252,8 @@ class Bregman(Method):
             CA = centre @ A.T
         else:
             H = c * (A.T @ A)
+            if reducer is not None:
+                H = reducer.sum(H)
             H.diagonal().add_(d)
             chol = torch.linalg.cholesky(H)
         for j in range(self.w_steps):
@@ -257,7 +266,8 @@ class Bregman(Method):
                 M = torch.cholesky_solve(gAt.T, chol).T
                 move = torch.addmm(R, G.T.sub(M), A).div_(d)
             else:
-                move = torch.cholesky_solve(torch.addmm(R, G.T, A).T, chol).T
+                GA = G.T @ A if reducer is None else reducer.sum(G.T @ A)
+                move = torch.cholesky_solve(GA.add_(R).T, chol).T
             Wa = Wa - move
             if j < self.w_steps - 1 and float(torch.linalg.vector_norm(move)) \
                     <= self.tol * float(torch.linalg.vector_norm(Wa)):
