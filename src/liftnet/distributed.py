@@ -5,7 +5,7 @@ sample belong to that sample, so the X-steps run on each shard without any commu
 W-steps need sums over all samples, and for a ridge W-step these are its sufficient statistics
 (``[X, 1]^T [X, 1]`` and ``[X, 1]^T T``, :func:`liftnet.solvers.gram_stats`), which the
 processes all-reduce: one ``(d_in + 1) x (d_in + 1 + d_out)`` exchange per layer and sweep, not
-one per sample (``lifted``).  A W-step solved by majorisation-minimisation (``fenchel``) sums its
+one per sample (``lifted``).  A W-step solved by majorisation (``fenchel``, ``bregman``) sums its
 Gram matrix once and its ``d_out x (d_in + 1)`` gradient once per MM iteration, in the primal
 form (the sample-space form needs every row).  The result is the single-process sweep on the
 union of the shards (up to the order of floating-point sums and the X-step solvers' stopping
