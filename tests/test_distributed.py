@@ -51,59 +51,42 @@ def _run(tmp_path, world=2, **settings):
     return [torch.load(f"{out_file}.{r}") for r in range(world)]
 
 
-@pytest.mark.parametrize("loss", ["ce", "mse"])
-def test_two_processes_train_what_one_trains_on_the_union(tmp_path, loss):
-    """Full data set (paper 004's setting): the shards' all-reduced statistics are the union's,
-    the X-steps are per sample, so the weights, the objective and the training accuracy after
-    every epoch are the single process's (to the solvers' tolerance)."""
-    settings = {"arch": "7-6-5-3", "loss": loss, "hp": TIGHT, "epochs": 4, "batch_size": 0}
-    out = _run(tmp_path, **settings)
-    X, y = _data()
-    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])  # the shards, joined
-    ref = fit(get_method("lifted", **TIGHT), network("7-6-5-3", loss=loss), X[order], y[order],
-              epochs=4, seed=3, progress=False)
-    for rank_out in out:
-        for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
-            torch.testing.assert_close(W, W1, rtol=1e-7, atol=1e-9)
-            torch.testing.assert_close(b, b1, rtol=1e-7, atol=1e-9)
-        for e, e1 in zip(rank_out["history"], ref.history, strict=True):
-            assert e["objective"] == pytest.approx(e1["objective"], rel=1e-9)
-            assert e["train_accuracy"] == pytest.approx(e1["train_accuracy"], abs=1e-12)
-            assert e["processes"] == 2
-    objectives = [e["objective"] for e in out[0]["history"]]
-    assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))
-
-
 FENCHEL_TIGHT = {"tol": 1e-9, "max_inner": 5000, "gamma": 0.0, "gamma_out": 0.0,
                  "rho": 1e-2, "rho_out": 1e-2}
-
-
 BREGMAN_TIGHT = {"tol": 1e-12, "x_steps": 3000, "w_steps": 3000}
+EXACT = (1e-7, 1e-9, 1e-9)  # rtol, atol of the weights; rel of the objective
+# Fenchel's block solvers stop at a relative step of 1e-9 on each side
+LOOSE = (1e-5, 1e-7, 1e-7)
 
 
-@pytest.mark.parametrize("method, loss, hp", [
-    ("fenchel", "ce", FENCHEL_TIGHT), ("fenchel", "mse", FENCHEL_TIGHT),
-    ("fenchel", "ce", {**FENCHEL_TIGHT, "extrapolation": 0.9}),
-    ("bregman", "ce", BREGMAN_TIGHT), ("bregman", "mse", BREGMAN_TIGHT)])
-def test_fenchel_and_bregman_two_processes_train_what_one_trains_on_the_union(tmp_path, method,
-                                                                             loss, hp):
-    """Full data set (Fenchel's Algorithm 1, with extrapolation its restarts decided on the
-    global objective; Bregman's deterministic variant): per-sample X-steps, W-steps by the
-    primal majorised steps with all-reduced Gram matrix, gradients and values, so the single
-    process's weights and objectives."""
+@pytest.mark.parametrize("method, loss, hp, tols", [
+    ("lifted", "ce", TIGHT, EXACT), ("lifted", "mse", TIGHT, EXACT),
+    ("fenchel", "ce", FENCHEL_TIGHT, LOOSE), ("fenchel", "mse", FENCHEL_TIGHT, LOOSE),
+    ("fenchel", "ce", {**FENCHEL_TIGHT, "extrapolation": 0.9}, LOOSE),
+    ("bregman", "ce", BREGMAN_TIGHT, LOOSE), ("bregman", "mse", BREGMAN_TIGHT, LOOSE)])
+def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss, hp, tols):
+    """Full data set (paper 004's setting, Fenchel's Algorithm 1 (with extrapolation its
+    restarts decided on the global objective), Bregman's deterministic variant): the X-steps
+    are per sample and the W-steps' statistics, gradients and values are all-reduced, so the
+    weights, the objective and the training accuracy after every epoch are those of one
+    process on the union of the shards (to the block solvers' tolerance)."""
+    rtol, atol, rel = tols
     out = _run(tmp_path, arch="7-6-5-3", loss=loss, hp=hp, epochs=3, batch_size=0,
                method=method)
     X, y = _data()
-    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])
+    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])  # the shards, joined
     ref = fit(get_method(method, **hp), network("7-6-5-3", loss=loss), X[order], y[order],
               epochs=3, seed=3, progress=False)
     for rank_out in out:
         for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
-            # the block solvers stop at a relative step of 1e-9 on each side
-            torch.testing.assert_close(W, W1, rtol=1e-5, atol=1e-7)
-            torch.testing.assert_close(b, b1, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(W, W1, rtol=rtol, atol=atol)
+            torch.testing.assert_close(b, b1, rtol=rtol, atol=atol)
         for e, e1 in zip(rank_out["history"], ref.history, strict=True):
-            assert e["objective"] == pytest.approx(e1["objective"], rel=1e-7)
+            assert e["objective"] == pytest.approx(e1["objective"], rel=rel)
+            assert e["train_accuracy"] == pytest.approx(e1["train_accuracy"], abs=1e-12)
+            assert e["processes"] == 2
+    objectives = [e["objective"] for e in out[0]["history"]]
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(objectives, objectives[1:], strict=False))
 
 
 @pytest.mark.parametrize("method, arch, d", [("lifted", "7-6-3", 7), ("fenchel", "7-6-3", 7),

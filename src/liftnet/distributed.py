@@ -41,7 +41,7 @@ from torch import Tensor
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
-from .training import FitResult, _fmt, _progress, check_inputs
+from .training import FitResult, _fmt, _progress, check_fit_arguments
 
 __all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "world_size_from_env"]
 
@@ -96,17 +96,9 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
                                                                    False))
         raise ValueError(f"{type(method).__name__} does not support distributed training "
                          f"(methods that do: {able})")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    check_inputs(net, X, y)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("give both X_test and y_test, or neither")
-    if X_test is not None:
-        check_inputs(net, X_test, y_test, "test")
-        if X_test.dtype != X.dtype or X_test.device != X.device:
-            raise ValueError(f"test inputs ({X_test.dtype}, {X_test.device}) must match the "
-                             f"training inputs ({X.dtype}, {X.device})")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
     method.check_network(net)
 
 

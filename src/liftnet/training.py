@@ -75,6 +75,29 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
         raise ValueError(f"{what} targets contain NaN or infinite values")
 
 
+def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | None,
+                        y_test: Tensor | None, *, epochs: int, batch_size: int) -> None:
+    """The checks of :func:`fit` (and of :func:`liftnet.distributed.fit_distributed` on each
+    shard): loop settings, training and test data, with clear errors."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if batch_size < 0:
+        raise ValueError(f"batch_size must be >= 0 (0 = full data set), got {batch_size}")
+    check_inputs(net, X, y)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
+        check_inputs(net, X_test, y_test, "test")
+        if X_test.dtype != X.dtype or X_test.device != X.device:
+            raise ValueError(
+                f"test inputs ({X_test.dtype}, {X_test.device}) must match the training inputs "
+                f"({X.dtype}, {X.device})"
+            )
+
+
 def fit(
     method: Method,
     net: Network,
@@ -109,23 +132,7 @@ def fit(
         progress: show a progress bar on stderr.
         callback: called after every epoch with the history entry and the state.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if batch_size < 0:
-        raise ValueError(f"batch_size must be >= 0 (0 = full data set), got {batch_size}")
-    check_inputs(net, X, y)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("give both X_test and y_test, or neither")
-    if X_test is not None:
-        check_inputs(net, X_test, y_test, "test")
-        if X_test.dtype != X.dtype or X_test.device != X.device:
-            raise ValueError(
-                f"test inputs ({X_test.dtype}, {X_test.device}) must match the training inputs "
-                f"({X.dtype}, {X.device})"
-            )
+    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
