@@ -74,3 +74,29 @@ def test_without_bias_the_biases_stay_zero(small_data):
     res = fit(get_method("admm", bias=False), mlp("8-12-6-3", loss="mse"), X, y, epochs=4,
               progress=False)
     assert all(torch.count_nonzero(b) == 0 for _, b in res.state.params)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_decay_makes_every_w_step_a_ridge_regression(bias, small_data):
+    """rho > 0: W_l <- argmin beta/2 ||z_l - a W^T - b||^2 + rho/2 ||W||^2 (the bias not
+    decayed), i.e. the normal equations with alpha = rho / beta; rho = 0 is the paper's."""
+    X, y = small_data[0], small_data[1]
+    net = mlp("8-12-3", loss="mse")
+    method = get_method("admm", rho=0.7, beta=2.0, warmup=1, bias=bias)
+    res = fit(method, net, X, y, epochs=3, progress=False)
+    old = copy.deepcopy(res.state)
+    new = method.step(net, res.state, X, targets_for(net, y, X.dtype), new_batch=False)
+    alpha = method.rho / method.beta
+    for l, (a_in, target) in enumerate([(X, old.z[0]),
+                                        (new.a[0], old.z[1] + old.lam / method.beta)]):
+        W, b = new.params[l]
+        resid = a_in @ W.T + b - target
+        torch.testing.assert_close(a_in.T @ resid + alpha * W.T, torch.zeros_like(W.T),
+                                   atol=1e-8, rtol=0)
+        if bias:
+            assert resid.sum(0).abs().max() < 1e-8
+    # the objective counts the decay: rho/2 sum ||W||^2 / N on top of the rho = 0 value
+    plain = get_method("admm", beta=2.0, warmup=1, bias=bias)
+    reg = sum(0.5 * 0.7 * float((W**2).sum()) for W, _ in new.params) / len(X)
+    assert method.objective(net, new, X, targets_for(net, y, X.dtype)) == pytest.approx(
+        plain.objective(net, new, X, targets_for(net, y, X.dtype)) + reg, rel=1e-12)

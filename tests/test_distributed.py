@@ -63,11 +63,14 @@ LOOSE = (1e-5, 1e-7, 1e-7)
     ("lifted", "ce", TIGHT, EXACT), ("lifted", "mse", TIGHT, EXACT),
     ("fenchel", "ce", FENCHEL_TIGHT, LOOSE), ("fenchel", "mse", FENCHEL_TIGHT, LOOSE),
     ("fenchel", "ce", {**FENCHEL_TIGHT, "extrapolation": 0.9}, LOOSE),
-    ("bregman", "ce", BREGMAN_TIGHT, LOOSE), ("bregman", "mse", BREGMAN_TIGHT, LOOSE)])
+    ("bregman", "ce", BREGMAN_TIGHT, LOOSE), ("bregman", "mse", BREGMAN_TIGHT, LOOSE),
+    ("admm", "mse", {}, EXACT), ("admm", "mse", {"multiplier": "bregman", "warmup": 1}, EXACT),
+    ("pbcd", "mse", {}, EXACT)])
 def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss, hp, tols):
     """Full data set (paper 004's setting, Fenchel's Algorithm 1 (with extrapolation its
-    restarts decided on the global objective), Bregman's deterministic variant): the X-steps
-    are per sample and the W-steps' statistics, gradients and values are all-reduced, so the
+    restarts decided on the global objective), Bregman's deterministic variant, the ADMM and
+    proximal BCD baselines): the X-steps (auxiliary variables, multipliers) are per sample and
+    the W-steps' statistics, gradients and values are all-reduced, so the
     weights, the objective and the training accuracy after every epoch are those of one
     process on the union of the shards (to the block solvers' tolerance)."""
     rtol, atol, rel = tols
@@ -86,16 +89,21 @@ def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss
             assert e["train_accuracy"] == pytest.approx(e1["train_accuracy"], abs=1e-12)
             assert e["processes"] == 2
     objectives = [e["objective"] for e in out[0]["history"]]
-    assert all(b <= a * (1 + 1e-9) for a, b in zip(objectives, objectives[1:], strict=False))
+    if get_method(method).monotone:  # ADMM's augmented Lagrangian has no such guarantee
+        assert all(b <= a * (1 + 1e-9) for a, b in zip(objectives, objectives[1:],
+                                                        strict=False))
 
 
-@pytest.mark.parametrize("method, arch, d", [("lifted", "7-6-3", 7), ("fenchel", "7-6-3", 7),
-                                             ("fenchel", "1x3x3-conv2k2-3", 9),
-                                             ("bregman", "7-6-3", 7)])
-def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, arch, d):
+@pytest.mark.parametrize("method, arch, d, loss, hp", [
+    ("lifted", "7-6-3", 7, "ce", {}), ("fenchel", "7-6-3", 7, "ce", {}),
+    ("fenchel", "1x3x3-conv2k2-3", 9, "ce", {}), ("bregman", "7-6-3", 7, "ce", {}),
+    # the authors' alpha 5 and 0.01-scale start need more than 2 epochs of 3 batches here
+    ("pbcd", "7-6-3", 7, "mse", {"alpha": 0.5, "init_std": 0.5})])
+def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, arch, d, loss,
+                                                             hp):
     """Batches (Algorithm 2 for Fenchel, its default proximal weights; a convolution too):
     every process ends with the same weights, and they learned something."""
-    out = _run(tmp_path, arch=arch, loss="ce", hp={}, epochs=2, batch_size=30, method=method,
+    out = _run(tmp_path, arch=arch, loss=loss, hp=hp, epochs=2, batch_size=30, method=method,
                d=d)
     for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
         assert torch.equal(W, W1) and torch.equal(b, b1)
@@ -118,7 +126,8 @@ def test_a_method_without_support_is_refused(tmp_path):
     try:
         X, y = _data()
         with pytest.raises(ValueError, match="Backprop does not support distributed training "
-                                             r"\(methods that do: lifted, fenchel, bregman\)"):
+                                             r"\(methods that do: lifted, admm, pbcd, fenchel, "
+                                             r"bregman\)"):
             fit_distributed(get_method("backprop"), network("7-6-3", loss="ce"), X, y,
                             epochs=1)
         # one process: the same as liftnet.fit
@@ -136,12 +145,15 @@ def test_a_method_without_support_is_refused(tmp_path):
 @pytest.mark.parametrize("how, message", [
     ({"cut": 88}, "makes 3 batches per epoch; every process needs at least that many samples"),
     ({"disagree": True}, "the processes disagree on epochs"),
+    ({"method": "admm", "loss": "mse"}, "ADMM trains on the full data set only"),
 ])
 def test_every_process_gets_the_same_clear_error(tmp_path, how, message):
-    """A shard too small for the batch count, or processes called with different settings:
-    every process raises (none is left waiting in a collective)."""
+    """A shard too small for the batch count, processes called with different settings, or
+    batches for a full-data-set method: every process raises (none is left waiting in a
+    collective)."""
     with pytest.raises(mp.ProcessRaisedException, match=message):
-        _run(tmp_path, arch="7-6-3", loss="ce", hp={}, epochs=1, batch_size=30, **how)
+        _run(tmp_path, **{"arch": "7-6-3", "loss": "ce", "hp": {}, "epochs": 1,
+                          "batch_size": 30, **how})
 
 
 def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):

@@ -5,11 +5,12 @@ sample belong to that sample, so the X-steps run on each shard without any commu
 W-steps need sums over all samples, and for a ridge W-step these are its sufficient statistics
 (``[X, 1]^T [X, 1]`` and ``[X, 1]^T T``, :func:`liftnet.solvers.gram_stats`), which the
 processes all-reduce: one ``(d_in + 1) x (d_in + 1 + d_out)`` exchange per layer and sweep, not
-one per sample (``lifted``).  A W-step solved by majorisation (``fenchel``, ``bregman``) sums its
-Gram matrix once and its ``d_out x (d_in + 1)`` gradient once per MM iteration, in the primal
-form (the sample-space form needs every row).  The result is the single-process sweep on the
-union of the shards (up to the order of floating-point sums and the X-step solvers' stopping
-tests, which each shard applies to its own samples).
+one per sample (``lifted``, and likewise the least-squares W-steps of ``admm`` and ``pbcd``,
+whose other blocks are per sample too).  A W-step solved by majorisation (``fenchel``,
+``bregman``) sums its Gram matrix once and its ``d_out x (d_in + 1)`` gradient once per MM
+iteration, in the primal form (the sample-space form needs every row).  The result is the
+single-process sweep on the union of the shards (up to the order of floating-point sums and
+the X-step solvers' stopping tests, which each shard applies to its own samples).
 
 A method takes part through its state's ``reducer`` (:class:`LocalReduce` by default): every
 sum over samples that a method needs (statistics, sample counts, objective terms) goes through
@@ -41,7 +42,7 @@ from torch import Tensor
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
-from .training import FitResult, _fmt, _progress, check_fit_arguments
+from .training import FitResult, _fmt, _progress, check_fit_arguments, check_full_batch
 
 __all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "world_size_from_env"]
 
@@ -172,6 +173,7 @@ def fit_distributed(
     n_local = len(X)
     n = sum(count for _, _, count in reports)
     full = batch_size == 0 or batch_size >= n
+    check_full_batch(method, batch_size, n)  # the same n on every process: the same error
     n_batches = 1 if full else math.ceil(n / batch_size)
     smallest = min(count for _, _, count in reports)
     if smallest < n_batches:

@@ -98,6 +98,16 @@ def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | Non
             )
 
 
+def check_full_batch(method: Method, batch_size: int, n: int) -> None:
+    """A method that trains on the full data set only (``full_batch_only``) with batches of
+    ``batch_size`` out of ``n`` samples: ValueError."""
+    if method.full_batch_only and not (batch_size == 0 or batch_size >= n):
+        raise ValueError(
+            f"{type(method).__name__} trains on the full data set only; use batch_size=0 "
+            f"(got {batch_size} for {n} samples)"
+        )
+
+
 def fit(
     method: Method,
     net: Network,
@@ -136,11 +146,7 @@ def fit(
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
-    if method.full_batch_only and not full:
-        raise ValueError(
-            f"{type(method).__name__} trains on the full data set only; use batch_size=0 "
-            f"(got {batch_size} for {n} samples)"
-        )
+    check_full_batch(method, batch_size, n)
     bs = n if full else batch_size
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)

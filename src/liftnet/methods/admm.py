@@ -6,7 +6,8 @@ constraints relaxed by quadratic penalties, batch-first (``docs/notation.md``) a
 the N samples, the augmented Lagrangian is::
 
     A = 1/2 ||z_L - Y||^2 + <lam, r_L> + beta/2 ||r_L||^2,   r_L = z_L - a_{L-1} W_L^T - b_L,
-        + sum_{l<L} [ beta/2 ||z_l - a_{l-1} W_l^T - b_l||^2 + gamma/2 ||a_l - relu(z_l)||^2 ].
+        + sum_{l<L} [ beta/2 ||z_l - a_{l-1} W_l^T - b_l||^2 + gamma/2 ||a_l - relu(z_l)||^2 ]
+        + rho/2 sum_l ||W_l||^2                  (``rho``, beyond the paper; default 0).
 
 One step is one iteration of Algorithm 1 of the paper, a forward sweep of closed forms::
 
@@ -45,6 +46,11 @@ spikes and then falls again; the least-squares W-steps switch there from a Chole
 pseudo-inverse of a numerically singular Gram matrix of the hidden activations (diagnosed in
 ``benchmarks/README.md``), so the final accuracy depends on that cut-off.
 The benchmark ``benchmarks/admm_multiplier.py`` runs the three side by side.
+
+Data-parallel training (the paper's own setting: its ADMM splits the samples over cores): every
+block but the W-steps is per sample, and a W-step needs only the sums [a, 1]^T [a, 1] and
+[a, 1]^T z over the samples, which :func:`liftnet.distributed.fit_distributed` all-reduces
+(``state.reducer``), so every process solves the least-squares problem of the union.
 """
 
 from __future__ import annotations
@@ -59,14 +65,17 @@ from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats, ridge_operator
 from .base import (
     INIT_SCHEMES,
-    DataKey,
     Method,
     MethodState,
     check_choice,
     check_int,
     check_positive,
+    count_samples,
     data_key,
     start_params,
+    sum_samples,
+    sum_stats,
+    sum_value,
 )
 
 MULTIPLIERS = ("augmented", "bregman", "assign")
@@ -81,7 +90,7 @@ class ADMMState(MethodState):
     a: list[Tensor] = field(default_factory=list)
     lam: Tensor | None = None
     solve_in: Tensor | None = None  # least-squares operator of the inputs X (cached)
-    solve_key: DataKey | None = None  # data_key of the X that solve_in belongs to
+    solve_key: tuple | None = None  # (data_key of X, alpha, bias, reducer) of solve_in
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,10 @@ class ADMM(Method):
             (accumulated, z_L-update only: Algorithm 1 as printed) or ``assign`` (the public
             reimplementation); see the module docstring.
         bias: fit biases (the paper's networks have none: ``bias=False``).
+        rho: weight decay rho/2 ||W_l||^2 of every layer, added to A (beyond the paper;
+            0: the paper's least squares W_l <- z_l pinv(a_{l-1})).  Each W-step is then a
+            ridge regression with alpha = rho / beta, which keeps the late, badly conditioned
+            W-steps well posed (module docstring).
         init: initial weights (``xavier``, ``normal``, ``variance_scaling``); the auxiliary
             variables start from the forward pass.
     """
@@ -105,6 +118,7 @@ class ADMM(Method):
     warmup: int = 10
     multiplier: str = "augmented"
     bias: bool = True
+    rho: float = 0.0
     init: str = "xavier"
 
     key: ClassVar[str] = "admm"
@@ -113,10 +127,12 @@ class ADMM(Method):
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 400
     full_batch_only: ClassVar[bool] = True
+    supports_distributed: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_positive("beta", self.beta)
         check_positive("gamma", self.gamma)
+        check_positive("rho", self.rho, allow_zero=True)
         check_int("warmup", self.warmup, 0)
         check_choice("multiplier", self.multiplier, MULTIPLIERS)
         if not isinstance(self.bias, bool):
@@ -147,7 +163,8 @@ class ADMM(Method):
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: ADMMState, X: Tensor, Y: Tensor) -> float:
-        """The augmented Lagrangian A of the module docstring divided by N."""
+        """The augmented Lagrangian A of the module docstring divided by N (every process's
+        samples in distributed training)."""
         n = X.shape[0]
         if not state.z:
             acts, pre = net.forward_all(state.params, X)
@@ -168,7 +185,9 @@ class ADMM(Method):
                 total += 0.5 * self.gamma * float(((a[l] - torch.relu(z[l])) ** 2).sum())
             else:
                 total += float((lam * r).sum()) + 0.5 * float(((z[l] - Y) ** 2).sum())
-        return total / n
+        reg = sum(0.5 * self.rho * float(torch.linalg.vector_norm(W)) ** 2
+                  for W, _ in state.params)
+        return (sum_value(state, total, X.device) + reg) / count_samples(state, X)
 
     # ------------------------------------------------------------------ Algorithm 1
     def step(
@@ -176,24 +195,33 @@ class ADMM(Method):
     ) -> ADMMState:
         if new_batch or not state.z or state.z[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
-        if state.solve_key != data_key(X):
-            state.solve_in, state.solve_key = None, data_key(X)
+        # the operator depends on the data, the ridge weight, the intercept and (distributed:
+        # a Gram matrix summed over processes) the reducer
+        key = (data_key(X), self.rho / self.beta, self.bias, state.reducer)
+        if state.solve_key != key:
+            state.solve_in, state.solve_key = None, key
         beta, gamma = self.beta, self.gamma
         z, a, lam, params = state.z, state.a, state.lam, state.params
         L = len(net.layers)
         coupled = self.multiplier == "augmented"
         for l in range(L):
             a_in = X if l == 0 else a[l - 1]
-            # W_l <- z_l pinv(a_{l-1}); the output layer fits z_L + lam/beta in augmented mode
+            # W_l <- z_l pinv(a_{l-1}) (a ridge regression with alpha = rho / beta when rho > 0);
+            # the output layer fits z_L + lam/beta in augmented mode
+            # (distributed training: the statistics are summed over every process's samples)
             target = z[l] + lam / beta if (l == L - 1 and coupled) else z[l]
             if l == 0:  # the inputs never change: their pseudo-inverse is computed once
                 if state.solve_in is None:
-                    state.solve_in = ridge_operator(gram_stats(X, X[:, :1]).xx, 0.0,
+                    xx = sum_samples(state, gram_stats(X, X[:, :1]).xx)
+                    state.solve_in = ridge_operator(xx, self.rho / beta,
                                                     fit_intercept=self.bias)
-                params[0] = _apply(state.solve_in, X, target, self.bias)
+                xt = X.T @ target
+                if self.bias:
+                    xt = torch.cat([xt, target.sum(dim=0, keepdim=True)])
+                params[0] = _apply(state.solve_in, sum_samples(state, xt), self.bias)
             else:
-                stats = gram_stats(a_in, target)
-                params[l] = ridge_from_stats(stats, 0.0, fit_intercept=self.bias)
+                stats = sum_stats(state, gram_stats(a_in, target))
+                params[l] = ridge_from_stats(stats, self.rho / beta, fit_intercept=self.bias)
             if l == L - 1:
                 break
             # a_l <- (beta W^T W + gamma I)^-1 (beta W^T (z_{l+1} - b) + gamma relu(z_l))
@@ -217,11 +245,11 @@ class ADMM(Method):
         return state
 
 
-def _apply(M: Tensor, X: Tensor, T: Tensor, bias: bool) -> tuple[Tensor, Tensor]:
-    """(W, b) = least squares of T on X through the cached operator M (``ridge_operator``)."""
-    xt = torch.cat([X.T @ T, T.sum(dim=0, keepdim=True)]) if bias else X.T @ T
-    theta = (M @ xt.to(torch.float64)).to(X.dtype)
-    d = X.shape[1]
+def _apply(M: Tensor, xt: Tensor, bias: bool) -> tuple[Tensor, Tensor]:
+    """(W, b) = least squares of T on X through the cached operator M (``ridge_operator``)
+    from ``xt`` = [X, 1]^T T (X^T T without the bias), shape (d_in (+ 1), d_out)."""
+    theta = (M @ xt.to(torch.float64)).to(xt.dtype)
+    d = xt.shape[0] - 1 if bias else xt.shape[0]
     W = theta[:d].T.contiguous()
-    b = theta[d].clone() if bias else T.new_zeros(T.shape[1])
+    b = theta[d].clone() if bias else xt.new_zeros(xt.shape[1])
     return W, b

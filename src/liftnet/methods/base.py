@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..graph import Network, Params
+from ..solvers import GramStats
 
 
 @dataclass
@@ -125,10 +126,29 @@ def sum_samples(state: MethodState, t: Tensor) -> Tensor:
 
 def count_samples(state: MethodState, X: Tensor) -> int:
     """Rows of X, summed over every process in distributed training."""
+    return int(sum_value(state, float(X.shape[0]), X.device))
+
+
+def sum_value(state: MethodState, value: float, device: torch.device) -> float:
+    """A number summed over this process's samples (e.g. an objective's data term), summed
+    over every process in distributed training (in float64)."""
     if state.reducer is None:
-        return int(X.shape[0])
-    return int(state.reducer.sum(torch.tensor(float(X.shape[0]), dtype=torch.float64,
-                                              device=X.device)))
+        return value
+    return float(state.reducer.sum(torch.tensor(value, dtype=torch.float64, device=device)))
+
+
+def sum_stats(state: MethodState, stats: GramStats, *, xx_summed: bool = False,
+              n: int | None = None) -> GramStats:
+    """Least-squares statistics of this process's samples (:func:`~liftnet.solvers.gram_stats`)
+    summed over every process in distributed training: the statistics of the union.
+    ``xx_summed``: ``stats.xx`` is already the sum (a cached Gram matrix of the inputs);
+    ``n``: the union's sample count where already known (else summed too)."""
+    if state.reducer is None:
+        return stats
+    xx = stats.xx if xx_summed else state.reducer.sum(stats.xx)
+    if n is None:
+        n = int(sum_value(state, float(stats.n), stats.xt.device))
+    return GramStats(xx, state.reducer.sum(stats.xt), n)
 
 
 def start_params(

@@ -59,7 +59,7 @@ from .base import (
     check_tol,
     count_samples,
     start_params,
-    sum_samples,
+    sum_value,
 )
 
 #: Lipschitz constant of each activation (of grad Phi^*)
@@ -156,9 +156,7 @@ class Bregman(Method):
             c = self.loss_weight if l == len(net.layers) - 1 else 1.0
             data += c * float(bregman_loss(self._act(net, l), xs[l + 1], U).sum())
             reg += 0.5 * self.rho * float(torch.linalg.vector_norm(W)) ** 2
-        if state.reducer is not None:  # distributed: every process's samples
-            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64,
-                                                         device=X.device)))
+        data = sum_value(state, data, X.device)  # distributed: every process's samples
         return data / count_samples(state, X) + reg
 
     # ------------------------------------------------------------------ one step

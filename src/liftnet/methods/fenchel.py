@@ -75,6 +75,7 @@ from .base import (
     data_key,
     start_params,
     sum_samples,
+    sum_value,
 )
 
 #: hidden activations whose X-step has a Lipschitz gradient (sigma^{-1} Lipschitz on dom F)
@@ -322,9 +323,7 @@ class Fenchel(Method):
                 gap = get_activation(name).potential(V) + conjugate(name, U) - U * V
                 data += 2.0 * lams[l] * float(gap.sum())
             reg += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
-        if state.reducer is not None:
-            data = float(sum_samples(state, torch.tensor(data, dtype=torch.float64,
-                                                         device=X.device)))
+        data = sum_value(state, data, X.device)  # distributed: every process's samples
         return (data + reg) / count_samples(state, X)
 
     # ------------------------------------------------------------------ one step

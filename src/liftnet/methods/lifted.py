@@ -49,7 +49,6 @@ from torch import Tensor
 from ..activations import get_activation
 from ..graph import Network, Params
 from ..solvers import (
-    GramStats,
     apg,
     box_qp,
     gram_stats,
@@ -70,6 +69,7 @@ from .base import (
     data_key,
     start_params,
     sum_samples,
+    sum_stats,
 )
 
 BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
@@ -255,9 +255,8 @@ class Lifted(Method):
         for l in range(len(net.layers)):
             target = self._target(net, l, xs[l], xs[l + 1], *state.params[l])
             cached = state.gram_in if l == 0 else None
-            local = gram_stats(xs[l], target, xx=cached)
-            stats = GramStats(local.xx if cached is not None else sum_samples(state, local.xx),
-                              sum_samples(state, local.xt), n)
+            stats = sum_stats(state, gram_stats(xs[l], target, xx=cached),
+                              xx_summed=cached is not None, n=n)
             if l == 0:  # the inputs do not change while the lifted variables persist
                 state.gram_in = stats.xx
             alpha = self.rho * n / lams[l]

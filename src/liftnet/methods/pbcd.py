@@ -27,6 +27,8 @@ update is an exact block minimiser and E never increases in full-batch training.
 Kernels: :func:`~liftnet.solvers.relu_prox`, :func:`~liftnet.solvers.linear_prox` and the
 proximal ridge regression :func:`~liftnet.solvers.ridge_from_stats` (the inputs' Gram matrix is
 computed once in full-batch mode).  Cost per step about 10 N d^2 flops per d x d layer.
+Data-parallel training: the W-steps' statistics are all-reduced (``state.reducer``), every
+other block is per sample, so the processes take the steps of one process on the union.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ from torch import Tensor
 from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats
 from .base import (
-    DataKey,
     Method,
     MethodState,
     check_finite,
     check_positive,
+    count_samples,
     data_key,
     start_params,
+    sum_stats,
+    sum_value,
 )
 
 
@@ -65,7 +69,7 @@ class PBCDState(MethodState):
     U: list[Tensor] = field(default_factory=list)
     V: list[Tensor] = field(default_factory=list)
     gram_in: Tensor | None = None  # [X, 1]^T [X, 1] of the inputs in full-batch mode (cached)
-    gram_key: DataKey | None = None  # data_key of the X that gram_in belongs to
+    gram_key: tuple | None = None  # (data_key of X, reducer) that gram_in belongs to
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class PBCD(Method):
     hidden_activations: ClassVar[tuple[str, ...]] = ("relu",)
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 50
+    supports_distributed: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_positive("gamma", self.gamma)
@@ -123,7 +128,8 @@ class PBCD(Method):
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: PBCDState, X: Tensor, Y: Tensor) -> float:
-        """E of the module docstring divided by N (without the proximal terms)."""
+        """E of the module docstring divided by N (without the proximal terms; every
+        process's samples in distributed training)."""
         n = X.shape[0]
         if not state.U:
             acts, pre = net.forward_all(state.params, X)
@@ -141,7 +147,7 @@ class PBCD(Method):
             total += 0.5 * self.rho * _sqnorm(torch.addmm(b, x_in, W.T).sub_(U[l]))
             act = U[l] if l == L - 1 else torch.relu(U[l])
             total += 0.5 * self.gamma * _sqnorm(act.sub_(V[l]) if l < L - 1 else V[l] - act)
-        return total / n
+        return sum_value(state, total, X.device) / count_samples(state, X)
 
     # ------------------------------------------------------------------ one backward sweep
     def step(
@@ -149,8 +155,9 @@ class PBCD(Method):
     ) -> PBCDState:
         if new_batch or not state.U or state.U[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
-        if state.gram_key != data_key(X):
-            state.gram_in, state.gram_key = None, data_key(X)
+        key = (data_key(X), state.reducer)  # a Gram matrix summed over processes: other key
+        if state.gram_key != key:
+            state.gram_in, state.gram_key = None, key
         g, r, a = self.gamma, self.rho, self.alpha
         U, V, params = state.U, state.V, state.params
         L = len(net.layers)
@@ -164,8 +171,11 @@ class PBCD(Method):
             W, b = params[l]
             if l < L - 1:
                 U[l] = self._u_update(x_in, W, b, U[l], V[l])
-            # (W_l, b_l): proximal ridge regression, divided by rho
-            stats = gram_stats(x_in, U[l], xx=state.gram_in if l == 0 else None)
+            # (W_l, b_l): proximal ridge regression, divided by rho (distributed training:
+            # the statistics of every process's samples)
+            cached = state.gram_in if l == 0 else None
+            stats = sum_stats(state, gram_stats(x_in, U[l], xx=cached),
+                              xx_summed=cached is not None)
             if l == 0:  # the inputs never change within a batch
                 state.gram_in = stats.xx
             W, b = ridge_from_stats(stats, 0.0, W0=W, b0=b, gamma=a / r)
