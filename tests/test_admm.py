@@ -100,3 +100,22 @@ def test_weight_decay_makes_every_w_step_a_ridge_regression(bias, small_data):
     reg = sum(0.5 * 0.7 * float((W**2).sum()) for W, _ in new.params) / len(X)
     assert method.objective(net, new, X, targets_for(net, y, X.dtype)) == pytest.approx(
         plain.objective(net, new, X, targets_for(net, y, X.dtype)) + reg, rel=1e-12)
+
+
+def test_a_state_stepped_with_another_rho_or_bias_rebuilds_the_cached_operator(small_data):
+    """The first layer's least-squares operator is cached with the state; a method with
+    another weight decay or intercept must not reuse it."""
+    X, y = small_data[0], small_data[1]
+    net = mlp("8-12-3", loss="mse")
+    res = fit(get_method("admm", warmup=1), net, X, y, epochs=2, progress=False)
+    Y = targets_for(net, y, X.dtype)
+    for hp in ({"rho": 0.7}, {"rho": 0.7, "bias": False}, {"rho": 2.0, "bias": False}):
+        method = get_method("admm", warmup=1, **hp)
+        state = copy.deepcopy(res.state)
+        target = state.z[0].clone()
+        W, b = method.step(net, state, X, Y, new_batch=False).params[0]
+        resid = X @ W.T + b - target
+        torch.testing.assert_close(X.T @ resid + hp["rho"] / method.beta * W.T,
+                                   torch.zeros_like(W.T), atol=1e-8, rtol=0)
+        assert hp.get("bias", True) or torch.count_nonzero(b) == 0
+        res.state = state  # the next setting starts from this one's cache

@@ -65,6 +65,7 @@ LOOSE = (1e-5, 1e-7, 1e-7)
     ("fenchel", "ce", {**FENCHEL_TIGHT, "extrapolation": 0.9}, LOOSE),
     ("bregman", "ce", BREGMAN_TIGHT, LOOSE), ("bregman", "mse", BREGMAN_TIGHT, LOOSE),
     ("admm", "mse", {}, EXACT), ("admm", "mse", {"multiplier": "bregman", "warmup": 1}, EXACT),
+    ("admm", "mse", {"rho": 0.7, "bias": False, "warmup": 1}, EXACT),
     ("pbcd", "mse", {}, EXACT)])
 def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss, hp, tols):
     """Full data set (paper 004's setting, Fenchel's Algorithm 1 (with extrapolation its
@@ -108,6 +109,30 @@ def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, a
     for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
         assert torch.equal(W, W1) and torch.equal(b, b1)
     assert len(out[0]["history"]) == 2 and out[0]["history"][-1]["train_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("local, visible, named, expected", [
+    ("1", 2, None, "cuda:1"), ("1", 2, 1, "cuda:1"), ("1", 2, 0, "trains on cuda:1, not cuda:0"),
+    ("1", 1, None, "cuda:0"),  # one GPU bound to each process: it is cuda:0 whatever the rank
+    ("1", 1, 0, "cuda:0"), ("0", 2, 1, "trains on cuda:0, not cuda:1"),
+    ("2", 2, None, "LOCAL_RANK is 2 but this process sees 2 GPUs"),
+    ("x", 2, None, "LOCAL_RANK must be a non-negative integer"),
+    ("\u00b2", 2, None, "LOCAL_RANK must be a non-negative integer"),
+])
+def test_each_process_takes_the_gpu_of_its_local_rank(monkeypatch, local, visible, named,
+                                                      expected):
+    """Under torchrun each process takes the GPU of its LOCAL_RANK (cuda:0 where it sees one
+    GPU); ``--device cuda:N`` naming another one is a clear error (no GPU needed to check)."""
+    from liftnet.distributed import local_gpu
+
+    monkeypatch.setenv("LOCAL_RANK", local)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    device = torch.device("cuda", named) if named is not None else torch.device("cuda")
+    if expected.startswith("cuda:"):
+        assert local_gpu(device) == torch.device(expected)
+    else:
+        with pytest.raises(ValueError, match=expected):
+            local_gpu(device)
 
 
 def test_clear_errors_without_a_process_group_or_support():

@@ -2,6 +2,8 @@
 
     liftnet train --method lifted --arch 784-300-10 --loss ce --dataset mnist --epochs 30 \\
         --batch-size 0 --seed 0 --data-dir ../shared/data --out run.json --save model.pt
+    liftnet evaluate --model model.pt --data-dir ../shared/data --out scores.json
+    liftnet export --model model.pt --out model.pt2      # runs with torch alone
 
 With no arguments, ``liftnet`` trains the default method on the bundled ``digits`` data set.
 Method hyperparameters (``--lam``, ``--rho``, ...) are generated from the methods' dataclass
@@ -24,9 +26,10 @@ from . import distributed
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import LENET5_DEFAULTS
-from .metrics import LINEAR_SHARE_DEFINITION, linear_share
+from .metrics import LINEAR_SHARE_DEFINITION, evaluate, linear_share
 from .results import check_writable, load_model, save_model, versions, write_json
 from .training import fit, resolve_device
+from .transfer import export_program
 
 
 def _method_fields() -> dict[str, tuple[type, list[str]]]:
@@ -81,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="write the JSON results here")
     t.add_argument("--save", default=None, help="save the trained model (torch file) here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    e = sub.add_parser("evaluate", help="score a saved model (train --save) on a data set")
+    e.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
+    e.add_argument("--dataset", default=None, choices=datamod.DATASETS,
+                   help="default: the data set the model was trained on")
+    e.add_argument("--split", default="test", choices=("test", "train"))
+    e.add_argument("--data-dir", default=None,
+                   help="folder holding <dataset>/ files (default: $LIFTNET_DATA, else a cache)")
+    e.add_argument("--download", action="store_true", help="download missing data files")
+    e.add_argument("--standardize", default=None, action=argparse.BooleanOptionalAction,
+                   help="standardise the features (default: as in the model's training run)")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    e.add_argument("--dtype", default=None, choices=("float32", "float64"),
+                   help="default: the model's training dtype")
+    e.add_argument("--out", default=None, help="write the JSON scores here")
+    x = sub.add_parser("export", help="write a saved model as a torch.export program (.pt2) "
+                                      "that runs with torch alone")
+    x.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
+    x.add_argument("--out", required=True, help="the .pt2 file to write")
     group = t.add_argument_group("method hyperparameters (default: the method's)")
     for name, (typ, owners) in sorted(_method_fields().items()):
         group.add_argument(
@@ -133,6 +154,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     """Train as the arguments say; returns the results record (also written to --out)."""
     _check_outputs(args)
     device = _device(args.device)
+    world = distributed.world_size_from_env()
+    if world > 1 and device.type == "cuda":  # under torchrun: this process's GPU, from the
+        device = distributed.local_gpu(device)  # start (the data go there)
     dtype = getattr(torch, args.dtype)
     hp = _hyperparameters(args)
     if args.method == "fenchel" and args.arch == "lenet5":
@@ -174,7 +198,6 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     torch.manual_seed(args.seed)
-    world = distributed.world_size_from_env()
     t0 = time.perf_counter()
     if world > 1:  # under torchrun: this process trains on its shard of the training set
         device = distributed.init_from_env(device)
@@ -230,6 +253,91 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Score a saved model with the feed-forward rule on a split of a data set, preprocessed
+    as in its training run (same standardisation statistics); returns the record (--out)."""
+    if args.out is not None:
+        check_writable(args.out, "--out")
+    device = _device(args.device)
+    net, params, meta = load_model(args.model)
+    config = meta.get("config") if isinstance(meta, dict) else None
+    config = config if isinstance(config, dict) else {}
+    trained_on = meta.get("dataset") if isinstance(meta, dict) else None
+    dataset = args.dataset or trained_on
+    if dataset is None:
+        raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
+                         "was trained on")
+    standardize = args.standardize
+    if standardize is None:
+        standardize = bool(config.get("standardize", False)) and dataset == trained_on
+    same_run = dataset == trained_on and standardize
+    dtype_name = args.dtype or str(config.get("dtype", "float32"))
+    if dtype_name not in ("float32", "float64"):
+        dtype_name = "float32"
+    dtype = getattr(torch, dtype_name)
+    ds = datamod.load_dataset(
+        dataset, data_dir=args.data_dir, download=args.download, dtype=dtype,
+        standardize=standardize, seed=int(config.get("seed", 0)) if same_run else 0,
+        # the training run's subset, whose statistics standardised its features
+        n_train=config.get("n_train") if same_run else None,
+    ).to(device=device, dtype=dtype)
+    X, y = (ds.X_test, ds.y_test) if args.split == "test" else (ds.X_train, ds.y_train)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"{args.model} is {net.spec}, which takes {net.sizes[0]} inputs; "
+                         f"{dataset} has {X.shape[1]} features")
+    params = [(W.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype))
+              for W, b in params]
+    record = {"model": str(args.model), "method": meta.get("method"), "arch": net.spec,
+              "loss_function": net.loss, "dataset": dataset, "split": args.split,
+              "standardize": standardize, "dtype": dtype_name, "versions": versions(),
+              **evaluate(net, params, X, y)}
+    if args.out:
+        write_json(args.out, record)
+    return record
+
+
+def run_export(args: argparse.Namespace) -> dict[str, Any]:
+    """Write a saved model as a ``torch.export`` program; returns a short record."""
+    check_writable(args.out, "--out")
+    if os.path.abspath(args.out) == os.path.abspath(args.model):
+        raise ValueError(f"--out names the model file ({args.model}); the export would "
+                         "overwrite it")
+    net, params, _ = load_model(args.model)
+    export_program(net, params, args.out)
+    return {"model": str(args.model), "out": str(args.out), "arch": net.spec,
+            "inputs": net.sizes[0]}
+
+
+def _report_train(record: dict[str, Any]) -> str | None:
+    if record["config"]["processes"] > 1 and os.environ.get("RANK", "0") != "0":
+        return None  # the first process reports
+    acc = record["train_accuracy"], record["test_accuracy"]
+    line = f"{record['method']} {record['arch']} on {record['dataset']}: "
+    if acc[0] is not None:
+        line += f"train accuracy {acc[0]:.4f}, test accuracy {acc[1]:.4f}"
+    if "test_accuracy_lifted_rule" in record:
+        line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
+    return line + f" ({record['wall_seconds']:.1f} s)"
+
+
+def _report_evaluate(record: dict[str, Any]) -> str:
+    line = f"{record['model']} ({record['arch']}) on {record['dataset']} {record['split']}: "
+    if "accuracy" in record:
+        line += f"accuracy {record['accuracy']:.4f}, "
+    return line + f"loss {record['loss']:.4g} ({record['n']} samples)"
+
+
+def _report_export(record: dict[str, Any]) -> str:
+    return (f"wrote {record['out']}: {record['arch']} as a torch.export program; run it with "
+            f"torch.export.load(path).module()(x), x of shape (N, {record['inputs']})")
+
+
+def _commands() -> dict[str, tuple[Any, Any]]:
+    """Each subcommand's (run, report) pair, looked up when called."""
+    return {"train": (run_train, _report_train), "evaluate": (run_evaluate, _report_evaluate),
+            "export": (run_export, _report_export)}
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is an allocator's failure (CPU or GPU), not a defect to report."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -247,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    run, report = _commands()[args.command]
     try:
-        record = run_train(args)
+        record = run(args)
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2
@@ -263,13 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         if "WORLD_SIZE" in os.environ and torch.distributed.is_available() \
                 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    if record["config"]["processes"] > 1 and os.environ.get("RANK", "0") != "0":
-        return 0  # the first process reports
-    acc = record["train_accuracy"], record["test_accuracy"]
-    line = f"{record['method']} {record['arch']} on {record['dataset']}: "
-    if acc[0] is not None:
-        line += f"train accuracy {acc[0]:.4f}, test accuracy {acc[1]:.4f}"
-    if "test_accuracy_lifted_rule" in record:
-        line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
-    print(line + f" ({record['wall_seconds']:.1f} s)")
+    line = report(record)
+    if line is not None:
+        print(line)
     return 0

@@ -4,8 +4,9 @@ Every process holds a shard of the samples.  In a lifted model the activation va
 sample belong to that sample, so the X-steps run on each shard without any communication; the
 W-steps need sums over all samples, and for a ridge W-step these are its sufficient statistics
 (``[X, 1]^T [X, 1]`` and ``[X, 1]^T T``, :func:`liftnet.solvers.gram_stats`), which the
-processes all-reduce: one ``(d_in + 1) x (d_in + 1 + d_out)`` exchange per layer and sweep, not
-one per sample (``lifted``, and likewise the least-squares W-steps of ``admm`` and ``pbcd``,
+processes all-reduce: a ``(d_in + 1) x (d_in + 1)`` and a ``(d_in + 1) x d_out`` exchange per
+layer and sweep (the first only once for the inputs while they stay the same), not one per
+sample (``lifted``, and likewise the least-squares W-steps of ``admm`` and ``pbcd``,
 whose other blocks are per sample too).  A W-step solved by majorisation (``fenchel``,
 ``bregman``) sums its Gram matrix once and its ``d_out x (d_in + 1)`` gradient once per MM
 iteration, in the primal form (the sample-space form needs every row).  The result is the
@@ -44,25 +45,45 @@ from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
 from .training import FitResult, _fmt, _progress, check_fit_arguments, check_full_batch
 
-__all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "world_size_from_env"]
+__all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "local_gpu",
+           "world_size_from_env"]
 
 
 def world_size_from_env() -> int:
     """The number of processes a launcher such as torchrun started (``WORLD_SIZE``; 1 if
     none)."""
     value = os.environ.get("WORLD_SIZE", "1").strip() or "1"
-    if not value.isdigit() or int(value) < 1:
+    if not value.isdecimal() or int(value) < 1:
         raise ValueError(f"WORLD_SIZE must be a positive integer, got {value!r}")
     return int(value)
 
 
+def local_gpu(device: torch.device) -> torch.device:
+    """The GPU of this process under a launcher: ``cuda:LOCAL_RANK``, or ``cuda:0`` where each
+    process sees one GPU (a launcher that binds one GPU per process).  A ``device`` that
+    names another index is a ValueError."""
+    local = os.environ.get("LOCAL_RANK", "0").strip() or "0"
+    if not local.isdecimal():
+        raise ValueError(f"LOCAL_RANK must be a non-negative integer, got {local!r}")
+    visible = torch.cuda.device_count()
+    index = 0 if visible == 1 else int(local)
+    if device.index is not None and device.index != index:
+        raise ValueError(f"under a launcher this process (LOCAL_RANK {local}, {visible} visible "
+                         f"GPUs) trains on cuda:{index}, not {device}: pass --device cuda "
+                         "without an index")
+    if index >= visible:
+        raise ValueError(f"LOCAL_RANK is {local} but this process sees {visible} GPUs")
+    return torch.device("cuda", index)
+
+
 def init_from_env(device: torch.device) -> torch.device:
     """Join the process group a launcher (torchrun) describes in the environment: gloo on CPU,
-    NCCL on CUDA with one GPU per process (``LOCAL_RANK``).  Returns this process's device."""
+    NCCL on CUDA with one GPU per process (:func:`local_gpu`).  Returns this process's
+    device."""
     if not dist.is_available():
         raise ValueError("this torch build has no torch.distributed")
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = local_gpu(device)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -39,6 +39,37 @@ def accuracy(net: Network, params: Params, X: Tensor, y: Tensor) -> float | None
     return float((pred == y).double().mean())
 
 
+def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
+    """Scores of the feed-forward rule on (X, y), as a JSON-ready record.
+
+    ``n``; ``loss``: the mean cross-entropy of the softmax outputs (``ce``) or the mean over
+    samples of ||output - Y||^2 (``mse``; Y one-hot for labels); for labels also ``accuracy``
+    and ``confusion`` (k x k counts, row = true class, column = predicted class).
+    """
+    if len(y) != len(X):
+        raise ValueError(f"inputs and labels disagree in length: {len(X)} and {len(y)}")
+    if len(X) == 0:
+        raise ValueError("nothing to evaluate: the data set is empty")
+    k = net.sizes[-1]
+    if is_classification(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+        raise ValueError(f"labels must lie in [0, {k - 1}] for a network with {k} outputs, "
+                         f"got labels from {int(y.min())} to {int(y.max())}")
+    out = net.outputs(params, X).double()
+    Y = targets_for(net, y, torch.float64)
+    if net.loss == "ce":
+        loss = float(-(Y * torch.log_softmax(out, dim=1)).sum(1).mean())
+    else:
+        loss = float(((out - Y) ** 2).sum(1).mean())
+    record: dict = {"n": len(X), "loss": loss}
+    if is_classification(y):
+        pred = out.argmax(1)
+        record["accuracy"] = float((pred == y).double().mean())
+        confusion = torch.zeros(k * k, dtype=torch.int64)
+        confusion.index_add_(0, (y * k + pred).cpu(), torch.ones(len(y), dtype=torch.int64))
+        record["confusion"] = confusion.reshape(k, k).tolist()
+    return record
+
+
 #: where each activation acts as the identity map (sigma(u) = u), as a test on u
 _LINEAR_REGION = {
     "relu": lambda u: u > 0,

@@ -48,7 +48,7 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     return path
 
 
-def _atomic_write(path: str | os.PathLike, write) -> Path:
+def atomic_write(path: str | os.PathLike, write) -> Path:
     """Write through a temporary file in the same directory, then rename: an existing file is
     replaced whole or not at all."""
     path = check_writable(path)
@@ -80,7 +80,7 @@ def _atomic_write(path: str | os.PathLike, write) -> Path:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename)."""
     text = json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
-    return _atomic_write(path, lambda fh: fh.write(text.encode()))
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def _finite(obj: Any) -> Any:
@@ -117,7 +117,7 @@ def save_model(
         "biases": [b.detach().cpu().contiguous() for _, b in params],
         "meta": meta_text,
     }
-    return _atomic_write(path, lambda fh: torch.save(payload, fh))
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]]:

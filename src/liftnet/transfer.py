@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from .activations import get_activation
 from .graph import Dense, Network, Params
 from .layers import Conv2d
+from .results import atomic_write
 
 
 def to_torch(net: Network, params: Params) -> nn.Sequential:
@@ -43,6 +47,18 @@ def to_torch(net: Network, params: Params) -> nn.Sequential:
         if l < len(net.layers) - 1:
             modules.append(get_activation(layer.activation).torch_module())
     return nn.Sequential(*modules)
+
+
+def export_program(net: Network, params: Params, path: str | os.PathLike) -> Path:
+    """Write the feed-forward network as a ``torch.export`` program (a ``.pt2`` file):
+    ``torch.export.load(path).module()`` runs it on flat inputs ``(N, d_0)`` for any batch size,
+    with torch alone (no liftnet, no Python class of ours).  Written atomically."""
+    model = to_torch(net, params).eval()
+    W = params[0][0]
+    example = torch.zeros(2, net.layers[0].input_size, dtype=W.dtype, device=W.device)
+    program = torch.export.export(model, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    return atomic_write(path, lambda fh: torch.export.save(program, fh))
 
 
 _MODULE_NAMES = {

@@ -161,6 +161,7 @@ class PBCD(Method):
         g, r, a = self.gamma, self.rho, self.alpha
         U, V, params = state.U, state.V, state.params
         L = len(net.layers)
+        n = count_samples(state, X)  # every process's samples: one exchange per step
         # output layer: V_L, then U_L (both closed form, identity activation)
         V[-1] = (Y + g * U[-1] + a * V[-1]) / (1.0 + g + a)
         x_in = X if L == 1 else V[L - 2]
@@ -175,7 +176,7 @@ class PBCD(Method):
             # the statistics of every process's samples)
             cached = state.gram_in if l == 0 else None
             stats = sum_stats(state, gram_stats(x_in, U[l], xx=cached),
-                              xx_summed=cached is not None)
+                              xx_summed=cached is not None, n=n)
             if l == 0:  # the inputs never change within a batch
                 state.gram_in = stats.xx
             W, b = ridge_from_stats(stats, 0.0, W0=W, b0=b, gamma=a / r)

@@ -1,0 +1,146 @@
+"""Scoring and exporting saved models: metrics.evaluate, transfer.export_program and the
+``liftnet evaluate`` / ``liftnet export`` commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from liftnet import save_model, to_torch
+from liftnet.cli import main
+from liftnet.graph import network
+from liftnet.methods.base import start_params
+from liftnet.metrics import evaluate
+from liftnet.transfer import export_program
+
+
+def _model(spec="6-5-3", loss="ce", seed=0):
+    net = network(spec, loss=loss)
+    params = start_params(net, torch.zeros(2, net.sizes[0]), None,
+                          generator=torch.Generator().manual_seed(seed), scheme="xavier",
+                          bias=0.1)
+    return net, params
+
+
+def test_evaluate_against_torch_and_counts():
+    net, params = _model()
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(40, 6, generator=g), torch.randint(0, 3, (40,), generator=g)
+    rec = evaluate(net, params, X, y)
+    logits = to_torch(net, params)(X).detach()
+    assert rec["n"] == 40
+    assert rec["loss"] == pytest.approx(float(F.cross_entropy(logits.double(), y)), rel=1e-6)
+    assert rec["accuracy"] == pytest.approx(float((logits.argmax(1) == y).double().mean()))
+    confusion = torch.tensor(rec["confusion"])
+    assert confusion.sum() == 40 and confusion.diagonal().sum() == round(40 * rec["accuracy"])
+    for true, pred in zip(y.tolist(), logits.argmax(1).tolist(), strict=True):
+        assert confusion[true, pred] >= 1
+    assert confusion.sum(1).tolist() == torch.bincount(y, minlength=3).tolist()
+
+
+def test_evaluate_squared_loss_with_labels_and_with_targets():
+    net, params = _model(loss="mse")
+    X = torch.randn(10, 6, generator=torch.Generator().manual_seed(2))
+    out = net.forward(params, X).detach()
+    y = torch.arange(10) % 3
+    rec = evaluate(net, params, X, y)
+    assert rec["loss"] == pytest.approx(float(((out - F.one_hot(y, 3)) ** 2).sum(1).mean()),
+                                        rel=1e-6)
+    T = torch.randn(10, 3)
+    rec = evaluate(net, params, X, T)  # regression: no accuracy, no confusion matrix
+    assert set(rec) == {"n", "loss"}
+    assert rec["loss"] == pytest.approx(float(((out - T) ** 2).sum(1).mean()), rel=1e-6)
+
+
+@pytest.mark.parametrize("y, message", [
+    (torch.tensor([0, 1, 3]), r"labels must lie in \[0, 2\]"),
+    (torch.tensor([0, 1]), "disagree in length: 3 and 2"),
+])
+def test_evaluate_bad_labels_are_clear_errors(y, message):
+    net, params = _model()
+    with pytest.raises(ValueError, match=message):
+        evaluate(net, params, torch.zeros(3, 6), y)
+
+
+@pytest.mark.parametrize("spec", ["6-5-3", "1x4x4-conv2k3p1-pool2-5-3"])
+def test_export_program_runs_with_torch_alone(spec, tmp_path):
+    net, params = _model(spec=spec, seed=3)
+    path = export_program(net, params, tmp_path / "model.pt2")
+    X = torch.randn(7, net.sizes[0], generator=torch.Generator().manual_seed(4))
+    torch.save(X, tmp_path / "x.pt")
+    # a fresh interpreter in which liftnet cannot be imported
+    code = ("import sys; sys.modules['liftnet'] = None; import torch; "
+            f"m = torch.export.load({str(path)!r}).module(); "
+            f"x = torch.load({str(tmp_path / 'x.pt')!r}); "
+            f"torch.save((m(x), m(x[:1])), {str(tmp_path / 'y.pt')!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out, first = torch.load(tmp_path / "y.pt")
+    expected = net.forward(params, X).detach()
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(first, expected[:1])  # any batch size, one row too
+
+
+def test_cli_evaluate_reproduces_the_training_run(tmp_path, capsys):
+    """The scores of a saved model on the data it was trained on, preprocessed the same way
+    (standardised with the statistics of the run's seeded training subset)."""
+    run, model, scores = tmp_path / "run.json", tmp_path / "m.pt", tmp_path / "scores.json"
+    assert main(["train", "--dataset", "digits", "--arch", "64-30-10", "--epochs", "2",
+                 "--standardize", "--n-train", "600", "--seed", "2", "--quiet",
+                 "--out", str(run), "--save", str(model)]) == 0
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    trained, rec = json.loads(run.read_text()), json.loads(scores.read_text())
+    assert rec["dataset"] == "digits" and rec["split"] == "test" and rec["standardize"]
+    assert rec["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-12)
+    assert rec["n"] == trained["config"]["n_test"]
+    assert main(["evaluate", "--model", str(model), "--split", "train", "--out",
+                 str(scores)]) == 0
+    rec = json.loads(scores.read_text())
+    assert rec["accuracy"] == pytest.approx(trained["train_accuracy"], abs=1e-12)
+    assert rec["n"] == 600
+    # without the standardisation the model sees other inputs
+    assert main(["evaluate", "--model", str(model), "--no-standardize", "--out",
+                 str(scores)]) == 0
+    assert json.loads(scores.read_text())["accuracy"] < trained["test_accuracy"]
+
+
+def test_cli_export_writes_a_program(tmp_path, capsys):
+    net, params = _model(spec="64-8-10")
+    save_model(tmp_path / "m.pt", net, params, {"method": "lifted", "dataset": "digits"})
+    assert main(["export", "--model", str(tmp_path / "m.pt"), "--out",
+                 str(tmp_path / "m.pt2")]) == 0
+    assert "torch.export.load" in capsys.readouterr().out
+    X = torch.rand(3, 64)
+    torch.testing.assert_close(torch.export.load(tmp_path / "m.pt2").module()(X),
+                               net.forward(params, X).detach())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "--model", "{tmp}/none.pt"], "no saved model at"),
+    (["evaluate", "--model", "{tmp}/m.pt"], "--dataset is needed"),
+    (["evaluate", "--model", "{tmp}/m.pt", "--dataset", "digits"],
+     "takes 6 inputs; digits has 64 features"),
+    (["evaluate", "--model", "{tmp}/junk.pt", "--dataset", "digits"],
+     "is not a readable liftnet model"),
+    (["export", "--model", "{tmp}/m.pt", "--out", "{tmp}/m.pt"], "would overwrite"),
+    (["export", "--model", "{tmp}/m.pt", "--out", "{tmp}/no/such/dir/x.pt2"],
+     ""),  # created: a missing parent directory is made, like --out of train
+])
+def test_cli_evaluate_and_export_errors_are_clear(argv, message, tmp_path, capsys):
+    net, params = _model()
+    save_model(tmp_path / "m.pt", net, params)  # no meta: which data set is unknown
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    code = main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    if message:
+        assert code == 2 and message in err and "Traceback" not in err
+    else:
+        assert code == 0 and (tmp_path / "no/such/dir/x.pt2").is_file()
+    assert (tmp_path / "m.pt").read_bytes()[:2] == b"PK"  # the model is never overwritten
