@@ -57,14 +57,19 @@ def test_evaluate_squared_loss_with_labels_and_with_targets():
     assert rec["loss"] == pytest.approx(float(((out - T) ** 2).sum(1).mean()), rel=1e-6)
 
 
-@pytest.mark.parametrize("y, message", [
-    (torch.tensor([0, 1, 3]), r"labels must lie in \[0, 2\]"),
-    (torch.tensor([0, 1]), "disagree in length: 3 and 2"),
+@pytest.mark.parametrize("X, y, message", [
+    (torch.zeros(3, 6), torch.tensor([0, 1, 3]), r"labels must lie in \[0, 2\]"),
+    (torch.zeros(3, 6), torch.tensor([0, 1]), "differ in length: 3 vs 2"),
+    (torch.full((3, 6), float("nan")), torch.tensor([0, 1, 2]), "contain NaN"),
+    (torch.zeros(3, 5), torch.tensor([0, 1, 2]), "have 5 features but the architecture"),
+    (torch.zeros(3, 6, dtype=torch.float64), torch.tensor([0, 1, 2]),
+     "must match the weights"),
+    (torch.zeros(0, 6), torch.zeros(0, dtype=torch.int64), "set is empty"),
 ])
-def test_evaluate_bad_labels_are_clear_errors(y, message):
+def test_evaluate_bad_input_is_a_clear_error(X, y, message):
     net, params = _model()
     with pytest.raises(ValueError, match=message):
-        evaluate(net, params, torch.zeros(3, 6), y)
+        evaluate(net, params, X, y)
 
 
 @pytest.mark.parametrize("spec", ["6-5-3", "1x4x4-conv2k3p1-pool2-5-3"])
@@ -111,6 +116,39 @@ def test_cli_evaluate_reproduces_the_training_run(tmp_path, capsys):
     assert json.loads(scores.read_text())["accuracy"] < trained["test_accuracy"]
 
 
+@pytest.mark.parametrize("train_args", [
+    ["--dataset", "digits", "--arch", "64-30-10", "--n-train", "300", "--seed", "5"],
+    ["--dataset", "synthetic", "--arch", "auto", "--seed", "3"],  # the seed draws the data
+    ["--dataset", "digits", "--arch", "64-30-10", "--dtype", "float64", "--seed", "1"],
+])
+def test_cli_evaluate_reuses_the_runs_seed_and_subset_without_standardisation(train_args,
+                                                                              tmp_path):
+    run, model, scores = tmp_path / "run.json", tmp_path / "m.pt", tmp_path / "s.json"
+    assert main(["train", *train_args, "--epochs", "2", "--quiet", "--out", str(run),
+                 "--save", str(model)]) == 0
+    trained = json.loads(run.read_text())
+    for split, key in (("test", "test_accuracy"), ("train", "train_accuracy")):
+        assert main(["evaluate", "--model", str(model), "--split", split, "--out",
+                     str(scores)]) == 0
+        rec = json.loads(scores.read_text())
+        assert rec["accuracy"] == pytest.approx(trained[key], abs=1e-12)
+        assert rec["dtype"] == trained["config"]["dtype"]
+    assert rec["n"] == trained["config"]["n_train"]
+
+
+def test_cli_evaluate_warns_when_the_training_standardisation_is_not_applied(tmp_path,
+                                                                              capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--dataset", "digits", "--arch", "64-20-10", "--epochs", "1",
+                 "--standardize", "--quiet", "--save", str(model)]) == 0
+    net, params = _model(spec="64-20-10")
+    meta = json.loads(json.dumps({"dataset": "digits", "config": {"standardize": True}}))
+    save_model(tmp_path / "other.pt", net, params, {**meta, "dataset": "synthetic"})
+    assert main(["evaluate", "--model", str(tmp_path / "other.pt"), "--dataset", "digits"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "trained on standardised synthetic inputs" in err
+
+
 def test_cli_export_writes_a_program(tmp_path, capsys):
     net, params = _model(spec="64-8-10")
     save_model(tmp_path / "m.pt", net, params, {"method": "lifted", "dataset": "digits"})
@@ -130,13 +168,27 @@ def test_cli_export_writes_a_program(tmp_path, capsys):
     (["evaluate", "--model", "{tmp}/junk.pt", "--dataset", "digits"],
      "is not a readable liftnet model"),
     (["export", "--model", "{tmp}/m.pt", "--out", "{tmp}/m.pt"], "would overwrite"),
+    (["export", "--model", "{tmp}/link.pt", "--out", "{tmp}/m.pt"], "would overwrite"),
+    (["evaluate", "--model", "{tmp}/m.pt", "--dataset", "digits", "--out", "{tmp}/m.pt"],
+     "would overwrite"),
+    (["evaluate", "--model", "{tmp}/m.pt", "--dataset", "digits", "--out", "{tmp}/link.pt"],
+     "would overwrite"),
+    (["evaluate", "--model", "{tmp}/list_meta.pt", "--dataset", "digits"],
+     "takes 6 inputs"),  # a meta that is not a training record is ignored
+    (["evaluate", "--model", "{tmp}/bad_seed.pt"], "config's seed must be a non-negative"),
+    (["evaluate", "--model", "{tmp}/number_dataset.pt"], "--dataset is needed"),
     (["export", "--model", "{tmp}/m.pt", "--out", "{tmp}/no/such/dir/x.pt2"],
      ""),  # created: a missing parent directory is made, like --out of train
 ])
 def test_cli_evaluate_and_export_errors_are_clear(argv, message, tmp_path, capsys):
     net, params = _model()
     save_model(tmp_path / "m.pt", net, params)  # no meta: which data set is unknown
+    (tmp_path / "link.pt").symlink_to(tmp_path / "m.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a model")
+    save_model(tmp_path / "list_meta.pt", net, params, [1, 2])
+    save_model(tmp_path / "bad_seed.pt", net, params,
+               {"dataset": "digits", "config": {"seed": "x", "n_train": 5}})
+    save_model(tmp_path / "number_dataset.pt", net, params, {"dataset": 5})
     code = main([a.format(tmp=tmp_path) for a in argv])
     err = capsys.readouterr().err
     if message:

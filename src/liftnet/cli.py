@@ -137,8 +137,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for flag, path in given.items():
         if path is not None:
             check_writable(path, flag)
-    if given["--out"] and given["--save"] and (
-            os.path.abspath(given["--out"]) == os.path.abspath(given["--save"])):
+    if given["--out"] and given["--save"] and _same_file(given["--out"], given["--save"]):
         raise ValueError(f"--out and --save name the same file ({given['--out']}); the results "
                          "would overwrite the model")
     if args.lifted_rule and args.method != "lifted":
@@ -253,33 +252,67 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (symbolic links resolved; b may not exist yet)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _saved_run(meta: Any) -> tuple[str | None, dict[str, Any]]:
+    """The data set and the training run's config a saved model's meta records (a model saved
+    from Python may hold any JSON there: what is not a training record is ignored)."""
+    meta = meta if isinstance(meta, dict) else {}
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), str) else None
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    return dataset, config
+
+
+def _config_int(config: dict[str, Any], key: str, model: str) -> int | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{model}: the saved training config's {key} must be a non-negative "
+                         f"integer, got {value!r}")
+    return value
+
+
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score a saved model with the feed-forward rule on a split of a data set, preprocessed
-    as in its training run (same standardisation statistics); returns the record (--out)."""
+    as in its training run (same seed, training subset and standardisation statistics);
+    returns the record (--out)."""
     if args.out is not None:
         check_writable(args.out, "--out")
+        if _same_file(args.out, args.model):
+            raise ValueError(f"--out names the model file ({args.model}); the scores would "
+                             "overwrite it")
     device = _device(args.device)
     net, params, meta = load_model(args.model)
-    config = meta.get("config") if isinstance(meta, dict) else None
-    config = config if isinstance(config, dict) else {}
-    trained_on = meta.get("dataset") if isinstance(meta, dict) else None
+    trained_on, config = _saved_run(meta)
     dataset = args.dataset or trained_on
     if dataset is None:
         raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
                          "was trained on")
+    same_data = dataset == trained_on
+    was_standardized = bool(config.get("standardize", False))
     standardize = args.standardize
     if standardize is None:
-        standardize = bool(config.get("standardize", False)) and dataset == trained_on
-    same_run = dataset == trained_on and standardize
-    dtype_name = args.dtype or str(config.get("dtype", "float32"))
-    if dtype_name not in ("float32", "float64"):
-        dtype_name = "float32"
+        standardize = was_standardized and same_data
+        if was_standardized and not same_data:
+            print(f"liftnet: warning: {args.model} was trained on standardised {trained_on} "
+                  f"inputs; {dataset} is scored as it is (--standardize standardises it with "
+                  "its own training statistics)", file=sys.stderr)
+    seed = _config_int(config, "seed", args.model) if same_data else None
+    n_train = _config_int(config, "n_train", args.model) if same_data else None
+    dtype_name = args.dtype or config.get("dtype")
+    if dtype_name not in ("float32", "float64"):  # a model saved from Python: its own dtype
+        dtype_name = "float64" if params[0][0].dtype == torch.float64 else "float32"
     dtype = getattr(torch, dtype_name)
     ds = datamod.load_dataset(
         dataset, data_dir=args.data_dir, download=args.download, dtype=dtype,
-        standardize=standardize, seed=int(config.get("seed", 0)) if same_run else 0,
-        # the training run's subset, whose statistics standardised its features
-        n_train=config.get("n_train") if same_run else None,
+        standardize=standardize, seed=seed or 0,
+        # the training run's subset (its statistics standardised the features; its seed drew
+        # the subset and, for ``synthetic``, the data set itself)
+        n_train=n_train,
     ).to(device=device, dtype=dtype)
     X, y = (ds.X_test, ds.y_test) if args.split == "test" else (ds.X_train, ds.y_train)
     if X.shape[1] != net.sizes[0]:
@@ -287,7 +320,8 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
                          f"{dataset} has {X.shape[1]} features")
     params = [(W.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype))
               for W, b in params]
-    record = {"model": str(args.model), "method": meta.get("method"), "arch": net.spec,
+    record = {"model": str(args.model),
+              "method": meta.get("method") if isinstance(meta, dict) else None, "arch": net.spec,
               "loss_function": net.loss, "dataset": dataset, "split": args.split,
               "standardize": standardize, "dtype": dtype_name, "versions": versions(),
               **evaluate(net, params, X, y)}
@@ -299,7 +333,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 def run_export(args: argparse.Namespace) -> dict[str, Any]:
     """Write a saved model as a ``torch.export`` program; returns a short record."""
     check_writable(args.out, "--out")
-    if os.path.abspath(args.out) == os.path.abspath(args.model):
+    if _same_file(args.out, args.model):
         raise ValueError(f"--out names the model file ({args.model}); the export would "
                          "overwrite it")
     net, params, _ = load_model(args.model)

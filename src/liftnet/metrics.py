@@ -46,14 +46,15 @@ def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
     samples of ||output - Y||^2 (``mse``; Y one-hot for labels); for labels also ``accuracy``
     and ``confusion`` (k x k counts, row = true class, column = predicted class).
     """
-    if len(y) != len(X):
-        raise ValueError(f"inputs and labels disagree in length: {len(X)} and {len(y)}")
-    if len(X) == 0:
-        raise ValueError("nothing to evaluate: the data set is empty")
+    from .training import check_inputs  # training imports this module
+
+    check_inputs(net, X, y, "evaluation")  # shapes, NaN, labels in range: clear errors
+    net.check_params(params)
+    W = params[0][0]
+    if X.dtype != W.dtype or X.device != W.device:
+        raise ValueError(f"evaluation inputs ({X.dtype}, {X.device}) must match the weights "
+                         f"({W.dtype}, {W.device})")
     k = net.sizes[-1]
-    if is_classification(y) and (int(y.min()) < 0 or int(y.max()) >= k):
-        raise ValueError(f"labels must lie in [0, {k - 1}] for a network with {k} outputs, "
-                         f"got labels from {int(y.min())} to {int(y.max())}")
     out = net.outputs(params, X).double()
     Y = targets_for(net, y, torch.float64)
     if net.loss == "ce":

@@ -56,8 +56,12 @@ def export_program(net: Network, params: Params, path: str | os.PathLike) -> Pat
     model = to_torch(net, params).eval()
     W = params[0][0]
     example = torch.zeros(2, net.layers[0].input_size, dtype=W.dtype, device=W.device)
-    program = torch.export.export(model, (example,),
-                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    try:
+        program = torch.export.export(model, (example,),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    except Exception as exc:  # torch.export reports an untraceable module in many types
+        detail = str(exc).strip().split("\n")[0]
+        raise ValueError(f"torch.export cannot export {net.spec}: {detail}") from exc
     return atomic_write(path, lambda fh: torch.export.save(program, fh))
 
 
