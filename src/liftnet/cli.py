@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also report test accuracy under the lifted prediction rule (12)")
     t.add_argument("--out", default=None, help="write the JSON results here")
     t.add_argument("--save", default=None, help="save the trained model (torch file) here")
+    t.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="save the training state here after every epoch (atomically)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists (same settings and data); "
+                        "the result equals an uninterrupted run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="score a saved model (train --save) on a data set")
     e.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
@@ -133,13 +138,18 @@ def _device(text: str) -> torch.device:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """--out and --save: writable file paths, checked before any training."""
-    given = {flag: getattr(args, flag[2:]) for flag in ("--out", "--save")}
+    given = {flag: getattr(args, flag[2:]) for flag in ("--out", "--save", "--checkpoint")}
     for flag, path in given.items():
         if path is not None:
             check_writable(path, flag)
-    if given["--out"] and given["--save"] and _same_file(given["--out"], given["--save"]):
-        raise ValueError(f"--out and --save name the same file ({given['--out']}); the results "
-                         "would overwrite the model")
+    named = [(flag, path) for flag, path in given.items() if path is not None]
+    for i, (flag, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if _same_file(path, other_path):
+                raise ValueError(f"{flag} and {other} name the same file ({path}); one would "
+                                 "overwrite the other")
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume needs --checkpoint FILE")
     if args.lifted_rule and args.method != "lifted":
         raise ValueError("--lifted-rule applies to --method lifted only")
     for flag, value, least in (("--epochs", args.epochs, 1), ("--seed", args.seed, 0)):
@@ -198,7 +208,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
+    resume = args.resume and os.path.isfile(args.checkpoint)
+    if args.resume and not resume:
+        print(f"liftnet: no checkpoint at {args.checkpoint} yet: training from the start",
+              file=sys.stderr)
     if world > 1:  # under torchrun: this process trains on its shard of the training set
+        if args.checkpoint is not None:
+            raise ValueError("--checkpoint is not supported under torchrun (one process per "
+                             "shard); train without it")
         device = distributed.init_from_env(device)
         ds = ds.to(device=device, dtype=dtype)
         rank = torch.distributed.get_rank()
@@ -211,7 +228,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         res = fit(
             method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
-            params=init_params,
+            params=init_params, checkpoint=args.checkpoint, resume=resume,
         )
     wall = time.perf_counter() - t0
     last = res.history[-1] if res.history else {}
@@ -225,7 +242,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "batch_size": batch_size, "seed": args.seed, "n_train": len(ds.X_train),
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
-            "processes": world,
+            "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),

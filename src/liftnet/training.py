@@ -7,6 +7,7 @@ batch, records the objective and the accuracies after every epoch, and shows pro
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from torch import Tensor
 from .graph import Network, Params
 from .methods.base import Method, MethodState
 from .metrics import accuracy, targets_for
+from .results import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -123,6 +125,8 @@ def fit(
     params: Params | None = None,
     progress: bool = True,
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train ``net`` with ``method`` on (X, y).
 
@@ -141,8 +145,15 @@ def fit(
             method's random initialisation; ignored when ``state`` is given.
         progress: show a progress bar on stderr.
         callback: called after every epoch with the history entry and the state.
+        checkpoint: write the training state here after every epoch (atomically; a pickled
+            state, see :func:`liftnet.results.load_checkpoint`).
+        resume: continue from ``checkpoint`` (its state, history and batch order) up to
+            ``epochs`` in all: the result equals an uninterrupted run.  The method, network,
+            batch size, seed and data must be those of the checkpoint's run.
     """
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
+    if resume and checkpoint is None:
+        raise ValueError("resume needs the checkpoint to resume from")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
@@ -151,18 +162,28 @@ def fit(
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    if state is None:
+    run = _run_record(method, net, X, y, batch_size, seed)
+    done: list[dict[str, Any]] = []
+    if resume:
+        saved = load_checkpoint(checkpoint, X.device)
+        _check_same_run(checkpoint, saved.get("run"), run)
+        state, done = saved["state"], list(saved["history"])
+        gen.set_state(saved["generator"])
+        if len(done) > epochs:
+            raise ValueError(f"cannot resume from {checkpoint}: it holds {len(done)} epochs, "
+                             f"more than the {epochs} asked for")
+    elif state is None:
         state = method.init_state(net, X, Y, generator=gen, params=params)
     else:
         if not isinstance(state, MethodState):
             raise ValueError(f"state must be a MethodState (from an earlier fit), got "
                              f"{type(state).__name__}")
         net.check_params(state.params)
-    result = FitResult(state=state)
+    result = FitResult(state=state, history=done)
     n_batches = 1 if full else math.ceil(n / bs)
-    bar = _progress(epochs * n_batches, f"{method.key} {net.spec}", progress)
+    bar = _progress((epochs - len(done)) * n_batches, f"{method.key} {net.spec}", progress)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(len(done) + 1, epochs + 1):
             t0 = time.perf_counter()
             order = None if full else torch.randperm(n, generator=gen).to(X.device)
             objectives = []
@@ -202,6 +223,9 @@ def fit(
                     train=_fmt(entry["train_accuracy"]),
                     test=_fmt(entry["test_accuracy"]),
                 )
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, {"run": run, "state": state, "generator":
+                                             gen.get_state(), "history": result.history})
             if callback is not None:
                 callback(entry, state)
     finally:
@@ -210,6 +234,33 @@ def fit(
     result.state = state
     result.wall_seconds = time.perf_counter() - start
     return result
+
+
+def _run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
+                seed: int) -> dict[str, Any]:
+    """What a checkpoint's run must share with the run that resumes it (the data by shape,
+    dtype and two sums)."""
+    Xd, yd = X.double(), y.double()
+    return {"method": method.key, "hyperparameters": repr(method), "network": repr(net),
+            "batch_size": batch_size, "seed": seed,
+            "data": [list(X.shape), str(X.dtype), float(Xd.sum()), float((Xd * Xd).sum()),
+                     list(y.shape), str(y.dtype), float(yd.sum())]}
+
+
+def _check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is a damaged checkpoint (no run record)")
+    for key, what in (("method", "method"), ("hyperparameters", "hyperparameters"),
+                      ("network", "network"), ("batch_size", "batch size"), ("seed", "seed")):
+        if saved.get(key) != run[key]:
+            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) differs "
+                             f"from this run's ({run[key]})")
+    old, new = saved.get("data"), run["data"]
+    if not (isinstance(old, list) and len(old) == len(new) and old[0:2] == new[0:2]
+            and old[4:6] == new[4:6] and all(
+                math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+                for a, b in zip(old[2:4] + old[6:], new[2:4] + new[6:], strict=True))):
+        raise ValueError(f"cannot resume from {path}: it was written for other training data")
 
 
 def _fmt(value: float | None) -> str:

@@ -1,0 +1,147 @@
+"""Checkpoints of liftnet.fit: a run stopped after some epochs and resumed from its checkpoint
+ends where the uninterrupted run ends, for every method; bad checkpoints are clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from liftnet import fit, get_method
+from liftnet.graph import network
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(120, 8, generator=g, dtype=torch.float64)
+    return X, (X @ torch.randn(8, 3, generator=g, dtype=torch.float64)).argmax(1)
+
+
+CASES = [("lifted", "ce", 0, {}), ("lifted", "mse", 40, {}), ("fenchel", "ce", 40, {}),
+         ("fenchel", "mse", 0, {"extrapolation": 0.9}), ("bregman", "ce", 40, {}),
+         ("backprop", "ce", 40, {}), ("admm", "mse", 0, {"warmup": 1}),
+         ("pbcd", "mse", 0, {}), ("pbcd", "mse", 40, {})]
+
+
+@pytest.mark.parametrize("key, loss, batch_size, hp", CASES)
+def test_resuming_equals_the_uninterrupted_run(key, loss, batch_size, hp, tmp_path):
+    X, y = _data()
+    net, method = network("8-6-3", loss=loss), get_method(key, **hp)
+    whole = fit(method, net, X, y, epochs=4, batch_size=batch_size, seed=1, progress=False)
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=2, batch_size=batch_size, seed=1, progress=False,
+        checkpoint=ck)
+    resumed = fit(method, net, X, y, epochs=4, batch_size=batch_size, seed=1, progress=False,
+                  checkpoint=ck, resume=True)
+    for (W, b), (W1, b1) in zip(resumed.state.params, whole.state.params, strict=True):
+        torch.testing.assert_close(W, W1, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(b, b1, rtol=1e-12, atol=1e-12)
+    assert [e["epoch"] for e in resumed.history] == [1, 2, 3, 4]
+    for e, e1 in zip(resumed.history, whole.history, strict=True):
+        assert e["objective"] == pytest.approx(e1["objective"], rel=1e-12)
+        assert e["train_accuracy"] == e1["train_accuracy"]
+    # the checkpoint now holds the fourth epoch: resuming to 4 trains nothing more
+    again = fit(method, net, X, y, epochs=4, batch_size=batch_size, seed=1, progress=False,
+                checkpoint=ck, resume=True)
+    assert len(again.history) == 4
+    torch.testing.assert_close(again.state.params[0][0], whole.state.params[0][0])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seed": 2}, "its seed (1) differs from this run's (2)"),
+    ({"batch_size": 30}, "its batch size (40) differs"),
+    ({"method": get_method("lifted", lam=3.0)}, "its hyperparameters"),
+    ({"net": network("8-5-3", loss="ce")}, "its network"),
+    ({"X": "other"}, "written for other training data"),
+    ({"epochs": 1}, "it holds 2 epochs, more than the 1 asked for"),
+])
+def test_resuming_another_run_is_a_clear_error(change, message, tmp_path):
+    X, y = _data()
+    ck = tmp_path / "run.ckpt"
+    args = {"method": get_method("lifted"), "net": network("8-6-3", loss="ce"), "X": X, "y": y,
+            "epochs": 2, "batch_size": 40, "seed": 1}
+    fit(args["method"], args["net"], X, y, epochs=2, batch_size=40, seed=1, progress=False,
+        checkpoint=ck)
+    args.update(change)
+    if isinstance(args["X"], str):
+        args["X"] = X + 0.5
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fit(args["method"], args["net"], args["X"], args["y"], epochs=args["epochs"],
+            batch_size=args["batch_size"], seed=args["seed"], progress=False, checkpoint=ck,
+            resume=True)
+
+
+def test_bad_checkpoint_files_are_clear_errors(tmp_path):
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    with pytest.raises(ValueError, match="resume needs the checkpoint"):
+        fit(method, net, X, y, epochs=1, resume=True, progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        fit(method, net, X, y, epochs=1, checkpoint=tmp_path / "none", resume=True,
+            progress=False)
+    (tmp_path / "junk").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a readable liftnet checkpoint"):
+        fit(method, net, X, y, epochs=1, checkpoint=tmp_path / "junk", resume=True,
+            progress=False)
+    torch.save({"format": "other"}, tmp_path / "other")
+    with pytest.raises(ValueError, match="not a liftnet checkpoint"):
+        fit(method, net, X, y, epochs=1, checkpoint=tmp_path / "other", resume=True,
+            progress=False)
+
+
+def test_a_failing_epoch_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    """The checkpoint is replaced atomically after each epoch: a crash in epoch 3 leaves
+    epoch 2's checkpoint, from which the run resumes."""
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    calls = {"n": 0}
+    real = type(method).step
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3 * 3:  # the last batch of epoch 3 (3 batches of 40)
+            raise RuntimeError("power cut")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(type(method), "step", flaky)
+    with pytest.raises(RuntimeError, match="power cut"):
+        fit(method, net, X, y, epochs=4, batch_size=40, seed=1, progress=False, checkpoint=ck)
+    monkeypatch.setattr(type(method), "step", real)
+    resumed = fit(method, net, X, y, epochs=4, batch_size=40, seed=1, progress=False,
+                  checkpoint=ck, resume=True)
+    whole = fit(method, net, X, y, epochs=4, batch_size=40, seed=1, progress=False)
+    assert [e["epoch"] for e in resumed.history] == [1, 2, 3, 4]
+    torch.testing.assert_close(resumed.state.params[0][0], whole.state.params[0][0])
+
+
+def test_cli_resumes_a_stopped_run(tmp_path, capsys):
+    import json
+
+    from liftnet.cli import main
+
+    common = ["train", "--dataset", "digits", "--arch", "64-20-10", "--batch-size", "200",
+              "--seed", "3", "--quiet"]
+    ck, a, b = tmp_path / "run.ckpt", tmp_path / "a.json", tmp_path / "b.json"
+    assert main([*common, "--epochs", "4", "--out", str(a)]) == 0
+    assert main([*common, "--epochs", "2", "--checkpoint", str(ck), "--resume"]) == 0
+    assert "training from the start" in capsys.readouterr().err
+    assert main([*common, "--epochs", "4", "--checkpoint", str(ck), "--resume",
+                 "--out", str(b)]) == 0
+    whole, resumed = json.loads(a.read_text()), json.loads(b.read_text())
+    assert resumed["config"]["resumed"] and not whole["config"]["resumed"]
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert [e["objective"] for e in resumed["history"]] == pytest.approx(
+        [e["objective"] for e in whole["history"]], rel=1e-9)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resume"], "--resume needs --checkpoint FILE"),
+    (["--checkpoint", "{tmp}/x.json", "--out", "{tmp}/x.json"],
+     "--out and --checkpoint name the same file"),
+])
+def test_cli_checkpoint_errors_are_clear(argv, message, tmp_path, capsys):
+    from liftnet.cli import main
+
+    code = main(["train", "--epochs", "1", "--quiet", *[a.format(tmp=tmp_path) for a in argv]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
