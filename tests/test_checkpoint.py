@@ -22,6 +22,29 @@ CASES = [("lifted", "ce", 0, {}), ("lifted", "mse", 40, {}), ("fenchel", "ce", 4
          ("pbcd", "mse", 0, {}), ("pbcd", "mse", 40, {})]
 
 
+def test_resuming_the_convex_heuristic_keeps_its_parameters(tmp_path):
+    """A full-data-set state's caches (here the convex heuristic's last optimum, the next
+    solve's parameters) survive the checkpoint: the resumed solves are the uninterrupted ones."""
+    pytest.importorskip("cvxpy", reason="the convex method needs the optional extra")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(8, 2, generator=g, dtype=torch.float64)
+    net = network("2-2-1", loss="mse")
+    teacher = [(torch.randn(2, 2, generator=g, dtype=torch.float64),
+                torch.randn(2, generator=g, dtype=torch.float64)),
+               (torch.randn(1, 2, generator=g, dtype=torch.float64),
+                torch.randn(1, generator=g, dtype=torch.float64))]
+    y = net.forward(teacher, X).detach()
+    method = get_method("convex")
+    whole = fit(method, net, X, y, epochs=3, seed=1, progress=False)
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, seed=1, progress=False, checkpoint=ck)
+    resumed = fit(method, net, X, y, epochs=3, seed=1, progress=False, checkpoint=ck,
+                  resume=True)
+    for (W, b), (W1, b1) in zip(resumed.state.params, whole.state.params, strict=True):
+        torch.testing.assert_close(W, W1, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(b, b1, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("key, loss, batch_size, hp", CASES)
 def test_resuming_equals_the_uninterrupted_run(key, loss, batch_size, hp, tmp_path):
     X, y = _data()
@@ -51,7 +74,13 @@ def test_resuming_equals_the_uninterrupted_run(key, loss, batch_size, hp, tmp_pa
     ({"batch_size": 30}, "its batch size (40) differs"),
     ({"method": get_method("lifted", lam=3.0)}, "its hyperparameters"),
     ({"net": network("8-5-3", loss="ce")}, "its network"),
-    ({"X": "other"}, "written for other training data"),
+    ({"X": "other"}, "written for other training inputs"),
+    ({"X": "rows"}, "written for other training inputs (same shape, other values or order)"),
+    ({"X": "columns"}, "written for other training inputs"),
+    ({"y": "swap"}, "written for other training targets"),
+    ({"X": "float32"}, "its training inputs were [120, 8] torch.float64, this run's are "
+                       "[120, 8] torch.float32"),
+    ({"params": "other"}, "its run started from other weights"),
     ({"epochs": 1}, "it holds 2 epochs, more than the 1 asked for"),
 ])
 def test_resuming_another_run_is_a_clear_error(change, message, tmp_path):
@@ -62,12 +91,24 @@ def test_resuming_another_run_is_a_clear_error(change, message, tmp_path):
     fit(args["method"], args["net"], X, y, epochs=2, batch_size=40, seed=1, progress=False,
         checkpoint=ck)
     args.update(change)
-    if isinstance(args["X"], str):
-        args["X"] = X + 0.5
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    args["X"] = {"other": X + 0.5, "rows": X[torch.tensor([1, 0, *range(2, 120)])],
+                 "columns": X[:, torch.tensor([1, 0, *range(2, 8)])],
+                 "float32": X.float()}.get(args["X"], args["X"]) if isinstance(
+                     args["X"], str) else args["X"]
+    if isinstance(args["y"], str):  # two labels swapped: the same sum and counts
+        yy = y.clone()
+        i1, i2 = int((y == 1).nonzero()[0]), int((y == 2).nonzero()[0])
+        yy[i1], yy[i2] = 2, 1
+        args["y"] = yy
+    params = None
+    if change.get("params") == "other":
+        params = [(W + 0.1, b) for W, b in get_method("lifted").init_state(
+            args["net"], X, None, generator=torch.Generator().manual_seed(0)).params]
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
         fit(args["method"], args["net"], args["X"], args["y"], epochs=args["epochs"],
             batch_size=args["batch_size"], seed=args["seed"], progress=False, checkpoint=ck,
-            resume=True)
+            resume=True, params=params)
 
 
 def test_bad_checkpoint_files_are_clear_errors(tmp_path):
@@ -75,6 +116,10 @@ def test_bad_checkpoint_files_are_clear_errors(tmp_path):
     net, method = network("8-6-3", loss="ce"), get_method("lifted")
     with pytest.raises(ValueError, match="resume needs the checkpoint"):
         fit(method, net, X, y, epochs=1, resume=True, progress=False)
+    state = method.init_state(net, X, None, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="do not give state too"):
+        fit(method, net, X, y, epochs=1, checkpoint=tmp_path / "c", resume=True, state=state,
+            progress=False)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         fit(method, net, X, y, epochs=1, checkpoint=tmp_path / "none", resume=True,
             progress=False)
@@ -138,10 +183,18 @@ def test_cli_resumes_a_stopped_run(tmp_path, capsys):
     (["--resume"], "--resume needs --checkpoint FILE"),
     (["--checkpoint", "{tmp}/x.json", "--out", "{tmp}/x.json"],
      "--out and --checkpoint name the same file"),
+    (["--checkpoint", "{tmp}/m.pt", "--init-from", "{tmp}/m.pt"],
+     "--checkpoint names the --init-from model"),
+    (["--out", "{tmp}/link.pt", "--init-from", "{tmp}/m.pt"],
+     "--out names the --init-from model"),
 ])
 def test_cli_checkpoint_errors_are_clear(argv, message, tmp_path, capsys):
     from liftnet.cli import main
 
+    assert main(["train", "--epochs", "1", "--quiet", "--save", str(tmp_path / "m.pt")]) == 0
+    (tmp_path / "link.pt").symlink_to(tmp_path / "m.pt")
+    before = (tmp_path / "m.pt").read_bytes()
     code = main(["train", "--epochs", "1", "--quiet", *[a.format(tmp=tmp_path) for a in argv]])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+    assert (tmp_path / "m.pt").read_bytes() == before

@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 from typing import Any
 
 import torch
@@ -87,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the training state here after every epoch (atomically)")
     t.add_argument("--resume", action="store_true",
                    help="continue from --checkpoint if it exists (same settings and data); "
-                        "the result equals an uninterrupted run")
+                        "the result equals an uninterrupted run (a checkpoint is a pickle: "
+                        "resume only your own)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="score a saved model (train --save) on a data set")
     e.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
@@ -148,6 +148,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if _same_file(path, other_path):
                 raise ValueError(f"{flag} and {other} name the same file ({path}); one would "
                                  "overwrite the other")
+    if args.init_from is not None:
+        for flag, path in named:
+            if _same_file(path, args.init_from):
+                raise ValueError(f"{flag} names the --init-from model ({path}); writing it "
+                                 "would destroy the starting weights")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE")
     if args.lifted_rule and args.method != "lifted":
@@ -207,7 +212,6 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     torch.manual_seed(args.seed)
-    t0 = time.perf_counter()
     resume = args.resume and os.path.isfile(args.checkpoint)
     if args.resume and not resume:
         print(f"liftnet: no checkpoint at {args.checkpoint} yet: training from the start",
@@ -230,7 +234,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
             params=init_params, checkpoint=args.checkpoint, resume=resume,
         )
-    wall = time.perf_counter() - t0
+    wall = res.wall_seconds  # with a resumed checkpoint: every epoch's training time
     last = res.history[-1] if res.history else {}
     record: dict[str, Any] = {
         "method": method.key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import platform
 import tempfile
 from pathlib import Path
@@ -166,7 +167,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     def write(fh) -> None:
         try:
             torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
-        except (TypeError, AttributeError, RuntimeError) as exc:  # an unpicklable state
+        except (TypeError, AttributeError, RuntimeError, pickle.PicklingError) as exc:
+            # a state that cannot be pickled (a lambda, a lock, an open file)
             raise ValueError(f"cannot checkpoint this training state: {exc}") from None
 
     return atomic_write(path, write)

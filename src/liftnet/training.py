@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .graph import Network, Params
-from .methods.base import Method, MethodState
+from .methods.base import Method, MethodState, rebind_data_keys_
 from .metrics import accuracy, targets_for
 from .results import load_checkpoint, save_checkpoint
 
@@ -154,6 +154,8 @@ def fit(
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint to resume from")
+    if resume and state is not None:
+        raise ValueError("resume continues the checkpoint's state; do not give state too")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
@@ -162,16 +164,20 @@ def fit(
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    run = _run_record(method, net, X, y, batch_size, seed)
+    run = _run_record(method, net, X, y, batch_size, seed, params) if checkpoint else None
     done: list[dict[str, Any]] = []
+    earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
     if resume:
         saved = load_checkpoint(checkpoint, X.device)
         _check_same_run(checkpoint, saved.get("run"), run)
         state, done = saved["state"], list(saved["history"])
-        gen.set_state(saved["generator"])
+        gen.set_state(saved["generator"].cpu())  # the batch order's generator lives on the CPU
+        earlier = float(saved.get("seconds", 0.0))
         if len(done) > epochs:
             raise ValueError(f"cannot resume from {checkpoint}: it holds {len(done)} epochs, "
                              f"more than the {epochs} asked for")
+        if full:  # the caches of a full-data-set run belong to these very data
+            rebind_data_keys_(state, X)
     elif state is None:
         state = method.init_state(net, X, Y, generator=gen, params=params)
     else:
@@ -224,27 +230,46 @@ def fit(
                     test=_fmt(entry["test_accuracy"]),
                 )
             if checkpoint is not None:
-                save_checkpoint(checkpoint, {"run": run, "state": state, "generator":
-                                             gen.get_state(), "history": result.history})
+                save_checkpoint(checkpoint, {
+                    "run": run, "state": state, "generator": gen.get_state(),
+                    "history": result.history,
+                    "seconds": earlier + time.perf_counter() - start})
             if callback is not None:
                 callback(entry, state)
     finally:
         if bar is not None:
             bar.close()
     result.state = state
-    result.wall_seconds = time.perf_counter() - start
+    result.wall_seconds = earlier + time.perf_counter() - start
     return result
 
 
 def _run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
-                seed: int) -> dict[str, Any]:
-    """What a checkpoint's run must share with the run that resumes it (the data by shape,
-    dtype and two sums)."""
-    Xd, yd = X.double(), y.double()
+                seed: int, params: Params | None) -> dict[str, Any]:
+    """What a checkpoint's run must share with the run that resumes it: settings, starting
+    weights and data (by shape, dtype, sums and a fixed random projection that rows or
+    columns in another order change)."""
     return {"method": method.key, "hyperparameters": repr(method), "network": repr(net),
             "batch_size": batch_size, "seed": seed,
-            "data": [list(X.shape), str(X.dtype), float(Xd.sum()), float((Xd * Xd).sum()),
-                     list(y.shape), str(y.dtype), float(yd.sum())]}
+            "start": None if params is None else _fingerprint(torch.cat(
+                [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),
+            "inputs": [list(X.shape), str(X.dtype), *_fingerprint(X)],
+            "targets": [list(y.shape), str(y.dtype),
+                        *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
+
+
+def _fingerprint(T: Tensor) -> list[float]:
+    """Sum, squared norm and a position-weighted random projection of T (N, d), in float64,
+    a few rows at a time (no copy of T)."""
+    g = torch.Generator().manual_seed(20261127)
+    r = torch.randn(T.shape[1], generator=g, dtype=torch.float64).to(T.device)
+    proj = 0.0
+    for i in range(0, len(T), 8192):
+        rows = T[i : i + 8192].to(torch.float64)
+        w = torch.arange(i + 1, i + 1 + len(rows), dtype=torch.float64, device=T.device)
+        proj += float(((rows @ r) * w).sum()) / max(len(T), 1)
+    return [float(T.sum(dtype=torch.float64)),
+            float(torch.linalg.vector_norm(T, dtype=torch.float64)) ** 2, proj]
 
 
 def _check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
@@ -255,12 +280,32 @@ def _check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
         if saved.get(key) != run[key]:
             raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) differs "
                              f"from this run's ({run[key]})")
-    old, new = saved.get("data"), run["data"]
-    if not (isinstance(old, list) and len(old) == len(new) and old[0:2] == new[0:2]
-            and old[4:6] == new[4:6] and all(
-                math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-                for a, b in zip(old[2:4] + old[6:], new[2:4] + new[6:], strict=True))):
-        raise ValueError(f"cannot resume from {path}: it was written for other training data")
+    if (saved.get("start") is None) != (run["start"] is None) or (
+            run["start"] is not None and not _close(saved["start"], run["start"])):
+        raise ValueError(f"cannot resume from {path}: its run started from other weights "
+                         "(--init-from / params differ)")
+    for key, what in (("inputs", "training inputs"), ("targets", "training targets")):
+        old, new = saved.get(key), run[key]
+        if not isinstance(old, list) or old[:2] != new[:2]:
+            raise ValueError(f"cannot resume from {path}: its {what} were "
+                             f"{_describe(old)}, this run's are {_describe(new)}")
+        if not _close(old[2:], new[2:]):
+            raise ValueError(f"cannot resume from {path}: it was written for other {what} "
+                             "(same shape, other values or order)")
+
+
+def _close(a: list[float], b: list[float]) -> bool:
+    """Fingerprints equal up to the rounding of sums taken in another order (relative to the
+    data's norm, so that sums near zero, e.g. of standardised data, compare sensibly)."""
+    if len(a) != len(b):
+        return False
+    scale = 1.0 + math.sqrt(abs(b[1]))  # 1 + the norm
+    return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
+                                                                            strict=True))
+
+
+def _describe(record: Any) -> str:
+    return f"{record[0]} {record[1]}" if isinstance(record, list) and len(record) >= 2 else "?"
 
 
 def _fmt(value: float | None) -> str:

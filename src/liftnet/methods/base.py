@@ -264,6 +264,28 @@ def data_key(X: Tensor) -> DataKey:
     return DataKey(X)
 
 
+def rebind_data_keys_(state: MethodState, X: Tensor) -> None:
+    """Point every :class:`DataKey` of ``state`` (in its fields, and in tuples, lists and
+    dicts there) at X: for a state restored from a checkpoint of a full-data-set run on the
+    same data X, whose caches (Gram matrices, the last optimum) then stay valid.  A pickled
+    key matches nothing, so without this the caches would be rebuilt, which changes what
+    some methods do next (e.g. ``convex``'s parameters)."""
+    def rebind(value: Any) -> Any:
+        if isinstance(value, DataKey):
+            return data_key(X)
+        if isinstance(value, tuple):
+            return tuple(rebind(v) for v in value)
+        if isinstance(value, list) and any(isinstance(v, (DataKey, tuple, list, dict))
+                                           for v in value):
+            return [rebind(v) for v in value]
+        if isinstance(value, dict):
+            return {k: rebind(v) for k, v in value.items()}
+        return value
+
+    for f in dataclasses.fields(state):
+        setattr(state, f.name, rebind(getattr(state, f.name)))
+
+
 INIT_SCHEMES = ("xavier", "normal", "variance_scaling")
 
 
