@@ -74,6 +74,28 @@ def test_classifier_equals_liftnet_fit_and_learns_digits(digits):
     np.testing.assert_allclose(logits, clf.decision_function(Xt), rtol=1e-6, atol=1e-6)
 
 
+def test_warm_start_continues_from_the_last_weights(digits):
+    """warm_start=True: a second fit starts from the first one's weights (liftnet.fit with
+    params=...); without it, or with another network, from the method's initialisation."""
+    X, _, y, _ = digits
+    clf = LiftedClassifier("lifted", hidden_layer_sizes=(32,), epochs=2, random_state=1,
+                           warm_start=True).fit(X, y)
+    first = [(W.clone(), b.clone()) for W, b in clf.params_]
+    clf.fit(X, y)
+    net = network([64, 32, 10], loss="ce")
+    Xt = torch.tensor(X, dtype=torch.float32)
+    ref = fit(get_method("lifted"), net, Xt, torch.as_tensor(y), epochs=2, seed=1,
+              params=first, progress=False)
+    for (W, b), (W1, b1) in zip(clf.params_, ref.state.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    cold = LiftedClassifier("lifted", hidden_layer_sizes=(32,), epochs=2, random_state=1)
+    cold.fit(X, y).fit(X, y)  # no warm start: the second fit repeats the first
+    for (W, b), (W1, b1) in zip(cold.params_, first, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    clf.set_params(hidden_layer_sizes=(16,)).fit(X, y)  # another network: a fresh start
+    assert clf.params_[0][0].shape == (16, 64)
+
+
 def test_string_labels_and_a_squared_loss_method(digits):
     """Labels need not be 0..k-1; a method without cross-entropy (ADMM) trains on one-hot
     targets and has no predict_proba."""

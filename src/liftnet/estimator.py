@@ -58,6 +58,7 @@ class _LiftedEstimator(BaseEstimator):
         dtype: str = "float32",
         device: str = "cpu",
         verbose: bool = False,
+        warm_start: bool = False,
     ) -> None:
         self.method = method
         self.method_params = method_params
@@ -70,6 +71,7 @@ class _LiftedEstimator(BaseEstimator):
         self.dtype = dtype
         self.device = device
         self.verbose = verbose
+        self.warm_start = warm_start
 
     # -------------------------------------------------------------- nested method parameters
     def _method(self) -> Method:
@@ -164,11 +166,16 @@ class _LiftedEstimator(BaseEstimator):
             y = y.to(Xt.dtype)
         seed = int(check_random_state(self.random_state).randint(2**31 - 1)) if not isinstance(
             self.random_state, int | np.integer) else int(self.random_state)
+        start = None
+        if self.warm_start and hasattr(self, "params_") and self.net_.spec == net.spec \
+                and self.net_.loss == net.loss:  # scikit-learn's warm start: the last weights
+            start = [(W.to(device=device, dtype=Xt.dtype), b.to(device=device, dtype=Xt.dtype))
+                     for W, b in self.params_]
         result = fit(
             method, net, Xt, y.to(device),
             epochs=method.default_epochs if self.epochs is None else self.epochs,
             batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
-            seed=seed, progress=bool(self.verbose),
+            seed=seed, progress=bool(self.verbose), params=start,
         )
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
         self.params_ = result.state.params
@@ -210,6 +217,9 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
             ``None`` for a fresh seed).
         dtype, device: where and how to compute (``"float32"``/``"float64"``, ``"cpu"``/``"cuda"``).
         verbose: show a progress bar.
+        warm_start: start a new ``fit`` from the weights of the last one (when the network is
+            the same), as scikit-learn's ``MLPClassifier``; otherwise from the method's
+            initialisation.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
     (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``.
