@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import platform
 import tempfile
 from pathlib import Path
@@ -17,7 +16,6 @@ import torch
 from .graph import Network, Params, network
 
 MODEL_FORMAT = "liftnet-model/1"
-CHECKPOINT_FORMAT = "liftnet-checkpoint/1"
 
 
 def versions() -> dict[str, str]:
@@ -160,33 +158,3 @@ def _non_finite(params: Params) -> str | None:
                 return f"layer {l}'s {name}"
     return None
 
-
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write a training checkpoint (:func:`liftnet.fit`'s ``checkpoint``) atomically: the file
-    holds the previous checkpoint or this one, never a mix."""
-    def write(fh) -> None:
-        try:
-            torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
-        except (TypeError, AttributeError, RuntimeError, pickle.PicklingError) as exc:
-            # a state that cannot be pickled (a lambda, a lock, an open file)
-            raise ValueError(f"cannot checkpoint this training state: {exc}") from None
-
-    return atomic_write(path, write)
-
-
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
-                    ) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, tensors on ``device``.  It holds
-    a pickled method state: load only checkpoints you wrote (as with any pickle)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # torch / pickle raise many kinds for a malformed file
-        detail = str(exc).split("\n")[0]
-        raise ValueError(f"{path} is not a readable liftnet checkpoint: {detail}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a liftnet checkpoint (format {CHECKPOINT_FORMAT!r} "
-                         "expected)")
-    return payload

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .checkpoint import check_same_run, load_checkpoint, run_record, save_checkpoint
 from .graph import Network, Params
 from .methods.base import Method, MethodState, rebind_data_keys_
 from .metrics import accuracy, targets_for
-from .results import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -146,7 +146,7 @@ def fit(
         progress: show a progress bar on stderr.
         callback: called after every epoch with the history entry and the state.
         checkpoint: write the training state here after every epoch (atomically; a pickled
-            state, see :func:`liftnet.results.load_checkpoint`).
+            state, see :func:`liftnet.checkpoint.load_checkpoint`).
         resume: continue from ``checkpoint`` (its state, history and batch order) up to
             ``epochs`` in all: the result equals an uninterrupted run.  The method, network,
             batch size, seed and data must be those of the checkpoint's run.
@@ -164,12 +164,12 @@ def fit(
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    run = _run_record(method, net, X, y, batch_size, seed, params) if checkpoint else None
+    run = run_record(method, net, X, y, batch_size, seed, params) if checkpoint else None
     done: list[dict[str, Any]] = []
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
     if resume:
         saved = load_checkpoint(checkpoint, X.device)
-        _check_same_run(checkpoint, saved.get("run"), run)
+        check_same_run(checkpoint, saved.get("run"), run)
         state, done = saved["state"], list(saved["history"])
         gen.set_state(saved["generator"].cpu())  # the batch order's generator lives on the CPU
         earlier = float(saved.get("seconds", 0.0))
@@ -242,70 +242,6 @@ def fit(
     result.state = state
     result.wall_seconds = earlier + time.perf_counter() - start
     return result
-
-
-def _run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
-                seed: int, params: Params | None) -> dict[str, Any]:
-    """What a checkpoint's run must share with the run that resumes it: settings, starting
-    weights and data (by shape, dtype, sums and a fixed random projection that rows or
-    columns in another order change)."""
-    return {"method": method.key, "hyperparameters": repr(method), "network": repr(net),
-            "batch_size": batch_size, "seed": seed,
-            "start": None if params is None else _fingerprint(torch.cat(
-                [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),
-            "inputs": [list(X.shape), str(X.dtype), *_fingerprint(X)],
-            "targets": [list(y.shape), str(y.dtype),
-                        *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
-
-
-def _fingerprint(T: Tensor) -> list[float]:
-    """Sum, squared norm and a position-weighted random projection of T (N, d), in float64,
-    a few rows at a time (no copy of T)."""
-    g = torch.Generator().manual_seed(20261127)
-    r = torch.randn(T.shape[1], generator=g, dtype=torch.float64).to(T.device)
-    proj = 0.0
-    for i in range(0, len(T), 8192):
-        rows = T[i : i + 8192].to(torch.float64)
-        w = torch.arange(i + 1, i + 1 + len(rows), dtype=torch.float64, device=T.device)
-        proj += float(((rows @ r) * w).sum()) / max(len(T), 1)
-    return [float(T.sum(dtype=torch.float64)),
-            float(torch.linalg.vector_norm(T, dtype=torch.float64)) ** 2, proj]
-
-
-def _check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path} is a damaged checkpoint (no run record)")
-    for key, what in (("method", "method"), ("hyperparameters", "hyperparameters"),
-                      ("network", "network"), ("batch_size", "batch size"), ("seed", "seed")):
-        if saved.get(key) != run[key]:
-            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) differs "
-                             f"from this run's ({run[key]})")
-    if (saved.get("start") is None) != (run["start"] is None) or (
-            run["start"] is not None and not _close(saved["start"], run["start"])):
-        raise ValueError(f"cannot resume from {path}: its run started from other weights "
-                         "(--init-from / params differ)")
-    for key, what in (("inputs", "training inputs"), ("targets", "training targets")):
-        old, new = saved.get(key), run[key]
-        if not isinstance(old, list) or old[:2] != new[:2]:
-            raise ValueError(f"cannot resume from {path}: its {what} were "
-                             f"{_describe(old)}, this run's are {_describe(new)}")
-        if not _close(old[2:], new[2:]):
-            raise ValueError(f"cannot resume from {path}: it was written for other {what} "
-                             "(same shape, other values or order)")
-
-
-def _close(a: list[float], b: list[float]) -> bool:
-    """Fingerprints equal up to the rounding of sums taken in another order (relative to the
-    data's norm, so that sums near zero, e.g. of standardised data, compare sensibly)."""
-    if len(a) != len(b):
-        return False
-    scale = 1.0 + math.sqrt(abs(b[1]))  # 1 + the norm
-    return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
-                                                                            strict=True))
-
-
-def _describe(record: Any) -> str:
-    return f"{record[0]} {record[1]}" if isinstance(record, list) and len(record) >= 2 else "?"
 
 
 def _fmt(value: float | None) -> str:

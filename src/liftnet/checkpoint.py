@@ -1,0 +1,117 @@
+"""Training checkpoints: the whole state of :func:`liftnet.fit` after an epoch, written
+atomically, and the record of the run it belongs to, so that a resumed run is refused unless
+it is the same run (method, network, batch size, seed, starting weights, data)."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .graph import Network, Params
+from .methods.base import Method
+from .results import atomic_write
+
+CHECKPOINT_FORMAT = "liftnet-checkpoint/1"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a training checkpoint (:func:`liftnet.fit`'s ``checkpoint``) atomically: the file
+    holds the previous checkpoint or this one, never a mix."""
+    def write(fh) -> None:
+        try:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
+        except (TypeError, AttributeError, RuntimeError, pickle.PicklingError) as exc:
+            # a state that cannot be pickled (a lambda, a lock, an open file)
+            raise ValueError(f"cannot checkpoint this training state: {exc}") from None
+
+    return atomic_write(path, write)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
+                    ) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, tensors on ``device``.  It holds
+    a pickled method state: load only checkpoints you wrote (as with any pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch / pickle raise many kinds for a malformed file
+        detail = str(exc).split("\n")[0]
+        raise ValueError(f"{path} is not a readable liftnet checkpoint: {detail}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a liftnet checkpoint (format {CHECKPOINT_FORMAT!r} "
+                         "expected)")
+    return payload
+
+
+def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
+                seed: int, params: Params | None) -> dict[str, Any]:
+    """What a checkpoint's run must share with the run that resumes it: settings, starting
+    weights and data (by shape, dtype, sums and a fixed random projection that rows or
+    columns in another order change)."""
+    return {"method": method.key, "hyperparameters": repr(method), "network": repr(net),
+            "batch_size": batch_size, "seed": seed,
+            "start": None if params is None else _fingerprint(torch.cat(
+                [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),
+            "inputs": [list(X.shape), str(X.dtype), *_fingerprint(X)],
+            "targets": [list(y.shape), str(y.dtype),
+                        *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
+
+
+def _fingerprint(T: Tensor) -> list[float]:
+    """Sum, squared norm and a position-weighted random projection of T (N, d), in float64,
+    a few rows at a time (no copy of T)."""
+    g = torch.Generator().manual_seed(20261127)
+    r = torch.randn(T.shape[1], generator=g, dtype=torch.float64).to(T.device)
+    proj = 0.0
+    for i in range(0, len(T), 8192):
+        rows = T[i : i + 8192].to(torch.float64)
+        w = torch.arange(i + 1, i + 1 + len(rows), dtype=torch.float64, device=T.device)
+        proj += float(((rows @ r) * w).sum()) / max(len(T), 1)
+    return [float(T.sum(dtype=torch.float64)),
+            float(torch.linalg.vector_norm(T, dtype=torch.float64)) ** 2, proj]
+
+
+def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
+    """ValueError naming what differs unless ``saved`` (a checkpoint's :func:`run_record`) is
+    the record of this ``run``."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is a damaged checkpoint (no run record)")
+    for key, what in (("method", "method"), ("hyperparameters", "hyperparameters"),
+                      ("network", "network"), ("batch_size", "batch size"), ("seed", "seed")):
+        if saved.get(key) != run[key]:
+            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) differs "
+                             f"from this run's ({run[key]})")
+    if (saved.get("start") is None) != (run["start"] is None) or (
+            run["start"] is not None and not _close(saved["start"], run["start"])):
+        raise ValueError(f"cannot resume from {path}: its run started from other weights "
+                         "(--init-from / params differ)")
+    for key, what in (("inputs", "training inputs"), ("targets", "training targets")):
+        old, new = saved.get(key), run[key]
+        if not isinstance(old, list) or old[:2] != new[:2]:
+            raise ValueError(f"cannot resume from {path}: its {what} were "
+                             f"{_describe(old)}, this run's are {_describe(new)}")
+        if not _close(old[2:], new[2:]):
+            raise ValueError(f"cannot resume from {path}: it was written for other {what} "
+                             "(same shape, other values or order)")
+
+
+def _close(a: list[float], b: list[float]) -> bool:
+    """Fingerprints equal up to the rounding of sums taken in another order (relative to the
+    data's norm, so that sums near zero, e.g. of standardised data, compare sensibly)."""
+    if len(a) != len(b):
+        return False
+    scale = 1.0 + math.sqrt(abs(b[1]))  # 1 + the norm
+    return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
+                                                                            strict=True))
+
+
+def _describe(record: Any) -> str:
+    return f"{record[0]} {record[1]}" if isinstance(record, list) and len(record) >= 2 else "?"
