@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     if argv[1] == "main":
         run(BIN / "liftnet", "train", *argv[2:])
     else:
-        run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks", "dev.py")
+        run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks", "examples", "dev.py")
         env = dict(os.environ)
         env.setdefault("LIFTNET_DATA", str((ROOT / ".." / "shared" / "data").resolve()))
         print("+ pytest", " ".join(argv[2:]), flush=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from scipy.special import xlogy
 
 import liftnet.methods.fenchel as fenchel_module
 from liftnet import fit, get_method, to_torch
@@ -109,20 +110,18 @@ def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
     np.testing.assert_allclose(got, ref.x, atol=1e-5)
 
 
-@pytest.mark.parametrize("l", [0, 1])
-def test_w_step_towards_a_given_target_matches_scipy(l):
-    """The W-step of ``target_extrapolation``: the same problem with X_{l+1} replaced."""
-    net, method, state, X, Y = _problem()
-    g = torch.Generator().manual_seed(7)
-    T = torch.rand(state.acts[l].shape, generator=g, dtype=X.dtype)
+def _check_hidden_w_step(net, method, state, X, Y, l, b2, T=None):
+    """Layer l's W-step towards T (default X_{l+1}) against L-BFGS-B on
+    lam b2(T, X_l W^T + b) + gamma ||(W, b) - (W, b)^0||^2 + rho ||W||^2 (b2 = 2 B, numpy)."""
     prev = [(W.clone() + 0.1, b.clone() - 0.1) for W, b in state.params]
     xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    target = xs[l + 1] if T is None else T.numpy()
     W0, b0 = prev[l][0].numpy(), prev[l][1].numpy()
     m, d = W0.shape
 
     def f(theta):
         W, b = theta[: m * d].reshape(m, d), theta[m * d :]
-        data = TIGHT["lam"] * _relu_b2(T.numpy(), xs[l] @ W.T + b)
+        data = TIGHT["lam"] * b2(target, xs[l] @ W.T + b)
         return (data + TIGHT["gamma"] * (((W - W0) ** 2).sum() + ((b - b0) ** 2).sum())
                 + TIGHT["rho"] * (W**2).sum())
 
@@ -132,6 +131,15 @@ def test_w_step_towards_a_given_target_matches_scipy(l):
     Wn, bn = method._w_step(net, state, X, Y, l, prev[l], target=T)
     got = np.concatenate([Wn.numpy().ravel(), bn.numpy()])
     np.testing.assert_allclose(got, ref.x, atol=1e-5)
+
+
+@pytest.mark.parametrize("l", [0, 1])
+def test_w_step_towards_a_given_target_matches_scipy(l):
+    """The W-step of ``target_extrapolation``: the same problem with X_{l+1} replaced."""
+    net, method, state, X, Y = _problem()
+    g = torch.Generator().manual_seed(7)
+    T = torch.rand(state.acts[l].shape, generator=g, dtype=X.dtype)
+    _check_hidden_w_step(net, method, state, X, Y, l, _relu_b2, T)
 
 
 def _one_batch_step(net, X, Y, **hp):
@@ -299,16 +307,113 @@ def test_convolutional_network_trains_and_exports():
                               net.forward(res.state.params, Xt), atol=1e-5)
 
 
-def test_leaky_relu_trains_and_sigmoid_is_refused(small_data):
+@pytest.mark.parametrize("activation",
+                         ["leaky_relu", "sigmoid", "tanh", "hardtanh", "piecewise_sigmoid"])
+def test_other_activations_train_and_softplus_is_refused(small_data, activation):
+    """Theorem 1's strictly increasing activations and the clipped-linear ones (F = v^2 / 2 on
+    a box): Algorithm 1 never increases E (every block exactly minimised; the sigmoid's and
+    tanh's X-steps by Bregman proximal gradient, the others by projected gradient on dom F)
+    and the network learns; an activation without a Fenchel X-step is a clear error."""
     Xtr, ytr, Xte, yte = small_data
-    net = network("8-12-3", activation="leaky_relu", loss="ce")
+    net = network("8-12-3", activation=activation, loss="ce")
     res = fit(get_method("fenchel", gamma=1.0, gamma_out=1.0, loss_weight=1.0), net, Xtr, ytr,
-              epochs=5, batch_size=0, X_test=Xte, y_test=yte, progress=False)
+              epochs=8, batch_size=0, X_test=Xte, y_test=yte, progress=False)
     objectives = [h["objective"] for h in res.history]
+    assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))
     assert objectives[-1] < objectives[0]
-    with pytest.raises(ValueError, match="Fenchel does not support activation 'sigmoid'"):
-        fit(get_method("fenchel"), network("8-12-3", activation="sigmoid"), Xtr, ytr, epochs=1,
+    assert res.history[-1]["test_accuracy"] >= 0.8  # the majority class: 0.6
+    with pytest.raises(ValueError, match="Fenchel does not support activation 'softplus'"):
+        fit(get_method("fenchel"), network("8-12-3", activation="softplus"), Xtr, ytr, epochs=1,
             progress=False)
+
+
+# sigma, F and F* of the smooth activations, numpy (the references of the next two tests)
+SMOOTH = {
+    "sigmoid": (lambda u: 1 / (1 + np.exp(-u)),
+                lambda v: xlogy(v, v) + xlogy(1 - v, 1 - v), lambda u: np.logaddexp(u, 0.0)),
+    "tanh": (np.tanh, lambda v: 0.5 * (xlogy(1 - v, 1 - v) + xlogy(1 + v, 1 + v)),
+             lambda u: np.logaddexp(u, -u) - np.log(2.0)),
+    "hardtanh": (lambda u: np.clip(u, -1, 1), lambda v: 0.5 * v * v,
+                 lambda u: np.clip(u, -1, 1) * u - 0.5 * np.clip(u, -1, 1) ** 2),
+}
+
+
+def _smooth_problem(activation, loss="ce", seed=0):
+    """The 6-5-4-3 problem with sigmoid or tanh hidden layers, the lifted activations moved
+    off the feed-forward point inside the range."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(12, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (12,), generator=g)
+    net = network("6-5-4-3", activation=activation, loss=loss)
+    Y = targets_for(net, y, X.dtype)
+    method = get_method("fenchel", **TIGHT)
+    state = method.init_state(net, X, Y, generator=g)
+    _, pre = net.forward_all(state.params, X)
+    sigma = {"sigmoid": torch.sigmoid, "tanh": torch.tanh,
+             "hardtanh": lambda u: u.clamp(-1.0, 1.0)}[activation]
+    state.acts = [sigma(U + 0.5 * torch.randn(U.shape, generator=g, dtype=U.dtype))
+                  for U in pre[:-1]]
+    state.inner = {"x": [], "w": []}
+    return net, method, state, X, Y
+
+
+def _smooth_b2(activation, V, U):  # 2 B(V, U) = 2 (F(V) + F*(U) - U V), Theorem 1
+    _, F, Fc = SMOOTH[activation]
+    return 2.0 * (F(V) + Fc(U) - U * V).sum()
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "hardtanh"])
+@pytest.mark.parametrize("l", [1, 2])
+def test_smooth_activation_x_step_matches_scipy(activation, l):
+    net, method, state, X, Y = _smooth_problem(activation)
+    Wb = [(W.numpy(), b.numpy()) for W, b in state.params]
+    xs = [X.numpy()] + [A.numpy() for A in state.acts]
+    lam = TIGHT["lam"]
+    U_prev = xs[l - 1] @ Wb[l - 1][0].T + Wb[l - 1][1]
+    shape = xs[l].shape
+    lo = 0.0 if activation == "sigmoid" else -1.0
+    if activation == "hardtanh":  # some lifted activations start on the box's faces
+        assert (np.abs(xs[l]) == 1.0).any()
+
+    def f(z):
+        Z = z.reshape(shape)
+        own = lam * _smooth_b2(activation, Z, U_prev)
+        U = Z @ Wb[l][0].T + Wb[l][1]
+        if l == len(net.layers) - 1:
+            return own + _out_loss(U, Y.numpy(), "ce", TIGHT["loss_weight"])
+        return own + lam * _smooth_b2(activation, xs[l + 1], U)
+
+    margin = 0.0 if activation == "hardtanh" else 1e-12  # the box is closed there
+    ref = minimize(f, xs[l].ravel(), method="L-BFGS-B",
+                   bounds=[(lo + margin, 1.0 - margin)] * xs[l].size,
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
+    Z = method._x_step(net, state, X, Y, l).numpy()
+    assert f(Z.ravel()) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    np.testing.assert_allclose(Z, ref.x.reshape(shape), atol=1e-5)
+    assert lo <= Z.min() and Z.max() <= 1.0
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("l", [0, 1])
+def test_smooth_activation_w_step_matches_scipy(activation, l):
+    """The W-step through F* of the sigmoid (curvature 2 lam / 4) and of tanh."""
+    net, method, state, X, Y = _smooth_problem(activation)
+    _check_hidden_w_step(net, method, state, X, Y, l,
+                         lambda V, U: _smooth_b2(activation, V, U))
+
+
+def test_sigmoid_targets_are_projected_on_the_range_and_one_lambda_refuses_it():
+    """target_extrapolation moves a sigmoid layer's target along X - X0 and clips it to [0, 1]
+    (dom F); Appendix A's scaling needs positively homogeneous activations."""
+    from liftnet.methods.fenchel import Fenchel, one_lambda
+
+    Z = torch.tensor([[-0.5, 0.3, 1.7]])
+    assert torch.equal(Fenchel._project("sigmoid", Z), torch.tensor([[0.0, 0.3, 1.0]]))
+    assert torch.equal(Fenchel._project("tanh", 2 * Z), torch.tensor([[-1.0, 0.6, 1.0]]))
+    assert torch.equal(Fenchel._project("leaky_relu", Z), Z)
+    net = network("6-5-3", activation="sigmoid", loss="ce")
+    with pytest.raises(ValueError, match="positively homogeneous.*'sigmoid'"):
+        one_lambda(get_method("fenchel", lams="2"), net)
 
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])

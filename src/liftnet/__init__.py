@@ -4,19 +4,31 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .activations import Activation, register_activation  # noqa: E402
 from .graph import Dense, Network, mlp, parse_arch  # noqa: E402
-from .methods import METHODS, Backprop, Lifted, Method, get_method, lifted_predict  # noqa: E402
+from .methods import (  # noqa: E402
+    METHODS,
+    Backprop,
+    Lifted,
+    Method,
+    MethodState,
+    get_method,
+    lifted_predict,
+    register_method,
+)
 from .results import load_model, save_model  # noqa: E402
 from .training import FitResult, fit  # noqa: E402
 from .transfer import from_torch, to_torch  # noqa: E402
 
 __all__ = [
     "METHODS",
+    "Activation",
     "Backprop",
     "Dense",
     "FitResult",
     "Lifted",
     "Method",
+    "MethodState",
     "Network",
     "__version__",
     "fit",
@@ -26,6 +38,8 @@ __all__ = [
     "load_model",
     "mlp",
     "parse_arch",
+    "register_activation",
+    "register_method",
     "save_model",
     "to_torch",
 ]

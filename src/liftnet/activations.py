@@ -54,12 +54,21 @@ class Activation(ABC):
         domain: closed interval dom Phi = closure of range(sigma) (elementwise ones only).
         box: the box of the JC divergence ``||v - u||^2 + indicator(lower <= v <= upper)``, or
             None where ``divergence`` is the BC form ``Phi(v) - u v`` (or a non-elementwise one).
+        slope: sup sigma', the Lipschitz constant of sigma (None where not set): Phi is then
+            1 / slope-strongly convex, and the gradient sigma(u) - v of the Fenchel-Young gap
+            in u is slope-Lipschitz (the curvature bounds of the Fenchel blocks).
     """
 
     name: ClassVar[str]
     elementwise: ClassVar[bool] = True
     domain: ClassVar[Bounds] = (None, None)
     box: ClassVar[Bounds | None] = None
+    slope: ClassVar[float | None] = None
+    #: how the Fenchel X-step (paper 003 (14)) treats Phi: "euclidean" (a Lipschitz gradient
+    #: on dom Phi, sup Phi'' = ``curvature()``: projected gradient), "mirror" (Phi Legendre,
+    #: Phi' = sigma^{-1} infinite at the finite ends of the range: Bregman proximal gradient
+    #: with Phi as the distance), None (no Fenchel X-step)
+    fenchel_x_step: ClassVar[str | None] = None
 
     @abstractmethod
     def map(self, u: Tensor) -> Tensor:
@@ -75,6 +84,19 @@ class Activation(ABC):
     def in_domain(self, v: Tensor) -> Tensor:
         """Boolean mask of v in dom Phi (elementwise: ``domain[0] <= v <= domain[1]``)."""
         return _in_interval(v, self.domain)
+
+    def conjugate(self, u: Tensor) -> Tensor:
+        """Phi*(u) = int_{sigma^{-1}(z)}^u sigma(t) dt element-wise (paper 003 Theorem 1:
+        the Fenchel-Young gap is Phi(v) + Phi*(u) - u v)."""
+        raise NotImplementedError(f"activation {self.name!r} has no conjugate Phi* here")
+
+    def inverse(self, v: Tensor) -> Tensor:
+        """sigma^{-1}(v) = Phi'(v) on dom Phi (a subgradient where Phi is not differentiable)."""
+        raise NotImplementedError(f"activation {self.name!r} has no inverse sigma^{{-1}} here")
+
+    def curvature(self) -> float | None:
+        """sup Phi'' on dom Phi (= 1 / inf sigma'), None where unbounded or not set."""
+        return None
 
     def potential(self, v: Tensor) -> Tensor:
         """Phi(v) = int_0^v sigma^{-1}(t) dt elementwise, +inf outside dom Phi."""
@@ -104,6 +126,8 @@ class ReLU(Activation):
     """
 
     name: ClassVar[str] = "relu"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "euclidean"
     domain: ClassVar[Bounds] = (0.0, None)
     box: ClassVar[Bounds | None] = (0.0, None)
 
@@ -112,6 +136,15 @@ class ReLU(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * v**2
+
+    def conjugate(self, u: Tensor) -> Tensor:
+        return 0.5 * torch.relu(u) ** 2
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return v
+
+    def curvature(self) -> float:
+        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
@@ -130,6 +163,8 @@ class LeakyReLU(Activation):
 
     alpha: float = 0.01
     name: ClassVar[str] = "leaky_relu"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "euclidean"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -140,6 +175,15 @@ class LeakyReLU(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * torch.where(v >= 0, v**2, v**2 / self.alpha)
+
+    def conjugate(self, u: Tensor) -> Tensor:
+        return 0.5 * torch.where(u >= 0, u * u, self.alpha * u * u)
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return torch.where(v >= 0, v, v / self.alpha)
+
+    def curvature(self) -> float:
+        return 1.0 / self.alpha
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.alpha)
@@ -153,6 +197,8 @@ class Sigmoid(Activation):
     """
 
     name: ClassVar[str] = "sigmoid"
+    slope: ClassVar[float | None] = 0.25
+    fenchel_x_step: ClassVar[str | None] = "mirror"
     domain: ClassVar[Bounds] = (0.0, 1.0)
 
     def map(self, u: Tensor) -> Tensor:
@@ -160,6 +206,12 @@ class Sigmoid(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return torch.xlogy(v, v) + torch.xlogy(1 - v, 1 - v)
+
+    def conjugate(self, u: Tensor) -> Tensor:  # log(1 + e^u), softplus without a threshold
+        return torch.logaddexp(u, torch.zeros_like(u))
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return torch.logit(v)
 
     def torch_module(self) -> nn.Module:
         return nn.Sigmoid()
@@ -173,6 +225,8 @@ class Tanh(Activation):
     """
 
     name: ClassVar[str] = "tanh"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "mirror"
     domain: ClassVar[Bounds] = (-1.0, 1.0)
 
     def map(self, u: Tensor) -> Tensor:
@@ -180,6 +234,13 @@ class Tanh(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * (torch.xlogy(1 - v, 1 - v) + torch.xlogy(1 + v, 1 + v))
+
+    def conjugate(self, u: Tensor) -> Tensor:  # log cosh u, computed without overflow
+        a = u.abs()
+        return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return torch.atanh(v)
 
     def torch_module(self) -> nn.Module:
         return nn.Tanh()
@@ -194,6 +255,8 @@ class HardTanh(Activation):
     """
 
     name: ClassVar[str] = "hardtanh"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "euclidean"
     domain: ClassVar[Bounds] = (-1.0, 1.0)
     box: ClassVar[Bounds | None] = (-1.0, 1.0)
 
@@ -202,6 +265,16 @@ class HardTanh(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * v**2
+
+    def conjugate(self, u: Tensor) -> Tensor:  # Phi = v^2/2 on [-1.0, 1]: a Huber function
+        c = u.clamp(-1.0, 1.0)
+        return c * u - 0.5 * c * c
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return v
+
+    def curvature(self) -> float:
+        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.Hardtanh(-1.0, 1.0)
@@ -217,6 +290,7 @@ class SoftThreshold(Activation):
 
     alpha: float = 0.1
     name: ClassVar[str] = "soft_threshold"
+    slope: ClassVar[float | None] = 1.0
 
     def __post_init__(self) -> None:
         if not (0.0 < self.alpha < math.inf):
@@ -227,6 +301,12 @@ class SoftThreshold(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * v**2 + self.alpha * v.abs()
+
+    def conjugate(self, u: Tensor) -> Tensor:  # Phi = v^2/2 + alpha |v|
+        return 0.5 * (u.abs() - self.alpha).clamp_min(0.0) ** 2
+
+    def inverse(self, v: Tensor) -> Tensor:  # the least-norm element of the subdifferential
+        return v + self.alpha * torch.sign(v)
 
     def torch_module(self) -> nn.Module:
         return nn.Softshrink(self.alpha)
@@ -240,6 +320,8 @@ class PiecewiseSigmoid(Activation):
     """
 
     name: ClassVar[str] = "piecewise_sigmoid"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "euclidean"
     domain: ClassVar[Bounds] = (0.0, 1.0)
     box: ClassVar[Bounds | None] = (0.0, 1.0)
 
@@ -248,6 +330,16 @@ class PiecewiseSigmoid(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * v**2
+
+    def conjugate(self, u: Tensor) -> Tensor:  # Phi = v^2/2 on [0.0, 1]: a Huber function
+        c = u.clamp(0.0, 1.0)
+        return c * u - 0.5 * c * c
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return v
+
+    def curvature(self) -> float:
+        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.Hardtanh(0.0, 1.0)
@@ -360,6 +452,8 @@ class Identity(Activation):
     """sigma(u) = u. JC: D(u, v) = ||v - u||^2 (box unbounded); BC: Phi(v) = v^2 / 2."""
 
     name: ClassVar[str] = "identity"
+    slope: ClassVar[float | None] = 1.0
+    fenchel_x_step: ClassVar[str | None] = "euclidean"
     box: ClassVar[Bounds | None] = (None, None)
 
     def map(self, u: Tensor) -> Tensor:
@@ -367,6 +461,15 @@ class Identity(Activation):
 
     def _phi(self, v: Tensor) -> Tensor:
         return 0.5 * v**2
+
+    def conjugate(self, u: Tensor) -> Tensor:
+        return 0.5 * u * u
+
+    def inverse(self, v: Tensor) -> Tensor:
+        return v
+
+    def curvature(self) -> float:
+        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.Identity()
@@ -486,3 +589,35 @@ def get_activation(name: str | Activation) -> Activation:
         raise ValueError(
             f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}"
         ) from None
+
+
+def register_activation(activation: Activation, *, replace: bool = False) -> Activation:
+    """Make ``activation`` available by its ``name`` everywhere a name is taken (architecture
+    strings, ``--activation``, the estimator's ``activation``, saved models).
+
+    What each method needs of it (the built-in classes above are the examples):
+
+    * every method: ``map`` and ``torch_module`` (export to ``torch.nn``);
+    * ``lifted`` (paper 004): ``box`` (its JC divergence);
+    * ``fenchel`` (paper 003): ``potential`` (``_phi`` and ``domain``), ``conjugate``,
+      ``inverse``, ``slope`` and ``fenchel_x_step`` ("euclidean" with ``curvature``, or
+      "mirror" for a Legendre potential);
+    * ``backprop``: nothing more (the gradient of ``map`` by autograd).
+
+    Raises ``ValueError`` for a name already registered (unless ``replace``) or an object that
+    is not an :class:`Activation` with a name.
+    """
+    if not isinstance(activation, Activation):
+        raise ValueError(f"register_activation needs an Activation instance, got "
+                         f"{type(activation).__name__}")
+    name = getattr(activation, "name", None)
+    if not isinstance(name, str) or not name or "-" in name or "," in name:
+        raise ValueError(f"an activation needs a non-empty name without '-' or ',', got {name!r}")
+    if name in ACTIVATIONS and not replace:
+        raise ValueError(f"activation {name!r} is already registered; pass replace=True to "
+                         "replace it")
+    if activation.fenchel_x_step not in (None, "euclidean", "mirror"):
+        raise ValueError(f"fenchel_x_step must be None, 'euclidean' or 'mirror', got "
+                         f"{activation.fenchel_x_step!r}")
+    ACTIVATIONS[name] = activation
+    return activation

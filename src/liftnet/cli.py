@@ -7,13 +7,17 @@
 
 With no arguments, ``liftnet`` trains the default method on the bundled ``digits`` data set.
 Method hyperparameters (``--lam``, ``--rho``, ...) are generated from the methods' dataclass
-fields, so a new method's settings appear here without touching this file.
+fields, so a new method's settings appear here without touching this file; ``--plugin MODULE``
+imports a module that registers activations or methods of one's own before the options are
+built (``docs/extending.md``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
@@ -107,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "that runs with torch alone")
     x.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
     x.add_argument("--out", required=True, help="the .pt2 file to write")
+    for command in (t, e, x):
+        command.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                             help="import this module or .py file first (repeatable): it may "
+                                  "register activations and methods (liftnet.register_activation,"
+                                  " liftnet.register_method; docs/extending.md)")
     group = t.add_argument_group("method hyperparameters (default: the method's)")
     for name, (typ, owners) in sorted(_method_fields().items()):
         group.add_argument(
@@ -401,10 +410,44 @@ def _out_of_memory(exc: BaseException) -> bool:
     return "can't allocate memory" in text or "out of memory" in text.lower()
 
 
+def load_plugins(argv: list[str]) -> list[str]:
+    """Import every ``--plugin MODULE`` (a module name, or a path to a .py file) of ``argv``
+    before the parser is built, so that the activations and methods they register are offered
+    by it; returns the plugins' names.  A plugin that cannot be imported is a ValueError."""
+    specs = [a.split("=", 1)[1] if a.startswith("--plugin=") else argv[i + 1]
+             for i, a in enumerate(argv)
+             if a.startswith("--plugin=") or (a == "--plugin" and i + 1 < len(argv))]
+    for spec in specs:
+        try:
+            if spec.endswith(".py") or os.sep in spec:
+                path = os.path.abspath(spec)
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"no such file {spec!r}")
+                name = "liftnet_plugin_" + os.path.splitext(os.path.basename(path))[0]
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module  # dataclasses look their module up here
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            else:
+                importlib.import_module(spec)
+        except Exception as exc:  # the user's code: any error, reported with its type
+            raise ValueError(f"--plugin {spec}: {type(exc).__name__}: {exc}") from None
+    return specs
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
+    try:
+        load_plugins(argv)
+    except ValueError as exc:
+        print(f"liftnet: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -19,60 +19,46 @@ sums it per sample (the paper's matrix extension ``B(V, U) = sum_ij B(V_ij, U_ij
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from .activations import get_activation
+from .activations import ACTIVATIONS, Activation, get_activation
 
 #: activations with a Fenchel-Young gap (Theorem 1 and (5))
 FENCHEL_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "identity")
-#: activations whose conjugate F* is written here (the Fenchel ones and the piecewise-linear
-#: proximal activations of lifted Bregman training, :mod:`liftnet.proximal`)
+#: built-in activations that define F* (the Fenchel ones and the piecewise-linear proximal
+#: activations of lifted Bregman training, :mod:`liftnet.proximal`); :func:`with_conjugate`
+#: lists the registered ones
 CONJUGATES = (*FENCHEL_ACTIVATIONS, "hardtanh", "piecewise_sigmoid", "soft_threshold")
 
 
-def conjugate(name: str, u: Tensor) -> Tensor:
-    """F*(u) = int_{sigma^{-1}(z)}^u sigma(t) dt, element-wise, of the activation ``name``."""
-    if name == "relu":
-        return 0.5 * torch.relu(u) ** 2
-    if name == "leaky_relu":
-        a = get_activation(name).alpha
-        return 0.5 * torch.where(u >= 0, u * u, a * u * u)
-    if name == "sigmoid":  # F(v) = v log v + (1 - v) log(1 - v): F* = log(1 + e^u)
-        return torch.logaddexp(u, torch.zeros_like(u))  # softplus without a threshold
-    if name == "tanh":  # F* = log cosh u, computed without overflow
-        a = u.abs()
-        return a + torch.log1p(torch.exp(-2 * a)) - math.log(2.0)
-    if name == "identity":
-        return 0.5 * u * u
-    if name in ("hardtanh", "piecewise_sigmoid"):  # F = v^2/2 on [lo, 1]: a Huber function
-        lo = -1.0 if name == "hardtanh" else 0.0
-        c = u.clamp(lo, 1.0)
-        return c * u - 0.5 * c * c
-    if name == "soft_threshold":  # F = v^2/2 + alpha |v|: F* = (|u| - alpha)_+^2 / 2
-        a = get_activation(name).alpha
-        return 0.5 * (u.abs() - a).clamp_min(0.0) ** 2
-    raise ValueError(
-        f"activation {name!r} has no Fenchel-Young gap here; choose one of "
-        f"{', '.join(CONJUGATES)}"
-    )
+def conjugate(name: str | Activation, u: Tensor) -> Tensor:
+    """F*(u) = int_{sigma^{-1}(z)}^u sigma(t) dt, element-wise, of the activation ``name``
+    (:meth:`liftnet.activations.Activation.conjugate`; a registered activation of one's own
+    takes part by defining it)."""
+    act = get_activation(name)
+    try:
+        return act.conjugate(u)
+    except NotImplementedError:
+        raise ValueError(
+            f"activation {act.name!r} has no Fenchel-Young gap here; choose one of "
+            f"{', '.join(with_conjugate())}"
+        ) from None
 
 
-def inverse(name: str, v: Tensor) -> Tensor:
+def inverse(name: str | Activation, v: Tensor) -> Tensor:
     """sigma^{-1}(v) = F'(v) on the domain of F (ReLU: v itself on v >= 0)."""
-    if name in ("relu", "identity", "hardtanh", "piecewise_sigmoid"):
-        return v
-    if name == "soft_threshold":  # the least-norm element of the subdifferential at 0
-        return v + get_activation(name).alpha * torch.sign(v)
-    if name == "leaky_relu":
-        return torch.where(v >= 0, v, v / get_activation(name).alpha)
-    if name == "sigmoid":
-        return torch.logit(v)
-    if name == "tanh":
-        return torch.atanh(v)
-    raise ValueError(f"activation {name!r} has no Fenchel-Young gap here")
+    act = get_activation(name)
+    try:
+        return act.inverse(v)
+    except NotImplementedError:
+        raise ValueError(f"activation {act.name!r} has no Fenchel-Young gap here") from None
+
+
+def with_conjugate() -> tuple[str, ...]:
+    """The registered activations that define F* (built in: ``CONJUGATES``)."""
+    return tuple(name for name, act in ACTIVATIONS.items()
+                 if type(act).conjugate is not Activation.conjugate)
 
 
 def fenchel_gap(name: str, V: Tensor, U: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .activations import ACTIVATIONS
 from .graph import Network, Params, network
 
 MODEL_FORMAT = "liftnet-model/1"
@@ -137,6 +138,15 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
     try:
         acts = [str(a) for a in payload["activations"]]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path} holds a damaged liftnet model: {exc}") from None
+    unknown = sorted({a for a in acts if a not in ACTIVATIONS})
+    if unknown:  # e.g. a plugin's activation
+        raise ValueError(
+            f"{path} uses the activation {', '.join(map(repr, unknown))}, which is not "
+            "registered here: import the module that registers it first (liftnet --plugin "
+            "MODULE, or liftnet.register_activation in Python)")
+    try:
         net = network(str(payload["arch"]), loss=payload["loss"], activations=acts)
         params = list(zip(payload["weights"], payload["biases"], strict=True))
         net.check_params(params)

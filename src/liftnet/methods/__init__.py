@@ -18,6 +18,24 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
+def register_method(cls: type[Method], *, replace: bool = False) -> type[Method]:
+    """Make the method class ``cls`` available by its ``key`` to :func:`get_method`,
+    ``liftnet.fit``, the CLI's ``--method`` (with its hyperparameters as flags) and the
+    estimators.  ``cls`` is a frozen dataclass of hyperparameters subclassing :class:`Method`
+    (``init_state``, ``step``, ``objective``; capabilities as class attributes), like the
+    built-in ones.  Usable as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Method) and dataclasses.is_dataclass(cls)):
+        raise ValueError(
+            f"register_method needs a dataclass subclass of liftnet.Method, got {cls!r}")
+    key = cls.key
+    if not isinstance(key, str) or not key.isidentifier():
+        raise ValueError(f"a method needs a key that is a Python identifier, got {key!r}")
+    if key in METHODS and METHODS[key] is not cls and not replace:
+        raise ValueError(f"method {key!r} is already registered; pass replace=True to replace it")
+    METHODS[key] = cls
+    return cls
+
+
 def get_method(key: str, **hyperparameters) -> Method:
     """The method registered under ``key``, made with ``hyperparameters`` (validated)."""
     try:
@@ -36,5 +54,5 @@ __all__ = [
     "ADMM", "ADMMState", "Bregman", "BregmanState", "Convex", "ConvexState", "METHODS",
     "Fenchel", "FenchelState",
     "PBCD", "Backprop", "BackpropState", "Lifted", "LiftedState",
-    "Method", "MethodState", "PBCDState", "get_method", "lifted_predict",
+    "Method", "MethodState", "PBCDState", "get_method", "lifted_predict", "register_method",
 ]

@@ -22,9 +22,14 @@ Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternat
 
 * X-steps, backward from the last hidden layer, (14)-(16): for X_l (the input of layer l)
   ``argmin_{Z in dom F} 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))`` with phi_l the
-  next link's term (2 lam_l B(X_{l+1}, .) or c * loss(Y, .)): strongly convex for ReLU, solved
-  by accelerated projected gradient (:func:`~liftnet.solvers.apg`) to a relative
-  projected-gradient residual ``tol`` with step 1 / (2 lam_{l-1} + curv * ||layer_l||^2).
+  next link's term (2 lam_l B(X_{l+1}, .) or c * loss(Y, .)): strongly convex.  For ReLU,
+  leaky ReLU and the identity (sigma^{-1} Lipschitz) solved by accelerated projected gradient
+  (:func:`~liftnet.solvers.apg`) to a relative projected-gradient residual ``tol`` with step
+  1 / (2 lam_{l-1} sup F'' + curv * ||layer_l||^2); for the sigmoid and tanh, whose F has no
+  Lipschitz gradient on dom F (sigma^{-1} is unbounded at the ends of the range), by Bregman
+  proximal gradient with F itself as the distance (:func:`~liftnet.solvers.bregman_gradient`:
+  X <- sigma((2 lam U + L sigma^{-1}(X) - grad) / (2 lam + L)), L = slope * curv *
+  ||layer_l||^2), which needs sigma only and keeps X inside the range.
 * W-steps (17)-(20), independent across layers: ``argmin phi_l(layer_l(X_l; W, b)) +
   rho_l ||W||^2 + gamma_l ||(W, b) - (W, b)^0||^2``, a regression through a convex function of
   the outputs, solved by majorisation-minimisation with the shared matrix
@@ -56,10 +61,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..activations import get_activation
-from ..divergences import conjugate, inverse
+from ..activations import ACTIVATIONS, get_activation
+from ..divergences import conjugate
 from ..graph import Network, Params
-from ..solvers import apg
+from ..solvers import apg, bregman_gradient
 from ..solvers.majorize import augmented_gram, mm_precision, mm_regression
 from ..solvers.majorize_dual import dual_applies, mm_regression_dual, sample_precision
 from .base import (
@@ -78,8 +83,14 @@ from .base import (
     sum_value,
 )
 
-#: hidden activations whose X-step has a Lipschitz gradient (sigma^{-1} Lipschitz on dom F)
-TRAINABLE = ("relu", "leaky_relu", "identity")
+
+def fenchel_activations() -> tuple[str, ...]:
+    """The registered activations Fenchel trains on hidden layers: those that declare an
+    X-step (``Activation.fenchel_x_step``: "euclidean", accelerated projected gradient, for
+    ReLU, leaky ReLU, the identity, hard tanh and the piecewise-linear sigmoid; "mirror",
+    Bregman proximal gradient, for the sigmoid and tanh) and a ``slope``."""
+    return tuple(name for name, act in ACTIVATIONS.items()
+                 if act.fenchel_x_step is not None and act.slope is not None)
 
 
 # LeNet-5 (section 5.2): Appendix C's settings, and liftnet's defaults for it (the CLI's
@@ -185,7 +196,6 @@ class Fenchel(Method):
     supports_conv: ClassVar[bool] = True
     monotone: ClassVar[bool] = True
     supports_distributed: ClassVar[bool] = True
-    hidden_activations: ClassVar[tuple[str, ...]] = TRAINABLE
     default_batch_size: ClassVar[int] = 500
     default_epochs: ClassVar[int] = 10
 
@@ -209,6 +219,16 @@ class Fenchel(Method):
         check_int("max_inner", self.max_inner, 1)
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)
+
+    def check_network(self, net: Network) -> None:
+        """The base checks, and an X-step for every hidden activation (fenchel_activations)."""
+        super().check_network(net)
+        for l, layer in enumerate(net.layers[:-1]):
+            act = get_activation(layer.activation)
+            if act.fenchel_x_step is None or act.slope is None:
+                raise ValueError(
+                    f"Fenchel does not support activation {layer.activation!r} on hidden layer "
+                    f"{l + 1} (supports {', '.join(fenchel_activations())})")
 
     # ------------------------------------------------------------------ per-layer weights
     def layer_lams(self, net: Network) -> list[float]:
@@ -301,7 +321,7 @@ class Fenchel(Method):
         def grad(U: Tensor) -> Tensor:  # out of place: map(U) is U itself for identity
             return (act.map(U) - T).mul_(2.0 * lam)
 
-        return value, grad, 2.0 * lam  # sigma is 1-Lipschitz for every TRAINABLE activation
+        return value, grad, 2.0 * lam * act.slope  # grad is 2 lam slope-Lipschitz
 
     # ------------------------------------------------------------------ objective
     def objective(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor) -> float:
@@ -409,8 +429,9 @@ class Fenchel(Method):
 
     @staticmethod
     def _project(name: str, Z: Tensor) -> Tensor:
-        """Projection on dom F of the activation (ReLU: Z >= 0)."""
-        return Z.clamp_min(0.0) if name == "relu" else Z
+        """Projection on dom F of the activation (ReLU: Z >= 0, sigmoid: 0 <= Z <= 1)."""
+        lower, upper = get_activation(name).domain
+        return Z if lower is None and upper is None else Z.clamp(lower, upper)
 
     def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool,
                    target: Tensor | None = None):
@@ -427,6 +448,7 @@ class Fenchel(Method):
         """X_l <- argmin_Z 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))  (14)-(16)."""
         below, layer = net.layers[l - 1], net.layers[l]
         name = below.activation
+        act = get_activation(name)
         lam = self.layer_lams(net)[l - 1]
         x_below = X if l == 1 else state.acts[l - 2]
         U_prev = self._pre_activation(net, state, l - 1, x_below)
@@ -440,15 +462,36 @@ class Fenchel(Method):
 
         def grad(Z: Tensor) -> Tensor:
             g = layer.adjoint(grad_next(layer.forward(Z, W, b)), W)
-            return g.add_(inverse(name, Z), alpha=2.0 * lam).sub_(U_prev, alpha=2.0 * lam)
+            return g.add_(act.inverse(Z), alpha=2.0 * lam).sub_(U_prev, alpha=2.0 * lam)
 
         def project(Z: Tensor) -> Tensor:
             return self._project(name, Z)
 
-        lip_inv = 1.0 / get_activation(name).alpha if name == "leaky_relu" else 1.0
-        lip = 2.0 * lam * lip_inv + curv * _op_norm_sq(layer, W, X.dtype)
+        smooth = curv * _op_norm_sq(layer, W, X.dtype)  # of phi_l(layer_l(Z)), Euclidean
         Z0 = state.acts[l - 1]
-        res = apg(grad, project, Z0, lip, tol=self.tol, max_iter=self.max_inner)
+        if act.fenchel_x_step == "mirror":  # Bregman proximal gradient, F as the distance
+            memo: list = [None, None]  # the last (Z, layer_l(Z)): value and gradient share it
+
+            def forward(Z: Tensor) -> Tensor:
+                if memo[0] is not Z:
+                    memo[:] = [Z, layer.forward(Z, W, b)]
+                return memo[1]
+
+            def grad_next_of(Z: Tensor) -> Tensor:
+                return layer.adjoint(grad_next(forward(Z)), W)
+
+            lower, upper = act.domain
+            eps = 4.0 * torch.finfo(Z0.dtype).eps  # F' is infinite on the ends of the range
+            V0 = act.inverse(Z0.clamp(None if lower is None else lower + eps,
+                                      None if upper is None else upper - eps))
+            res = bregman_gradient(grad_next_of, act.map, U_prev, V0, 2.0 * lam,
+                                   max(act.slope * smooth, 1e-12),
+                                   value_g=lambda Z: value_next(forward(Z)),
+                                   conjugate=act.conjugate, tol=self.tol,
+                                   max_iter=self.max_inner)
+        else:  # step 1 / (2 lam sup F'' + smooth)
+            res = apg(grad, project, Z0, 2.0 * lam * act.curvature() + smooth, tol=self.tol,
+                      max_iter=self.max_inner)
         state.inner["x"].append(res.iterations)
         return res.x if f(res.x) <= f(Z0) else Z0
 
@@ -536,6 +579,10 @@ def one_lambda(method: Fenchel, net: Network) -> Fenchel:
     and gamma_l / lam_l for the biases (lam_{-1} = lam_L = 1).  The returned method trains the
     scaled variables; its iterates are the scaled iterates of ``method`` (checked by the tests).
     """
+    for l, layer in enumerate(net.layers[:-1]):
+        if layer.activation not in ("relu", "leaky_relu", "identity"):
+            raise ValueError(f"one_lambda needs positively homogeneous activations; hidden layer "
+                             f"{l + 1} has {layer.activation!r}")
     lams = method.layer_lams(net)
     full = [1.0, *lams, 1.0]
     g, gb, r = method.layer_gammas(net), method.layer_bias_gammas(net), method.layer_rhos(net)

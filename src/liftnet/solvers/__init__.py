@@ -6,6 +6,7 @@
 * :mod:`.pgd` -- a small accelerated projected-gradient routine.
 * :mod:`.majorize` -- regression through a convex function of the outputs (MM, shared matrix).
 * :mod:`.majorize_dual` -- the same MM computed in sample space (fewer rows than columns).
+* :mod:`.mirror` -- Bregman proximal gradient with an activation's potential as the distance.
 * :mod:`.prox` -- closed-form proximal maps of the splitting methods (ReLU, linear layer).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .majorize import MMResult, augmented_gram, mm_precision, mm_regression
 from .majorize_dual import dual_applies, mm_regression_dual, sample_precision
+from .mirror import MirrorResult, bregman_gradient
 from .nnls import QPResult, box_qp, nnls
 from .pgd import APGResult, apg, lipschitz_sym
 from .prox import linear_prox, relu_prox
@@ -22,6 +24,7 @@ from .simplex import project_simplex, simplex_ce_prox
 __all__ = [
     "APGResult",
     "MMResult",
+    "MirrorResult",
     "augmented_gram",
     "mm_precision",
     "mm_regression",
@@ -32,6 +35,7 @@ __all__ = [
     "QPResult",
     "apg",
     "box_qp",
+    "bregman_gradient",
     "gram_stats",
     "linear_prox",
     "lipschitz_sym",

@@ -1,0 +1,239 @@
+"""Extension points (docs/extending.md): activations and methods of one's own, registered from
+Python or by ``liftnet --plugin``; the two examples in ``examples/`` are the ones tested."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from liftnet import (
+    METHODS,
+    Backprop,
+    fit,
+    get_method,
+    register_activation,
+    register_method,
+    to_torch,
+)
+from liftnet.activations import ACTIVATIONS, ReLU, get_activation
+from liftnet.cli import load_plugins, main
+from liftnet.divergences import fenchel_gap, with_conjugate
+from liftnet.graph import network
+from liftnet.metrics import targets_for
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ELU_FILE = str(EXAMPLES / "elu_activation.py")
+FEATURES_FILE = str(EXAMPLES / "random_features_method.py")
+
+
+@pytest.fixture
+def registries():
+    """Registries restored after the test (registration is global)."""
+    acts, methods = dict(ACTIVATIONS), dict(METHODS)
+    yield
+    ACTIVATIONS.clear()
+    ACTIVATIONS.update(acts)
+    METHODS.clear()
+    METHODS.update(methods)
+
+
+@pytest.fixture
+def elu(registries):
+    load_plugins(["--plugin", ELU_FILE])
+    return get_activation("elu")
+
+
+def test_elu_example_is_a_fenchel_young_pair(elu):
+    """The gap Phi(v) + Phi*(u) - u v of the example: >= 0, 0 exactly at v = sigma(u), its
+    u-gradient sigma(u) - v (autograd), sigma^{-1}(sigma(u)) = u."""
+    assert "elu" in with_conjugate()
+    u = torch.linspace(-6, 6, 121, dtype=torch.float64)
+    v = torch.linspace(-0.999, 5, 97, dtype=torch.float64)
+    U, V = torch.meshgrid(u, v, indexing="ij")
+    gap = fenchel_gap("elu", V, U)
+    assert gap.min() >= 0
+    on_graph = fenchel_gap("elu", elu.map(u), u)
+    assert on_graph.abs().max() < 1e-12
+    assert gap[(V - elu.map(U)).abs() > 1e-3].min() > 0
+    uu = u.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(fenchel_gap("elu", torch.full_like(u, 0.3), uu).sum(), uu)
+    torch.testing.assert_close(g, elu.map(u) - 0.3)
+    torch.testing.assert_close(elu.inverse(elu.map(u[u > -5])), u[u > -5])
+    assert torch.isinf(elu.potential(torch.tensor([-1.5], dtype=torch.float64))).all()
+
+
+def test_elu_x_step_matches_scipy(elu):
+    """Fenchel's mirror X-step on a one-sided range (-1, inf) against L-BFGS-B."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(10, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,), generator=g)
+    net = network("5-4-3", activation="elu", loss="ce")
+    Y = targets_for(net, y, X.dtype)
+    method = get_method("fenchel", lam=1.5, loss_weight=2.0, tol=1e-10, max_inner=20000)
+    state = method.init_state(net, X, Y, generator=g)
+    acts, pre = net.forward_all(state.params, X)
+    state.acts = [elu.map(pre[0] + 0.5 * torch.randn(pre[0].shape, generator=g,
+                                                     dtype=X.dtype))]
+    state.inner = {"x": [], "w": []}
+    (W0, b0), (W1, b1) = [(W.numpy(), b.numpy()) for W, b in state.params]
+    U_prev = X.numpy() @ W0.T + b0
+    shape = state.acts[0].shape
+
+    def f(z):
+        Z = torch.from_numpy(z.reshape(shape))
+        own = 2 * 1.5 * float((elu.potential(Z) - torch.from_numpy(U_prev) * Z).sum())
+        U = z.reshape(shape) @ W1.T + b1
+        m = U.max(1, keepdims=True)
+        ce = (m[:, 0] + np.log(np.exp(U - m).sum(1)) - (U * Y.numpy()).sum(1)).sum()
+        return own + 2.0 * ce
+
+    ref = minimize(f, state.acts[0].numpy().ravel(), method="L-BFGS-B",
+                   bounds=[(-1 + 1e-12, None)] * state.acts[0].numel(),
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
+    Z = method._x_step(net, state, X, Y, 1).numpy()
+    assert f(Z.ravel()) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    np.testing.assert_allclose(Z, ref.x.reshape(shape), atol=1e-5)
+    assert Z.min() > -1
+
+
+def test_registered_activation_trains_with_fenchel_and_backprop_and_exports(elu, small_data):
+    Xtr, ytr, Xte, yte = small_data
+    net = network("8-12-3", activation="elu", loss="ce")
+    res = fit(get_method("fenchel", gamma=1.0, gamma_out=1.0, loss_weight=1.0), net, Xtr, ytr,
+              epochs=6, batch_size=0, X_test=Xte, y_test=yte, progress=False)
+    objectives = [h["objective"] for h in res.history]
+    assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))
+    assert res.history[-1]["test_accuracy"] >= 0.8  # the majority class: 0.6
+    with torch.no_grad():
+        torch.testing.assert_close(to_torch(net, res.state.params)(Xte),
+                                   net.forward(res.state.params, Xte))
+    res = fit(get_method("backprop"), net, Xtr, ytr, epochs=2, progress=False)
+    assert np.isfinite(res.history[-1]["objective"])
+
+
+def test_register_activation_errors(registries):
+    with pytest.raises(ValueError, match="already registered"):
+        register_activation(ReLU())
+    register_activation(ReLU(), replace=True)
+    with pytest.raises(ValueError, match="needs an Activation instance"):
+        register_activation(torch.nn.ReLU())
+
+    @dataclass(frozen=True)
+    class Bad(ReLU):
+        name: ClassVar[str] = "my-relu"
+
+    with pytest.raises(ValueError, match="without '-' or ','"):
+        register_activation(Bad())
+
+    @dataclass(frozen=True)
+    class Odd(ReLU):
+        name: ClassVar[str] = "odd"
+        fenchel_x_step: ClassVar[str | None] = "newton"
+
+    with pytest.raises(ValueError, match="fenchel_x_step must be"):
+        register_activation(Odd())
+
+    @dataclass(frozen=True)
+    class NoStep(ReLU):
+        name: ClassVar[str] = "nostep"
+        fenchel_x_step: ClassVar[str | None] = None
+
+    register_activation(NoStep())
+    X, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="Fenchel does not support activation 'nostep'"):
+        fit(get_method("fenchel"), network("4-3-3", activation="nostep"), X, y, epochs=1,
+            progress=False)
+
+
+def _features_method():
+    load_plugins(["--plugin", FEATURES_FILE])
+    return METHODS["random_features"]
+
+
+def test_random_features_example_is_ridge_on_the_random_features(registries, small_data):
+    """The registered example method: hidden layers untouched, the output layer the ridge
+    solution on the hidden features (numpy least squares on the augmented system)."""
+    _features_method()
+    Xtr, ytr, _, _ = small_data
+    X64 = Xtr.double()
+    net = network("8-30-3", loss="ce")
+    method = get_method("random_features", alpha=0.5)
+    res = fit(method, net, X64, ytr, epochs=1, progress=False, seed=3)
+    start = method.init_state(net, X64, targets_for(net, ytr, X64.dtype),
+                              generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(res.state.params[0], start.params[0])  # not trained
+    H = torch.relu(X64 @ res.state.params[0][0].T + res.state.params[0][1]).numpy()
+    Y = targets_for(net, ytr, X64.dtype).numpy()
+    n, d = H.shape
+    # [H 1; sqrt(alpha) I 0] [W^T; b] = [Y; 0]: the ridge problem with a free intercept
+    A = np.block([[H, np.ones((n, 1))], [np.sqrt(0.5) * np.eye(d), np.zeros((d, 1))]])
+    sol = np.linalg.lstsq(A, np.vstack([Y, np.zeros((d, Y.shape[1]))]), rcond=None)[0]
+    W, b = res.state.params[1]
+    np.testing.assert_allclose(W.numpy(), sol[:d].T, atol=1e-8)
+    np.testing.assert_allclose(b.numpy(), sol[d], atol=1e-8)
+
+
+def test_registered_method_in_the_cli_and_the_estimator(registries, tmp_path, capsys):
+    out = tmp_path / "run.json"
+    code = main(["train", "--plugin", FEATURES_FILE, "--method", "random_features",
+                 "--arch", "64-200-10", "--alpha", "0.1", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(out.read_text())
+    assert record["method"] == "random_features"
+    assert record["config"]["alpha"] == 0.1
+    assert record["test_accuracy"] > 0.8
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = np.random.default_rng(0).random((60, 5)), np.arange(60) % 3
+    clf = LiftedClassifier("random_features", hidden_layer_sizes=(20,)).fit(X, y)
+    assert clf.predict(X).shape == (60,)
+
+
+def test_register_method_errors(registries):
+    with pytest.raises(ValueError, match="dataclass subclass of liftnet.Method"):
+        register_method(int)
+
+    @dataclass(frozen=True)
+    class Again(Backprop):
+        key: ClassVar[str] = "backprop"
+
+    with pytest.raises(ValueError, match="'backprop' is already registered"):
+        register_method(Again)
+    register_method(Backprop)  # the same class again: a no-op
+
+    @dataclass(frozen=True)
+    class Dashed(Backprop):
+        key: ClassVar[str] = "my-sgd"
+
+    with pytest.raises(ValueError, match="a Python identifier"):
+        register_method(Dashed)
+
+
+def test_plugin_errors_are_clear(registries, tmp_path, capsys):
+    assert main(["train", "--plugin", "no_such_liftnet_plugin", "--quiet"]) == 2
+    assert "--plugin no_such_liftnet_plugin: ModuleNotFoundError" in capsys.readouterr().err
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('plugin failed on purpose')\n")
+    assert main(["train", f"--plugin={broken}", "--quiet"]) == 2
+    assert "RuntimeError: plugin failed on purpose" in capsys.readouterr().err
+    assert main(["train", "--plugin", str(tmp_path / "missing.py"), "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_saved_model_with_a_plugin_activation(registries, tmp_path, capsys):
+    model = tmp_path / "elu.pt"
+    args = ["--plugin", ELU_FILE]
+    assert main(["train", *args, "--activation", "elu", "--method", "fenchel", "--arch",
+                 "64-20-10", "--epochs", "1", "--quiet", "--save", str(model)]) == 0
+    assert main(["evaluate", *args, "--model", str(model)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    del ACTIVATIONS["elu"]  # a later session without the plugin
+    assert main(["evaluate", "--model", str(model)]) == 2
+    assert "'elu', which is not registered here" in capsys.readouterr().err
