@@ -21,6 +21,7 @@ from liftnet.divergences import (
     fenchel_b,
     fenchel_gap,
     inverse,
+    with_conjugate,
 )
 
 DT = torch.float64
@@ -480,3 +481,27 @@ def test_unregistered_name_raises():
     v = torch.zeros(2, dtype=DT)
     with pytest.raises(ValueError, match="no_such_activation"):
         fenchel_gap("no_such_activation", v, v)
+
+
+@pytest.mark.parametrize("name", with_conjugate())
+def test_every_conjugate_is_the_supremum_of_its_potential(name):
+    """F*(u) = sup_v (u v - F(v)) (Legendre-Fenchel), by a fine grid over dom F, for every
+    registered activation that defines F*; and sigma^{-1}(sigma(u)) = u where sigma is
+    strictly increasing (inverse is the argmax's u)."""
+    act = get_activation(name)
+    lo, hi = act.domain
+    v = torch.linspace(-8 if lo is None else lo, 8 if hi is None else hi, 400001,
+                       dtype=torch.float64)
+    u = torch.linspace(-3, 3, 25, dtype=torch.float64)
+    F = act.potential(v)
+    sup = (u[:, None] * v[None, :] - F[None, :]).max(1).values
+    torch.testing.assert_close(act.conjugate(u), sup, atol=2e-4, rtol=0)
+    # the maximiser v = sigma(u) satisfies u = F'(v) = sigma^{-1}(v) inside the range
+    s = act.map(u)
+    inside = torch.ones_like(s, dtype=torch.bool)
+    if lo is not None:
+        inside &= s > lo + 1e-9
+    if hi is not None:
+        inside &= s < hi - 1e-9
+    if name != "soft_threshold":  # sigma^{-1}(0) is an interval there
+        torch.testing.assert_close(act.inverse(s[inside]), u[inside], atol=1e-6, rtol=0)

@@ -4,6 +4,7 @@ Python or by ``liftnet --plugin``; the two examples in ``examples/`` are the one
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -35,13 +36,16 @@ FEATURES_FILE = str(EXAMPLES / "random_features_method.py")
 
 @pytest.fixture
 def registries():
-    """Registries restored after the test (registration is global)."""
+    """Registries restored after the test (registration is global), and the plugin modules
+    forgotten (a plugin already imported is not imported again)."""
     acts, methods = dict(ACTIVATIONS), dict(METHODS)
     yield
     ACTIVATIONS.clear()
     ACTIVATIONS.update(acts)
     METHODS.clear()
     METHODS.update(methods)
+    for name in [m for m in sys.modules if m.startswith("liftnet_plugin_")]:
+        del sys.modules[name]
 
 
 @pytest.fixture
@@ -237,3 +241,76 @@ def test_saved_model_with_a_plugin_activation(registries, tmp_path, capsys):
     del ACTIVATIONS["elu"]  # a later session without the plugin
     assert main(["evaluate", "--model", str(model)]) == 2
     assert "'elu', which is not registered here" in capsys.readouterr().err
+
+
+def test_plugin_given_twice_abbreviated_or_after_double_dash(registries, tmp_path, capsys):
+    """A plugin is imported once however often it is named (the method example registers
+    without replace=True); ``--plug`` is argparse's abbreviation of --plugin; nothing after
+    ``--`` is imported."""
+    args = ["train", "--method", "random_features", "--arch", "64-50-10", "--quiet"]
+    assert main([*args, "--plugin", FEATURES_FILE, f"--plugin={FEATURES_FILE}"]) == 0
+    assert main([*args, "--plug", FEATURES_FILE]) == 0  # a second main() in this process
+    marker = tmp_path / "marker.py"
+    marker.write_text("raise RuntimeError('imported')\n")
+    assert load_plugins(["train", "--", "--plugin", str(marker)]) == []
+
+
+def test_registered_method_flags_get_their_types_and_clashes_are_clear(registries, capsys):
+    """Field types from the annotations whatever their spelling (no ``from __future__``
+    import in the plugin, ``Optional``); a field named like a train option is a clear error."""
+    from typing import Optional
+
+    @dataclass(frozen=True)
+    class Typed(Backprop):
+        ridge_weight: Optional[float] = None  # noqa: UP045 (the spelling under test)
+        passes: int = 1
+        key: ClassVar[str] = "typed_backprop"
+
+    register_method(Typed)
+    out = main(["train", "--method", "typed_backprop", "--ridge-weight", "0.1", "--passes",
+                "2", "--arch", "64-10", "--epochs", "1", "--quiet"])
+    assert out == 0, capsys.readouterr().err
+    import dataclasses as dc
+
+    from liftnet.cli import _field_type
+
+    types = {f.name: _field_type(Typed, f) for f in dc.fields(Typed)}
+    assert types["ridge_weight"] is float and types["passes"] is int
+
+    @dataclass(frozen=True)
+    class Clash(Backprop):
+        seed: int = 0
+        key: ClassVar[str] = "clash"
+
+    register_method(Clash)
+    assert main(["train", "--quiet"]) == 2
+    assert "'seed' of clash clashes with the option --seed" in capsys.readouterr().err
+
+
+def test_register_activation_checks_what_its_fenchel_x_step_needs(registries):
+    from liftnet.activations import Activation, Sigmoid
+
+    @dataclass(frozen=True)
+    class NoCurvature(ReLU):
+        name: ClassVar[str] = "nocurv"
+
+    NoCurvature.curvature = Activation.curvature  # as if ReLU had not defined it
+    with pytest.raises(ValueError, match="'nocurv' declares fenchel_x_step='euclidean' but "
+                                         "does not define curvature"):
+        register_activation(NoCurvature())
+
+    @dataclass(frozen=True)
+    class NoConjugate(Sigmoid):
+        name: ClassVar[str] = "noconj"
+
+    NoConjugate.conjugate = Activation.conjugate
+    with pytest.raises(ValueError, match="does not define conjugate"):
+        register_activation(NoConjugate())
+
+    @dataclass(frozen=True)
+    class NoSlope(Sigmoid):
+        name: ClassVar[str] = "noslope"
+        slope: ClassVar[float | None] = None
+
+    with pytest.raises(ValueError, match="its slope"):
+        register_activation(NoSlope())

@@ -335,7 +335,15 @@ SMOOTH = {
              lambda u: np.logaddexp(u, -u) - np.log(2.0)),
     "hardtanh": (lambda u: np.clip(u, -1, 1), lambda v: 0.5 * v * v,
                  lambda u: np.clip(u, -1, 1) * u - 0.5 * np.clip(u, -1, 1) ** 2),
+    "piecewise_sigmoid": (lambda u: np.clip(u, 0, 1), lambda v: 0.5 * v * v,
+                          lambda u: np.clip(u, 0, 1) * u - 0.5 * np.clip(u, 0, 1) ** 2),
+    "leaky_relu": (lambda u: np.maximum(0.01 * u, u),
+                   lambda v: 0.5 * np.where(v >= 0, v * v, v * v / 0.01),
+                   lambda u: 0.5 * np.where(u >= 0, u * u, 0.01 * u * u)),
 }
+#: (lower, upper) bounds of dom F for scipy, the margin kept from an open end
+BOUNDS = {"sigmoid": (1e-12, 1 - 1e-12), "tanh": (-1 + 1e-12, 1 - 1e-12), "hardtanh": (-1, 1),
+          "piecewise_sigmoid": (0, 1), "leaky_relu": (None, None)}
 
 
 def _smooth_problem(activation, loss="ce", seed=0):
@@ -350,7 +358,9 @@ def _smooth_problem(activation, loss="ce", seed=0):
     state = method.init_state(net, X, Y, generator=g)
     _, pre = net.forward_all(state.params, X)
     sigma = {"sigmoid": torch.sigmoid, "tanh": torch.tanh,
-             "hardtanh": lambda u: u.clamp(-1.0, 1.0)}[activation]
+             "hardtanh": lambda u: u.clamp(-1.0, 1.0),
+             "piecewise_sigmoid": lambda u: u.clamp(0.0, 1.0),
+             "leaky_relu": lambda u: torch.maximum(0.01 * u, u)}[activation]
     state.acts = [sigma(U + 0.5 * torch.randn(U.shape, generator=g, dtype=U.dtype))
                   for U in pre[:-1]]
     state.inner = {"x": [], "w": []}
@@ -362,7 +372,8 @@ def _smooth_b2(activation, V, U):  # 2 B(V, U) = 2 (F(V) + F*(U) - U V), Theorem
     return 2.0 * (F(V) + Fc(U) - U * V).sum()
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "hardtanh"])
+@pytest.mark.parametrize("activation",
+                         ["sigmoid", "tanh", "hardtanh", "piecewise_sigmoid", "leaky_relu"])
 @pytest.mark.parametrize("l", [1, 2])
 def test_smooth_activation_x_step_matches_scipy(activation, l):
     net, method, state, X, Y = _smooth_problem(activation)
@@ -371,9 +382,9 @@ def test_smooth_activation_x_step_matches_scipy(activation, l):
     lam = TIGHT["lam"]
     U_prev = xs[l - 1] @ Wb[l - 1][0].T + Wb[l - 1][1]
     shape = xs[l].shape
-    lo = 0.0 if activation == "sigmoid" else -1.0
-    if activation == "hardtanh":  # some lifted activations start on the box's faces
-        assert (np.abs(xs[l]) == 1.0).any()
+    lo, hi = BOUNDS[activation]
+    if activation in ("hardtanh", "piecewise_sigmoid"):  # some start on the box's faces
+        assert (xs[l] == hi).any() and (xs[l] == lo).any()
 
     def f(z):
         Z = z.reshape(shape)
@@ -383,14 +394,13 @@ def test_smooth_activation_x_step_matches_scipy(activation, l):
             return own + _out_loss(U, Y.numpy(), "ce", TIGHT["loss_weight"])
         return own + lam * _smooth_b2(activation, xs[l + 1], U)
 
-    margin = 0.0 if activation == "hardtanh" else 1e-12  # the box is closed there
-    ref = minimize(f, xs[l].ravel(), method="L-BFGS-B",
-                   bounds=[(lo + margin, 1.0 - margin)] * xs[l].size,
+    ref = minimize(f, xs[l].ravel(), method="L-BFGS-B", bounds=[(lo, hi)] * xs[l].size,
                    options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
     Z = method._x_step(net, state, X, Y, l).numpy()
     assert f(Z.ravel()) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
     np.testing.assert_allclose(Z, ref.x.reshape(shape), atol=1e-5)
-    assert lo <= Z.min() and Z.max() <= 1.0
+    assert (lo is None or lo <= Z.min()) and (hi is None or Z.max() <= hi)
+    assert np.abs(Z - xs[l]).max() > 1e-3  # the step moved (not the fallback to its start)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])

@@ -130,3 +130,23 @@ def test_bregman_gradient_invalid_arguments_raise():
         extra = {k: args.pop(k) for k in ("tol", "max_iter") if k in args}
         with pytest.raises(ValueError, match=match):
             bregman_gradient(g, torch.sigmoid, U, U, args["weight"], args["smoothness"], **extra)
+
+
+def test_a_saturated_start_is_not_taken_for_convergence():
+    """From V0 = 30 (sigma(V0) = 1 - 1e-13) towards sigma(0) = 1/2: the first steps move Z by
+    almost nothing while the gradient of h is large; the stopping rule must see the gradient."""
+    U = torch.zeros(1, 3, dtype=torch.float64)
+    V0 = torch.full_like(U, 30.0)
+    for extra in ({}, {"value_g": lambda Z: 0.0,
+                       "conjugate": lambda u: torch.logaddexp(u, torch.zeros_like(u))}):
+        res = bregman_gradient(torch.zeros_like, torch.sigmoid, U, V0, 1.0, 1.0, tol=1e-8,
+                               max_iter=10000, **extra)
+        assert res.converged and res.iterations > 1
+        torch.testing.assert_close(res.x, torch.full_like(U, 0.5), atol=1e-6, rtol=0)
+
+
+def test_large_mirror_coordinates_do_not_overflow_in_float32():
+    U = torch.zeros(2, 2)
+    res = bregman_gradient(torch.zeros_like, torch.sigmoid, U, torch.full_like(U, 1e30), 1.0,
+                           1e10, tol=1e-6, max_iter=5)
+    assert torch.isfinite(res.v).all() and not res.converged

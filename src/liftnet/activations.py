@@ -95,7 +95,8 @@ class Activation(ABC):
         raise NotImplementedError(f"activation {self.name!r} has no inverse sigma^{{-1}} here")
 
     def curvature(self) -> float | None:
-        """sup Phi'' on dom Phi (= 1 / inf sigma'), None where unbounded or not set."""
+        """sup Phi'' on dom Phi, i.e. 1 / inf sigma' over the interior of sigma's range (ReLU:
+        1), None where unbounded or not set."""
         return None
 
     def potential(self, v: Tensor) -> Tensor:
@@ -598,14 +599,14 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
     What each method needs of it (the built-in classes above are the examples):
 
     * every method: ``map`` and ``torch_module`` (export to ``torch.nn``);
-    * ``lifted`` (paper 004): ``box`` (its JC divergence);
+    * ``backprop``: nothing more (the gradient of ``map`` by autograd);
     * ``fenchel`` (paper 003): ``potential`` (``_phi`` and ``domain``), ``conjugate``,
       ``inverse``, ``slope`` and ``fenchel_x_step`` ("euclidean" with ``curvature``, or
-      "mirror" for a Legendre potential);
-    * ``backprop``: nothing more (the gradient of ``map`` by autograd).
+      "mirror" for a Legendre potential).
+    The other built-in methods train their own lists of activations (``hidden_activations``).
 
-    Raises ``ValueError`` for a name already registered (unless ``replace``) or an object that
-    is not an :class:`Activation` with a name.
+    Raises ``ValueError`` for a name already registered (unless ``replace``), an object that
+    is not an :class:`Activation` with a name, or a ``fenchel_x_step`` without what it needs.
     """
     if not isinstance(activation, Activation):
         raise ValueError(f"register_activation needs an Activation instance, got "
@@ -616,8 +617,20 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
     if name in ACTIVATIONS and not replace:
         raise ValueError(f"activation {name!r} is already registered; pass replace=True to "
                          "replace it")
-    if activation.fenchel_x_step not in (None, "euclidean", "mirror"):
-        raise ValueError(f"fenchel_x_step must be None, 'euclidean' or 'mirror', got "
-                         f"{activation.fenchel_x_step!r}")
+    step = activation.fenchel_x_step
+    if step not in (None, "euclidean", "mirror"):
+        raise ValueError(f"fenchel_x_step must be None, 'euclidean' or 'mirror', got {step!r}")
+    if step is not None:
+        cls = type(activation)
+        missing = [m for m in ("conjugate", "inverse")
+                   if getattr(cls, m) is getattr(Activation, m)]
+        if step == "euclidean" and cls.curvature is Activation.curvature:
+            missing.append("curvature")
+        if missing or not (isinstance(activation.slope, (int, float))
+                           and 0 < activation.slope < math.inf):
+            raise ValueError(
+                f"activation {name!r} declares fenchel_x_step={step!r} but "
+                + (f"does not define {', '.join(missing)}" if missing
+                   else f"its slope (sup sigma') is {activation.slope!r}, not a number > 0"))
     ACTIVATIONS[name] = activation
     return activation

@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import typing
 from typing import Any
 
 import torch
@@ -35,13 +36,26 @@ from .training import fit, resolve_device
 from .transfer import export_program
 
 
+def _field_type(cls: type, f: dataclasses.Field) -> type:
+    """The command-line type of a hyperparameter: float, int, bool or str, from its annotation
+    (``float | None`` -> float; string annotations resolved in the class's module)."""
+    try:
+        hint = typing.get_type_hints(cls).get(f.name, f.type)
+    except Exception:  # an annotation that cannot be resolved: read its text
+        hint = f.type
+    if isinstance(hint, str):
+        base = hint.replace("Optional[", "").split("|")[0].strip(" ]")
+        return {"float": float, "int": int, "bool": bool}.get(base, str)
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return args[0] if args[0] in (float, int, bool) else str
+
+
 def _method_fields() -> dict[str, tuple[type, list[str]]]:
     """Every hyperparameter name across methods -> (type, methods that have it)."""
     fields: dict[str, tuple[type, list[str]]] = {}
     for key, cls in METHODS.items():
         for f in dataclasses.fields(cls):
-            base = str(f.type).split("|")[0].strip()  # "float | None" -> float
-            typ = {"float": float, "int": int, "str": str, "bool": bool}.get(base, str)
+            typ = _field_type(cls, f)
             fields.setdefault(f.name, (typ, []))[1].append(f"{key} (default {f.default})")
     return fields
 
@@ -118,10 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                                   " liftnet.register_method; docs/extending.md)")
     group = t.add_argument_group("method hyperparameters (default: the method's)")
     for name, (typ, owners) in sorted(_method_fields().items()):
-        group.add_argument(
-            f"--{name.replace('_', '-')}", dest=f"hp_{name}", default=None, metavar=name.upper(),
-            type=_bool if typ is bool else typ, help="of " + ", ".join(owners),
-        )
+        flag = f"--{name.replace('_', '-')}"
+        try:
+            group.add_argument(flag, dest=f"hp_{name}", default=None, metavar=name.upper(),
+                               type=_bool if typ is bool else typ, help="of " + ", ".join(owners))
+        except argparse.ArgumentError:  # e.g. a registered method with a field named "seed"
+            raise ValueError(
+                f"the hyperparameter {name!r} of {', '.join(o.split(' ')[0] for o in owners)} "
+                f"clashes with the option {flag} of liftnet train; rename the field") from None
     return parser
 
 
@@ -414,9 +432,16 @@ def load_plugins(argv: list[str]) -> list[str]:
     """Import every ``--plugin MODULE`` (a module name, or a path to a .py file) of ``argv``
     before the parser is built, so that the activations and methods they register are offered
     by it; returns the plugins' names.  A plugin that cannot be imported is a ValueError."""
-    specs = [a.split("=", 1)[1] if a.startswith("--plugin=") else argv[i + 1]
-             for i, a in enumerate(argv)
-             if a.startswith("--plugin=") or (a == "--plugin" and i + 1 < len(argv))]
+    specs = []
+    for i, arg in enumerate(argv):
+        if arg == "--":  # what follows is not an option
+            break
+        flag, eq, value = arg.partition("=")
+        if len(flag) > 4 and "--plugin".startswith(flag):  # argparse's abbreviations too
+            if eq:
+                specs.append(value)
+            elif i + 1 < len(argv):
+                specs.append(argv[i + 1])
     for spec in specs:
         try:
             if spec.endswith(".py") or os.sep in spec:
@@ -424,6 +449,9 @@ def load_plugins(argv: list[str]) -> list[str]:
                 if not os.path.isfile(path):
                     raise FileNotFoundError(f"no such file {spec!r}")
                 name = "liftnet_plugin_" + os.path.splitext(os.path.basename(path))[0]
+                loaded = sys.modules.get(name)
+                if loaded is not None and getattr(loaded, "__file__", None) == path:
+                    continue  # imported already (given twice, or a second main() call)
                 module_spec = importlib.util.spec_from_file_location(name, path)
                 module = importlib.util.module_from_spec(module_spec)
                 sys.modules[name] = module  # dataclasses look their module up here
@@ -445,10 +473,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["train", *argv]
     try:
         load_plugins(argv)
+        parser = build_parser()
     except ValueError as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -15,8 +15,9 @@ Algorithm 1).  ``objective`` reports E / N without the proximal terms.
 
 One lambda.  Appendix A: for positively homogeneous activations (ReLU) the scaling
 X_l -> sqrt(lam_{l-1}) X_l, W_l -> sqrt(lam_l / lam_{l-1}) W_l, b_l -> sqrt(lam_l) b_l turns any
-per-layer lam_l into one lambda with per-layer rho and gamma (:func:`one_lambda`), so ``lam``
-is the only multiplier a user needs; ``lams`` sets them per layer for the paper's settings.
+per-layer lam_l into one lambda with per-layer rho and gamma (:func:`one_lambda`), so for these
+activations ``lam`` is the only multiplier a user needs; ``lams`` sets them per layer for the
+paper's settings (and for activations that are not positively homogeneous, e.g. the sigmoid).
 
 Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternations``):
 

@@ -20,9 +20,10 @@ V = F'(Z) = sigma^{-1}(Z)::
 
 h decreases at every step, and since h - w F is convex (h is w-strongly convex relative to F)
 the gap shrinks at least by the factor 1 - w / (w + L) per step.  Z stays in the interior of
-dom F, where sigma^{-1} is finite: the iteration needs sigma only.  Stopping rule: the step's
-size ``(w + L) ||Z+ - Z|| / max(1, ||grad h(Z0)||) <= tol`` (the scale of
-:func:`~liftnet.solvers.apg`'s residual), or ``max_iter`` steps.
+dom F, where sigma^{-1} is finite: the iteration needs sigma only.  Stopping rule: the gradient
+of h at the new point, ``||w (V+ - U) + grad g(Z+)|| / max(1, ||grad h(Z0)||) <= tol`` (h is
+differentiable in the interior, where every iterate lies; grad g(Z+) is the next step's
+gradient, so the test costs no extra gradient), or ``max_iter`` steps.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["MirrorResult", "bregman_gradient"]
 @dataclass(eq=False)
 class MirrorResult:
     """Result of :func:`bregman_gradient`: the point Z, its mirror coordinates V = F'(Z), the
-    steps taken, the last step's scaled size and whether it met ``tol``."""
+    steps taken, the scaled gradient norm of h at Z and whether it met ``tol``."""
 
     x: Tensor
     v: Tensor
@@ -96,7 +97,7 @@ def bregman_gradient(
     G = grad_g(Z)
     g_val = value_g(Z) if adaptive else 0.0
     conj = conjugate(V.double()) if adaptive else None  # F*(V), float64
-    # ||grad h(Z0)|| = ||w (V0 - U) + grad g(Z0)||: the residual's scale
+    # grad h(Z) = w (V - U) + grad g(Z) in Z's coordinates; its norm at Z0 is the scale
     scale = max(1.0, float(torch.linalg.vector_norm(torch.sub(V, U).mul_(w).add_(G))))
     residual, it = math.inf, 0
     noise = 100.0 * torch.finfo(Z.dtype).eps  # relative rounding of g's value
@@ -104,7 +105,8 @@ def bregman_gradient(
         if adaptive:
             L = max(L / 2.0, L_max * 1e-6)
         while True:
-            V_new = torch.add(U, V, alpha=L / w).sub_(G, alpha=1.0 / w).mul_(w / (w + L))
+            # V+ = V + (w (U - V) - G) / (w + L): no large intermediate for a large V or L / w
+            V_new = torch.sub(U, V).mul_(w).sub_(G).div_(w + L).add_(V)
             Z_new = link(V_new)
             if not adaptive or L >= L_max:
                 break
@@ -122,15 +124,16 @@ def bregman_gradient(
                 break
             L = min(2.0 * L, L_max)
         it += 1
-        residual = (w + L) * float(torch.linalg.vector_norm(Z_new - Z)) / scale
-        V, Z = V_new, Z_new
+        G_new = grad_g(Z_new)
+        # grad h(Z+) = w (V+ - U) + grad g(Z+): the optimality residual, in the coordinates of
+        # Z (a small move of a saturated Z with a large gradient does not pass for convergence)
+        residual = float(torch.linalg.vector_norm(
+            torch.sub(V_new, U).mul_(w).add_(G_new))) / scale
+        if adaptive and L < L_max:
+            g_val, conj = g_new, conj_new
+        elif adaptive:  # accepted without the test
+            g_val, conj = value_g(Z_new), conjugate(V_new.double())
+        V, Z, G = V_new, Z_new, G_new
         if residual <= tol:
             return MirrorResult(Z, V, it, residual, True)
-        if it < max_iter:
-            G = grad_g(Z)
-            if adaptive:
-                if L >= L_max:  # accepted without the test
-                    g_val, conj = value_g(Z), conjugate(V.double())
-                else:
-                    g_val, conj = g_new, conj_new
     return MirrorResult(Z, V, it, residual, residual <= tol)
