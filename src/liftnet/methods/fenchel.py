@@ -24,7 +24,8 @@ Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternat
 * X-steps, backward from the last hidden layer, (14)-(16): for X_l (the input of layer l)
   ``argmin_{Z in dom F} 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))`` with phi_l the
   next link's term (2 lam_l B(X_{l+1}, .) or c * loss(Y, .)): strongly convex.  For ReLU,
-  leaky ReLU and the identity (sigma^{-1} Lipschitz) solved by accelerated projected gradient
+  leaky ReLU, the identity, hard tanh and the piecewise-linear sigmoid (sigma^{-1} Lipschitz,
+  ``fenchel_x_step = "euclidean"``) solved by accelerated projected gradient onto dom F
   (:func:`~liftnet.solvers.apg`) to a relative projected-gradient residual ``tol`` with step
   1 / (2 lam_{l-1} sup F'' + curv * ||layer_l||^2); for the sigmoid and tanh, whose F has no
   Lipschitz gradient on dom F (sigma^{-1} is unbounded at the ends of the range), by Bregman
