@@ -314,3 +314,75 @@ def test_register_activation_checks_what_its_fenchel_x_step_needs(registries):
 
     with pytest.raises(ValueError, match="its slope"):
         register_activation(NoSlope())
+
+
+@dataclass(frozen=True)
+class _ReLU6(ReLU):
+    """min(max(u, 0), 6): the projection onto the box [0, 6]."""
+
+    name: ClassVar[str] = "relu6"
+    domain: ClassVar[tuple[float | None, float | None]] = (0.0, 6.0)
+    box: ClassVar[tuple[float | None, float | None] | None] = (0.0, 6.0)
+    fenchel_x_step: ClassVar[str | None] = None
+
+    def map(self, u):
+        return u.clamp(0.0, 6.0)
+
+    def torch_module(self):
+        return torch.nn.ReLU6()
+
+
+def test_lifted_trains_a_registered_box_activation(registries, small_data):
+    """The lifted network (paper 004) takes any registered projection onto a box: a copy of
+    ReLU under another name trains exactly as ReLU, ReLU6's lifted variables stay in [0, 6],
+    the objective never increases and the export computes the same network."""
+    Xtr, ytr, Xte, yte = small_data
+
+    @dataclass(frozen=True)
+    class MyReLU(ReLU):
+        name: ClassVar[str] = "myrelu"
+
+    register_activation(MyReLU())
+    register_activation(_ReLU6())
+    runs = {a: fit(get_method("lifted"), network("8-12-3", activation=a, loss="ce"), Xtr, ytr,
+                   epochs=4, progress=False) for a in ("relu", "myrelu")}
+    for (W, b), (W2, b2) in zip(runs["relu"].state.params, runs["myrelu"].state.params,
+                                strict=True):
+        assert torch.equal(W, W2) and torch.equal(b, b2)
+    net = network("8-12-3", activation="relu6", loss="ce")
+    X6 = Xtr * 3  # larger inputs, so that the upper end of the box is active
+    res = fit(get_method("lifted"), net, X6, ytr, epochs=6, X_test=Xte * 3, y_test=yte,
+              progress=False)
+    objectives = [h["objective"] for h in res.history]
+    assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))
+    acts = res.state.acts[0]
+    assert acts.min() >= 0 and acts.max() <= 6 and (acts == 6).any()
+    assert res.history[-1]["test_accuracy"] >= 0.7  # the majority class: 0.6; ReLU: 0.725
+    with torch.no_grad():
+        torch.testing.assert_close(to_torch(net, res.state.params)(X6),
+                                   net.forward(res.state.params, X6))
+
+
+def test_box_activations_must_project_onto_their_box(registries):
+    @dataclass(frozen=True)
+    class NotAProjection(ReLU):  # ReLU's map with a box [0, 1]
+        name: ClassVar[str] = "notproj"
+        box: ClassVar[tuple[float | None, float | None] | None] = (0.0, 1.0)
+
+    with pytest.raises(ValueError, match="'notproj' declares box=.0.0, 1.0. but its map is not "
+                                         "the projection onto that box"):
+        register_activation(NotAProjection())
+
+    @dataclass(frozen=True)
+    class Reversed(ReLU):
+        name: ClassVar[str] = "reversed"
+        box: ClassVar[tuple[float | None, float | None] | None] = (1.0, 0.0)
+
+    with pytest.raises(ValueError, match="box must be .lower, upper. with lower < upper"):
+        register_activation(Reversed())
+    assert "notproj" not in ACTIVATIONS and "reversed" not in ACTIVATIONS
+    X, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="Lifted does not support activation 'tanh' on hidden "
+                                         "layer 1 .supports the projections onto a box: relu"):
+        fit(get_method("lifted"), network("4-3-3", activation="tanh"), X, y, epochs=1,
+            progress=False)

@@ -53,7 +53,9 @@ class Activation(ABC):
         elementwise: False for simplex and max-pooling.
         domain: closed interval dom Phi = closure of range(sigma) (elementwise ones only).
         box: the box of the JC divergence ``||v - u||^2 + indicator(lower <= v <= upper)``, or
-            None where ``divergence`` is the BC form ``Phi(v) - u v`` (or a non-elementwise one).
+            None where ``divergence`` is the BC form ``Phi(v) - u v`` (or a non-elementwise one);
+            ``map`` is then the projection onto the box (the lifted network trains every such
+            activation; ``register_activation`` checks it).
         slope: sup sigma', the Lipschitz constant of sigma (None where not set): Phi is then
             1 / slope-strongly convex, and the gradient sigma(u) - v of the Fenchel-Young gap
             in u is slope-Lipschitz (the curvature bounds of the Fenchel blocks).
@@ -603,10 +605,13 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
     * ``fenchel`` (paper 003): ``potential`` (``_phi`` and ``domain``), ``conjugate``,
       ``inverse``, ``slope`` and ``fenchel_x_step`` ("euclidean" with ``curvature``, or
       "mirror" for a Legendre potential).
+    * ``lifted`` (paper 004): a ``box`` (lower, upper) with ``map`` the projection onto it
+      (checked here on a grid).
     The other built-in methods train their own lists of activations (``hidden_activations``).
 
     Raises ``ValueError`` for a name already registered (unless ``replace``), an object that
-    is not an :class:`Activation` with a name, or a ``fenchel_x_step`` without what it needs.
+    is not an :class:`Activation` with a name, a ``fenchel_x_step`` without what it needs, or a
+    ``box`` that ``map`` does not project onto.
     """
     if not isinstance(activation, Activation):
         raise ValueError(f"register_activation needs an Activation instance, got "
@@ -632,5 +637,31 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
                 f"activation {name!r} declares fenchel_x_step={step!r} but "
                 + (f"does not define {', '.join(missing)}" if missing
                    else f"its slope (sup sigma') is {activation.slope!r}, not a number > 0"))
+    if activation.box is not None:
+        _check_box(activation)
     ACTIVATIONS[name] = activation
     return activation
+
+
+def _check_box(activation: Activation) -> None:
+    """An activation declaring a ``box`` must be the projection onto it (the JC divergence
+    ||v - u||^2 + indicator(box) has sigma(u) as its argmin only then): checked on a grid."""
+    box = activation.box
+    if not (isinstance(box, tuple) and len(box) == 2
+            and all(b is None or isinstance(b, (int, float)) for b in box)
+            and (None in box or box[0] < box[1])):
+        raise ValueError(f"activation {activation.name!r}: box must be (lower, upper) with "
+                         f"lower < upper (None for no bound), got {box!r}")
+    u = torch.linspace(-20.0, 20.0, 401, dtype=torch.float64)
+    u = torch.cat([u, *(torch.tensor([b - 0.5, b, b + 0.5], dtype=torch.float64)
+                        for b in box if b is not None)])
+    try:
+        got = activation.map(u)
+    except Exception as exc:  # a plugin's map failing on a float64 grid: say which
+        raise ValueError(f"activation {activation.name!r}: map failed on a test grid "
+                         f"({exc})") from exc
+    want = u if box == (None, None) else u.clamp(box[0], box[1])
+    if not (isinstance(got, Tensor) and got.shape == u.shape
+            and torch.allclose(got.double(), want, atol=1e-6)):
+        raise ValueError(f"activation {activation.name!r} declares box={box!r} but its map is "
+                         "not the projection onto that box (clamp(u, lower, upper))")

@@ -46,7 +46,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..activations import get_activation
+from ..activations import ACTIVATIONS, get_activation
 from ..graph import Network, Params
 from ..solvers import (
     apg,
@@ -72,8 +72,14 @@ from .base import (
     sum_stats,
 )
 
-BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
 PENALTIES = ("shifted", "squared")
+
+
+def box_activations() -> tuple[str, ...]:
+    """The registered activations the lifted network trains on hidden layers: those that are
+    the projection onto a box (``Activation.box``; built in: ReLU, hard tanh, the piecewise
+    sigmoid, the identity), whose JC divergence ||v - u||^2 + indicator(box) section 4 uses."""
+    return tuple(name for name, act in ACTIVATIONS.items() if act.box is not None)
 
 
 @dataclass
@@ -118,7 +124,6 @@ class Lifted(Method):
     key: ClassVar[str] = "lifted"
     monotone: ClassVar[bool] = True
     supports_distributed: ClassVar[bool] = True
-    hidden_activations: ClassVar[tuple[str, ...]] = BOX_ACTIVATIONS
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 40
 
@@ -133,6 +138,16 @@ class Lifted(Method):
         check_int("sweeps", self.sweeps, 1)
         check_int("max_inner", self.max_inner, 1)
         check_choice("init", self.init, INIT_SCHEMES)
+
+    def check_network(self, net: Network) -> None:
+        """The base checks, and a box activation on every hidden layer (box_activations)."""
+        super().check_network(net)
+        for l, layer in enumerate(net.layers[:-1]):
+            if get_activation(layer.activation).box is None:
+                raise ValueError(
+                    f"Lifted does not support activation {layer.activation!r} on hidden layer "
+                    f"{l + 1} (supports the projections onto a box: "
+                    f"{', '.join(box_activations())})")
 
     def lams(self, net: Network) -> list[float]:
         """Penalty weights [lam_1, ..., lam_{L+1}] of the links X_l ~ sigma(U_{l-1})."""
