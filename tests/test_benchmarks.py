@@ -145,3 +145,39 @@ def test_a_run_stopped_during_a_model_keeps_the_models_it_finished(tmp_path, dat
     rec = json.loads((tmp_path / "fenchel_fig2.json").read_text())
     assert list(rec["models"]) == ["SGD"] and rec["models"]["SGD"]["batches"] == 1
     assert (tmp_path / "fenchel_fig2.png").exists()
+
+
+def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, capsys):
+    if not (data_dir / "mnist").is_dir():
+        pytest.fail(f"MNIST not found under {data_dir} (set LIFTNET_DATA)")
+    bench = _load("lifted_init")
+    out = tmp_path / "p000.json"
+    assert bench.main(["--paper", "000", "--archs", "30,20-10", "--data-dir", str(data_dir),
+                       "--n-train", "500", "--epochs", "1", "--lifted-epochs", "2",
+                       "--penalty", "squared", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    cfg = rec["config"]
+    assert rec["benchmark"] == "paper 000 Table 1 (lifted initialisation)"
+    assert (cfg["optimizer"], cfg["batch_size"], cfg["reduction"], cfg["lrs"]) == (
+        "rmsprop", 256, "mean", "1e-3")
+    assert cfg["lifted"]["penalty"] == "squared"
+    cells = {(c["arch"], c["init"]): c for c in rec["results"]}
+    assert set(cells) == {(a, i) for a in ("30", "20-10")
+                          for i in ("model", "normal", "xavier", "lifted")}
+    assert all(0 <= c["test_accuracy"] <= 1 for c in cells.values())
+    assert all(len(c["test_accuracy_per_epoch"]) == 1 for c in cells.values()
+               if c["init"] != "model")
+    # the paper's figures are 1 - its error rates, NN [random] beside both random inits
+    assert bench.paper_accuracy("000", "500-300-150-100", 1e-3, "normal") == 0.17
+    assert bench.paper_accuracy("000", "300", 1e-3, "xavier") == 0.978
+    assert bench.paper_accuracy("000", "300", 1e-3, "lifted") == 0.979
+    assert bench.paper_accuracy("000", "1000", 1e-3, "model") == 0.904
+    assert bench.paper_accuracy("004", "300", 1e-5, "lifted") == 0.962
+    assert "(0.979)" not in capsys.readouterr().out  # no paper figure for the slice's archs
+    out4 = tmp_path / "p004.json"
+    assert bench.main(["--archs", "300", "--lrs", "1e-5", "--inits", "xavier",
+                       "--data-dir", str(data_dir), "--n-train", "300", "--epochs", "1",
+                       "--out", str(out4)]) == 0
+    rec4 = json.loads(out4.read_text())
+    assert rec4["config"]["optimizer"] == "sgd" and rec4["config"]["reduction"] == "sum"
+    assert rec4["results"][0]["paper"] == 0.923
