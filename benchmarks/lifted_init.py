@@ -189,7 +189,53 @@ def main(argv: list[str] | None = None) -> int:
         "results": cells,
     })
     _log(f"wrote {Path(args.out)}")
+    try:
+        png = plot_curves(Path(args.out))
+        _log(f"wrote {png}")
+    except ImportError:
+        _log("matplotlib not installed (pip install liftnet[bench]): no figure")
     return 0
+
+
+def plot_curves(json_path: Path) -> Path:
+    """Test accuracy per epoch of every initialisation, one panel per architecture (seed 0),
+    as paper 000's Figure 1; written beside the results file as ``.png``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rec = json.loads(json_path.read_text())
+    cells = [c for c in rec["results"] if c["seed"] == 0]
+    archs = list(dict.fromkeys(c["arch"] for c in cells))
+    lrs = list(dict.fromkeys(c["lr"] for c in cells))
+    fig, axes = plt.subplots(len(lrs), len(archs), figsize=(3.2 * len(archs), 2.8 * len(lrs)),
+                             squeeze=False)
+    for i, lr in enumerate(lrs):
+        for j, arch in enumerate(archs):
+            ax = axes[i][j]
+            for c in cells:
+                if c["arch"] != arch or c["lr"] != lr:
+                    continue
+                if "test_accuracy_per_epoch" in c:
+                    curve = c["test_accuracy_per_epoch"]
+                    ax.plot(range(1, len(curve) + 1), curve, label=f"{c['init']} "
+                            f"({curve[-1]:.3f})")
+                else:  # the lifted network itself: one figure
+                    ax.axhline(c["test_accuracy"], color="grey", ls="--",
+                               label=f"{c['init']} ({c['test_accuracy']:.3f})")
+            ax.set_title(f"784-{arch}-10, lr {lr:g}", fontsize=9)
+            ax.set_xlabel("epochs")
+            ax.set_ylabel("test accuracy")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    png = json_path.with_suffix(".png")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
 
 
 def _cell(table, arch, lr, init, seed, acc, curve=None) -> dict:

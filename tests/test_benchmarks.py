@@ -181,3 +181,4 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     rec4 = json.loads(out4.read_text())
     assert rec4["config"]["optimizer"] == "sgd" and rec4["config"]["reduction"] == "sum"
     assert rec4["results"][0]["paper"] == 0.923
+    assert out.with_suffix(".png").stat().st_size > 1000
