@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/lifted_init.json")
+    p.add_argument("--combine", nargs="+", metavar="FILE", default=None,
+                   help="join the results files of runs of the same table on other "
+                        "architectures (e.g. run in parallel) into --out, and print the table")
     args = p.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, Path(args.out))
     for key, value in SETTINGS[args.paper].items():
         if getattr(args, key) is None:
             setattr(args, key, ",".join(value) if isinstance(value, list) else value)
@@ -180,21 +185,52 @@ def main(argv: list[str] | None = None) -> int:
                          f"({time.perf_counter() - t0:.0f} s)")
                     cells.append(_cell(args.paper, arch, lr, init, seed, acc,
                                        curve=[h["test_accuracy"] for h in res.history]))
+        # after every architecture: a run stopped later keeps what it finished
+        record = {
+            "benchmark": f"paper {args.paper} Table 1 (lifted initialisation)",
+            "config": {**vars(args), "lifted": lifted.hyperparameters(),
+                       "lifted_epochs": lifted_epochs, "versions": versions()},
+            "wall_seconds": time.perf_counter() - t_start,
+            "complete": arch == archs[-1],
+            "results": cells,
+        }
+        write_json(args.out, record)
     _print_table(args.paper, cells, archs, lrs, inits)
-    write_json(args.out, {
-        "benchmark": f"paper {args.paper} Table 1 (lifted initialisation)",
-        "config": {**vars(args), "lifted": lifted.hyperparameters(),
-                   "lifted_epochs": lifted_epochs, "versions": versions()},
-        "wall_seconds": time.perf_counter() - t_start,
-        "results": cells,
-    })
     _log(f"wrote {Path(args.out)}")
+    _plot(Path(args.out))
+    return 0
+
+
+def combine(files: list[str], out: Path) -> int:
+    """One results file from runs of the same table (the same settings but the architectures,
+    in the order given); refuses runs whose settings differ."""
+    import json
+
+    recs = [json.loads(Path(f).read_text()) for f in files]
+    same = ("paper", "lrs", "inits", "seeds", "optimizer", "epochs", "batch_size", "reduction",
+            "dataset", "n_train", "lifted", "lifted_epochs")
+    for f, rec in zip(files[1:], recs[1:], strict=True):
+        diff = [k for k in same if rec["config"].get(k) != recs[0]["config"].get(k)]
+        if diff:
+            raise SystemExit(f"{f}: settings differ from {files[0]} in {', '.join(diff)}")
+    cells = [c for rec in recs for c in rec["results"]]
+    config = {**recs[0]["config"], "archs": ",".join(dict.fromkeys(c["arch"] for c in cells)),
+              "combined_from": list(files)}
+    write_json(out, {"benchmark": recs[0]["benchmark"], "config": config,
+                     "wall_seconds": sum(r["wall_seconds"] for r in recs),
+                     "complete": all(r.get("complete", True) for r in recs), "results": cells})
+    _print_table(config["paper"], cells, config["archs"].split(","),
+                 [float(v) for v in config["lrs"].split(",")], config["inits"].split(","))
+    _log(f"wrote {out}")
+    _plot(out)
+    return 0
+
+
+def _plot(out: Path) -> None:
     try:
-        png = plot_curves(Path(args.out))
-        _log(f"wrote {png}")
+        _log(f"wrote {plot_curves(out)}")
     except ImportError:
         _log("matplotlib not installed (pip install liftnet[bench]): no figure")
-    return 0
 
 
 def plot_curves(json_path: Path) -> Path:

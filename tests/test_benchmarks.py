@@ -151,11 +151,16 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     if not (data_dir / "mnist").is_dir():
         pytest.fail(f"MNIST not found under {data_dir} (set LIFTNET_DATA)")
     bench = _load("lifted_init")
+    parts = []
+    for arch in ("30", "20-10"):  # two runs, joined by --combine
+        parts.append(str(tmp_path / f"p000_{arch}.json"))
+        assert bench.main(["--paper", "000", "--archs", arch, "--data-dir", str(data_dir),
+                           "--n-train", "500", "--epochs", "1", "--lifted-epochs", "2",
+                           "--penalty", "squared", "--out", parts[-1]]) == 0
     out = tmp_path / "p000.json"
-    assert bench.main(["--paper", "000", "--archs", "30,20-10", "--data-dir", str(data_dir),
-                       "--n-train", "500", "--epochs", "1", "--lifted-epochs", "2",
-                       "--penalty", "squared", "--out", str(out)]) == 0
+    assert bench.main(["--combine", *parts, "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
+    assert rec["complete"] and rec["config"]["archs"] == "30,20-10"
     cfg = rec["config"]
     assert rec["benchmark"] == "paper 000 Table 1 (lifted initialisation)"
     assert (cfg["optimizer"], cfg["batch_size"], cfg["reduction"], cfg["lrs"]) == (
@@ -181,4 +186,6 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     rec4 = json.loads(out4.read_text())
     assert rec4["config"]["optimizer"] == "sgd" and rec4["config"]["reduction"] == "sum"
     assert rec4["results"][0]["paper"] == 0.923
+    with pytest.raises(SystemExit, match="settings differ .* in paper, lrs, inits, optimizer"):
+        bench.main(["--combine", parts[0], str(out4), "--out", str(tmp_path / "mixed.json")])
     assert out.with_suffix(".png").stat().st_size > 1000
