@@ -175,6 +175,14 @@ def test_linear_share_matches_its_definition():
         dataclasses.replace(la, activation="sigmoid") if i < net.n_hidden else la
         for i, la in enumerate(net.layers)))
     assert linear_share(sig, params, X) == [None] * net.n_hidden
+    # a box activation (built in or registered) is the identity on the interior of its box
+    U = X @ params[0][0].T + params[0][1]
+    for name, inside in (("hardtanh", U.abs() < 1), ("piecewise_sigmoid", (U > 0) & (U < 1)),
+                         ("identity", U == U), ("leaky_relu", U > 0)):
+        one = dataclasses.replace(net, layers=(
+            dataclasses.replace(net.layers[0], activation=name), *net.layers[1:]))
+        assert linear_share(one, params, X)[0] == pytest.approx(
+            float(inside.double().mean()), abs=1e-15)
 
 
 def test_cli_writes_linear_share(tmp_path, monkeypatch):

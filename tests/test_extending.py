@@ -27,7 +27,7 @@ from liftnet.activations import ACTIVATIONS, ReLU, get_activation
 from liftnet.cli import load_plugins, main
 from liftnet.divergences import fenchel_gap, with_conjugate
 from liftnet.graph import network
-from liftnet.metrics import targets_for
+from liftnet.metrics import linear_share, targets_for
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ELU_FILE = str(EXAMPLES / "elu_activation.py")
@@ -357,6 +357,9 @@ def test_lifted_trains_a_registered_box_activation(registries, small_data):
     assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))
     acts = res.state.acts[0]
     assert acts.min() >= 0 and acts.max() <= 6 and (acts == 6).any()
+    U = X6 @ res.state.params[0][0].T + res.state.params[0][1]
+    assert linear_share(net, res.state.params, X6)[0] == pytest.approx(
+        float(((U > 0) & (U < 6)).double().mean()), abs=1e-15)
     assert res.history[-1]["test_accuracy"] >= 0.7  # the majority class: 0.6; ReLU: 0.725
     with torch.no_grad():
         torch.testing.assert_close(to_torch(net, res.state.params)(X6),

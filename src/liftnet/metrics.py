@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .activations import get_activation
 from .data import one_hot
 from .graph import Network, Params
 
@@ -71,14 +72,31 @@ def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
     return record
 
 
-#: where each activation acts as the identity map (sigma(u) = u), as a test on u
+#: where an activation that is not a projection onto a box acts as the identity map
+#: (sigma(u) = u), as a test on u; a box activation does so on the interior of its box
 _LINEAR_REGION = {
-    "relu": lambda u: u > 0,
     "leaky_relu": lambda u: u > 0,
-    "hardtanh": lambda u: u.abs() < 1,
-    "piecewise_sigmoid": lambda u: (u > 0) & (u < 1),
-    "identity": lambda u: torch.ones_like(u, dtype=torch.bool),
 }
+
+
+def _linear_region(name: str):
+    """The test u -> (sigma(u) = u) of activation ``name``, or None where there is none."""
+    if name in _LINEAR_REGION:
+        return _LINEAR_REGION[name]
+    box = get_activation(name).box
+    if box is None:
+        return None
+    lower, upper = box
+
+    def inside(u: Tensor) -> Tensor:
+        mask = torch.ones_like(u, dtype=torch.bool)
+        if lower is not None:
+            mask &= u > lower
+        if upper is not None:
+            mask &= u < upper
+        return mask
+
+    return inside
 
 LINEAR_SHARE_DEFINITION = (
     "share of (unit, sample) pairs of the data at which the hidden layer's activation acts as "
@@ -92,13 +110,12 @@ def linear_share(net: Network, params: Params, X: Tensor,
     acts as the identity in the feed-forward pass (ReLU: pre-activation u > 0; paper 001's
     Table 3); None for activations that are nowhere the identity (sigmoid, tanh, ...)."""
     counts = [0] * net.n_hidden
+    tests = [_linear_region(net.layers[l].activation) for l in range(net.n_hidden)]
     with torch.no_grad():
         for i in range(0, len(X), batch_size):
             _, pre = net.forward_all(params, X[i : i + batch_size])
-            for l in range(net.n_hidden):
-                test = _LINEAR_REGION.get(net.layers[l].activation)
+            for l, test in enumerate(tests):
                 if test is not None:
                     counts[l] += int(test(pre[l]).sum())
-    return [counts[l] / (len(X) * net.sizes[l + 1])
-            if net.layers[l].activation in _LINEAR_REGION and len(X) else None
+    return [counts[l] / (len(X) * net.sizes[l + 1]) if tests[l] is not None and len(X) else None
             for l in range(net.n_hidden)]
