@@ -389,3 +389,54 @@ def test_box_activations_must_project_onto_their_box(registries):
                                          "layer 1 .supports the projections onto a box: relu"):
         fit(get_method("lifted"), network("4-3-3", activation="tanh"), X, y, epochs=1,
             progress=False)
+
+
+def test_bregman_trains_a_registered_proximal_activation(elu, small_data):
+    """Lifted Bregman training (paper 001) takes a registered activation with Phi*, sigma^{-1}
+    and slope <= 1: its prox of mu Phi (bisection) against scipy on ELU's potential written
+    out here, the full-batch objective never increasing, and the export."""
+    from liftnet.proximal import prox_activations, prox_phi
+
+    assert "elu" in prox_activations()
+
+    def phi(x):  # ELU's potential: x^2/2 above 0, (1 + x) log(1 + x) - x on (-1, 0]
+        return 0.5 * x * x if x > 0 else (1 + x) * np.log1p(x) - x
+
+    from scipy.optimize import minimize_scalar
+    for mu in (0.01, 1.0, 30.0):
+        v = np.array([-40.0, -3.0, -0.5, 0.0, 0.3, 2.0, 25.0])
+        got = prox_phi("elu", torch.tensor(v, dtype=torch.float64), mu).numpy()
+        for vi, gi in zip(v, got, strict=True):
+            ref = minimize_scalar(lambda x, vi=vi, mu=mu: mu * phi(x) + 0.5 * (x - vi) ** 2,
+                                  bounds=(-1 + 1e-15, abs(vi) + 2), method="bounded",
+                                  options={"xatol": 1e-13}).x
+            assert gi >= -1 and abs(gi - ref) < 1e-7  # -1 + 1e-17 is -1 in float64
+    Xtr, ytr, Xte, yte = small_data
+    net = network("8-12-3", activation="elu", loss="ce")
+    res = fit(get_method("bregman"), net, Xtr, ytr, epochs=5, batch_size=0, X_test=Xte,
+              y_test=yte, progress=False)
+    objectives = [h["objective"] for h in res.history]
+    assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))
+    assert res.history[-1]["test_accuracy"] >= 0.8  # the majority class: 0.6
+    assert res.state.acts[0].min() > -1
+    with torch.no_grad():
+        torch.testing.assert_close(to_torch(net, res.state.params)(Xte),
+                                   net.forward(res.state.params, Xte))
+
+
+def test_bregman_refuses_activations_that_are_not_proximal(registries):
+    from liftnet.activations import Sigmoid
+
+    @dataclass(frozen=True)
+    class Steep(Sigmoid):  # slope 2 > 1: Psi = Phi - x^2/2 would not be convex
+        name: ClassVar[str] = "steep"
+        slope: ClassVar[float | None] = 2.0
+
+    register_activation(Steep())
+    X, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    for name in ("steep", "sign"):
+        with pytest.raises(ValueError, match=f"Bregman does not support activation '{name}' "
+                                             "on hidden layer 1 .supports the proximal "
+                                             "activations relu"):
+            fit(get_method("bregman"), network("4-3-3", activation=name), X, y, epochs=1,
+                progress=False)

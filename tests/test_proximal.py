@@ -22,11 +22,14 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, logsumexp, rel_entr, xlogy
 from scipy.special import softmax as np_softmax
 
+from liftnet.activations import get_activation
 from liftnet.proximal import (
     PROX_ACTIVATIONS,
+    _prox_generic,
     bregman_gap,
     bregman_grad_z,
     bregman_loss,
+    is_proximal,
     phi_conjugate,
     prox_phi,
     psi,
@@ -587,6 +590,22 @@ def test_prox_phi_tensor_mu_per_sample(name):
     for k, mu in enumerate(mus):
         np.testing.assert_allclose(got[k].numpy(), prox_phi(name, _t(v[k]), float(mu)).numpy(),
                                    rtol=0, atol=1e-12)
+
+
+BISECTABLE = [n for n in ELEMENTWISE if is_proximal(get_activation(n))]
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.01, 1.0, 37.5])
+@pytest.mark.parametrize("name", BISECTABLE)
+def test_generic_bisection_prox_matches_scipy(name, mu):
+    """The prox a registered activation gets (a root of (1 - t) sigma(u) + t u = w,
+    from its ``map`` and ``slope`` only) on every built-in it applies to."""
+    assert {"sigmoid", "tanh", "relu", "leaky_relu", "identity"} <= set(BISECTABLE)
+    v = np.concatenate([V_PROX, 4.0 * np.random.default_rng(19).standard_normal(3)])
+    ref = np.array([prox_phi_ref(name, float(vi), mu) for vi in v])
+    got = _prox_generic(get_activation(name), _t(v) / (1 + mu), mu / (1 + mu))
+    assert got.shape == v.shape and got.dtype == DT
+    np.testing.assert_allclose(got.numpy(), ref, rtol=0, atol=1e-9)
 
 
 def test_prox_phi_softmax_raises():

@@ -606,7 +606,9 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
       ``inverse``, ``slope`` and ``fenchel_x_step`` ("euclidean" with ``curvature``, or
       "mirror" for a Legendre potential).
     * ``lifted`` (paper 004): a ``box`` (lower, upper) with ``map`` the projection onto it
-      (checked here on a grid).
+      (checked here on a grid);
+    * ``bregman`` (paper 001): ``potential``, ``conjugate``, ``inverse`` and ``slope`` <= 1
+      (:func:`liftnet.proximal.is_proximal`).
     The other built-in methods train their own lists of activations (``hidden_activations``).
 
     Raises ``ValueError`` for a name already registered (unless ``replace``), an object that

@@ -40,20 +40,41 @@ import math
 import torch
 from torch import Tensor
 
-from .activations import get_activation
-from .divergences import CONJUGATES, conjugate
+from .activations import ACTIVATIONS, Activation, get_activation
+from .divergences import conjugate
 
-#: activations that are proximal maps, usable by lifted Bregman training
+#: built-in activations that are proximal maps, usable by lifted Bregman training
 PROX_ACTIVATIONS = ("relu", "leaky_relu", "hardtanh", "soft_threshold", "sigmoid", "tanh",
                     "identity", "softmax")
 #: activations whose prox of mu * Phi is found by safeguarded Newton (the others: closed forms)
 _NEWTON = ("sigmoid", "tanh")
 
 
+def is_proximal(act: Activation) -> bool:
+    """Whether a registered activation is a proximal activation lifted Bregman training can
+    use: element-wise, with its potential Phi (``_phi``) and Phi* (``conjugate``) defined
+    (the penalty) and a slope sup sigma' <= 1 (then Psi = Phi - ||.||^2 / 2 is convex and
+    sigma = prox_Psi; the X-step's prox is found from sigma and the slope,
+    :func:`prox_psi`)."""
+    cls = type(act)
+    return (act.elementwise and cls.conjugate is not Activation.conjugate
+            and cls._phi is not Activation._phi
+            and isinstance(act.slope, (int, float)) and 0 < act.slope <= 1)
+
+
+def prox_activations() -> tuple[str, ...]:
+    """The built-in proximal activations and the registered ones :func:`is_proximal` accepts."""
+    extra = tuple(n for n, a in ACTIVATIONS.items() if n not in PROX_ACTIVATIONS
+                  and is_proximal(a))
+    return (*PROX_ACTIVATIONS, *extra)
+
+
 def _check(name: str) -> None:
-    if name not in PROX_ACTIVATIONS:
+    if name in PROX_ACTIVATIONS:
+        return
+    if name not in ACTIVATIONS or not is_proximal(ACTIVATIONS[name]):
         raise ValueError(f"activation {name!r} is not a proximal activation here; choose one of "
-                         f"{', '.join(PROX_ACTIVATIONS)}")
+                         f"{', '.join(prox_activations())}")
 
 
 def sigma(name: str, z: Tensor) -> Tensor:
@@ -79,7 +100,6 @@ def phi_conjugate(name: str, z: Tensor) -> Tensor:
     _check(name)
     if name == "softmax":
         return torch.logsumexp(z, -1)
-    assert name in CONJUGATES
     return conjugate(name, z)
 
 
@@ -119,7 +139,8 @@ def prox_psi(name: str, w: Tensor, t: float | Tensor) -> Tensor:
     (1 - t) x + t sigma^{-1}(x) = w (as sigma^{-1} = I + d Psi).
 
     Closed forms for the piecewise-linear activations; sigmoid and tanh by Newton's method
-    safeguarded by bisection on the open domain (float64, to 1e-12 in x).
+    safeguarded by bisection on the open domain (float64, to 1e-12 in x); a registered
+    activation by a bracketing root search in sigma's own coordinate (:func:`_prox_generic`).
     """
     _check(name)
     if name == "relu":
@@ -136,6 +157,8 @@ def prox_psi(name: str, w: Tensor, t: float | Tensor) -> Tensor:
         return torch.where(w >= 0, w, w / (1.0 + t * (1.0 / a - 1.0)))
     if name in _NEWTON:
         return _prox_newton(name, w, t)
+    if name not in PROX_ACTIVATIONS:
+        return _prox_generic(get_activation(name), w, t)
     raise ValueError("the prox of softmax's Psi is not implemented: softmax is an output "
                      "activation whose variable (the target) is clamped")
 
@@ -163,4 +186,58 @@ def _prox_newton(name: str, w: Tensor, t: float | Tensor) -> Tensor:
         x = new
         if done:
             break
+    return x.to(w.dtype)
+
+
+def _prox_generic(act: Activation, w: Tensor, t: float | Tensor) -> Tensor:
+    """prox_{t Psi}(w) for any activation :func:`is_proximal` accepts, from ``map`` and
+    ``slope`` alone: x = sigma(u) with u the root of
+
+        h(u) = (1 - t) sigma(u) + t u - w,
+
+    i.e. (1 - t) x + t sigma^{-1}(x) = w in the activation's own coordinate u = sigma^{-1}(x),
+    where h is smooth and t <= h' <= (1 - t) slope + t even where sigma^{-1} is infinite at
+    the ends of the range.  From u0 = w the root lies between u0 - h(u0) / t and
+    u0 - h(u0) / ((1 - t) slope + t); regula falsi with the Illinois modification (a
+    superlinear bracketing method) finds it in float64 to |x - x*| <= 1e-12 max(1, |x|), as
+    h(u) - h(u*) = (1 - t)(x - x*) + t (u - u*) with both terms of one sign bounds
+    |x - x*| by |h(u)| / max(1 - t, t / slope).  t = 0 is the projection onto dom Phi.
+    """
+    wd = w.double()
+    td = torch.as_tensor(t, dtype=torch.float64, device=w.device).expand_as(wd)
+    slope = float(act.slope)
+    tiny = td <= 0
+    ts = torch.where(tiny, torch.ones_like(td), td)  # t = 0 is answered below
+    gain = torch.maximum(1.0 - ts, ts / slope)  # |x - x*| <= |h(u)| / gain
+
+    def h(u: Tensor) -> tuple[Tensor, Tensor]:
+        x = act.map(u).double()
+        return (1.0 - ts) * x + ts * u - wd, x
+
+    u0 = wd
+    h0, x = h(u0)
+    far, near = h0.abs() / ts, h0.abs() / ((1.0 - ts) * slope + ts)
+    lo = torch.where(h0 > 0, u0 - far, u0 + near)
+    hi = torch.where(h0 > 0, u0 - near, u0 + far)
+    h_lo, h_hi = h(lo)[0], h(hi)[0]  # <= 0 and >= 0
+    side = torch.zeros_like(wd)  # +1: hi was replaced last, -1: lo was
+    for _ in range(200):
+        secant = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
+        ok = torch.isfinite(secant) & (secant >= lo) & (secant <= hi)
+        u = torch.where(ok, secant, 0.5 * (lo + hi))
+        hu, x = h(u)
+        tol = 1e-12 * x.abs().clamp_min(1.0)
+        if bool(((hu.abs() <= gain * tol) | (slope * (hi - lo) <= tol) | tiny).all()):
+            break
+        right = hu > 0  # the root is left of u: u replaces hi
+        # Illinois: an end kept twice in a row has its value halved (no one-sided stalls)
+        h_lo = torch.where(right & (side > 0), 0.5 * h_lo, h_lo)
+        h_hi = torch.where(~right & (side < 0), 0.5 * h_hi, h_hi)
+        hi, h_hi = torch.where(right, u, hi), torch.where(right, hu, h_hi)
+        lo, h_lo = torch.where(right, lo, u), torch.where(right, h_lo, hu)
+        side = torch.where(right, 1.0, -1.0)
+    if bool(tiny.any()):
+        lower, upper = act.domain
+        proj = wd if lower is None and upper is None else wd.clamp(lower, upper)
+        x = torch.where(tiny, proj, x)
     return x.to(w.dtype)

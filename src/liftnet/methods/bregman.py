@@ -46,8 +46,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..activations import get_activation
 from ..graph import Network, Params
-from ..proximal import PROX_ACTIVATIONS, bregman_loss, prox_psi, sigma
+from ..proximal import PROX_ACTIVATIONS, bregman_loss, prox_activations, prox_psi, sigma
 from .base import (
     INIT_SCHEMES,
     Method,
@@ -62,8 +63,14 @@ from .base import (
     sum_value,
 )
 
-#: Lipschitz constant of each activation (of grad Phi^*)
+#: Lipschitz constant of each activation (of grad Phi^*); a registered one: its ``slope``
 _LIP = {"sigmoid": 0.25, "softmax": 0.5}
+
+
+def _lip(name: str) -> float:
+    if name in PROX_ACTIVATIONS:
+        return _LIP.get(name, 1.0)
+    return float(get_activation(name).slope)
 
 
 def _sq_spectral(A: Tensor) -> float:
@@ -111,8 +118,6 @@ class Bregman(Method):
     key: ClassVar[str] = "bregman"
     monotone: ClassVar[bool] = True
     supports_distributed: ClassVar[bool] = True
-    hidden_activations: ClassVar[tuple[str, ...]] = tuple(
-        a for a in PROX_ACTIVATIONS if a != "softmax")
     default_batch_size: ClassVar[int] = 100
     default_epochs: ClassVar[int] = 20
 
@@ -126,6 +131,17 @@ class Bregman(Method):
         check_positive("rho", self.rho, allow_zero=True)
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)
+
+    def check_network(self, net: Network) -> None:
+        """The base checks, and a proximal activation on every hidden layer
+        (:func:`liftnet.proximal.prox_activations`, softmax apart)."""
+        super().check_network(net)
+        names = [a for a in prox_activations() if a != "softmax"]
+        for l, layer in enumerate(net.layers[:-1]):
+            if layer.activation not in names:
+                raise ValueError(
+                    f"Bregman does not support activation {layer.activation!r} on hidden layer "
+                    f"{l + 1} (supports the proximal activations {', '.join(names)})")
 
     def init_state(self, net: Network, X: Tensor, Y: Tensor, *,
                    generator: torch.Generator | None = None,
@@ -168,7 +184,7 @@ class Bregman(Method):
         s = count_samples(state, X)  # every process's samples in distributed training
         # the weight of each link's term and the Lipschitz constant of its gradient in U_l
         weights = [1.0] * (L - 1) + [self.loss_weight]
-        lips = [_LIP.get(self._act(net, l), 1.0) * weights[l] for l in range(L)]
+        lips = [_lip(self._act(net, l)) * weights[l] for l in range(L)]
         acts = [self._act(net, l) for l in range(L)]
         xs = [X, *state.acts, Y]
         # (W_l, b_l) as one (out, in + 1) block; the implicit step's centre W^k / tau
