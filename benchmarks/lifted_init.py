@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     lifted_epochs = lifted.default_epochs if args.lifted_epochs is None else args.lifted_epochs
     cells: list[dict] = []
     t_start = time.perf_counter()
+    if len(set(archs)) != len(archs):
+        p.error(f"--archs names an architecture twice: {args.archs}")
     for arch in archs:
         net = mlp(f"{ds.n_features}-{arch}-{k}", loss="ce")
         for seed in range(args.seeds):
@@ -207,12 +209,21 @@ def combine(files: list[str], out: Path) -> int:
     import json
 
     recs = [json.loads(Path(f).read_text()) for f in files]
+    for rec in recs:  # files written before --paper existed are paper 004's
+        rec["config"].setdefault("paper", "004")
     same = ("paper", "lrs", "inits", "seeds", "optimizer", "epochs", "batch_size", "reduction",
             "dataset", "n_train", "lifted", "lifted_epochs")
     for f, rec in zip(files[1:], recs[1:], strict=True):
         diff = [k for k in same if rec["config"].get(k) != recs[0]["config"].get(k)]
         if diff:
             raise SystemExit(f"{f}: settings differ from {files[0]} in {', '.join(diff)}")
+    seen: dict[str, str] = {}
+    for f, rec in zip(files, recs, strict=True):
+        for arch in dict.fromkeys(c["arch"] for c in rec["results"]):
+            if arch in seen:
+                raise SystemExit(f"{f}: architecture {arch} is also in {seen[arch]}; combine "
+                                 "runs of other architectures")
+            seen[arch] = f
     cells = [c for rec in recs for c in rec["results"]]
     config = {**recs[0]["config"], "archs": ",".join(dict.fromkeys(c["arch"] for c in cells)),
               "combined_from": list(files)}

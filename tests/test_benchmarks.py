@@ -152,7 +152,7 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
         pytest.fail(f"MNIST not found under {data_dir} (set LIFTNET_DATA)")
     bench = _load("lifted_init")
     parts = []
-    for arch in ("30", "20-10"):  # two runs, joined by --combine
+    for arch in ("300", "20-10"):  # two runs, joined by --combine
         parts.append(str(tmp_path / f"p000_{arch}.json"))
         assert bench.main(["--paper", "000", "--archs", arch, "--data-dir", str(data_dir),
                            "--n-train", "500", "--epochs", "1", "--lifted-epochs", "2",
@@ -160,14 +160,14 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     out = tmp_path / "p000.json"
     assert bench.main(["--combine", *parts, "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
-    assert rec["complete"] and rec["config"]["archs"] == "30,20-10"
+    assert rec["complete"] and rec["config"]["archs"] == "300,20-10"
     cfg = rec["config"]
     assert rec["benchmark"] == "paper 000 Table 1 (lifted initialisation)"
     assert (cfg["optimizer"], cfg["batch_size"], cfg["reduction"], cfg["lrs"]) == (
         "rmsprop", 256, "mean", "1e-3")
     assert cfg["lifted"]["penalty"] == "squared"
     cells = {(c["arch"], c["init"]): c for c in rec["results"]}
-    assert set(cells) == {(a, i) for a in ("30", "20-10")
+    assert set(cells) == {(a, i) for a in ("300", "20-10")
                           for i in ("model", "normal", "xavier", "lifted")}
     assert all(0 <= c["test_accuracy"] <= 1 for c in cells.values())
     assert all(len(c["test_accuracy_per_epoch"]) == 1 for c in cells.values()
@@ -178,7 +178,10 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     assert bench.paper_accuracy("000", "300", 1e-3, "lifted") == 0.979
     assert bench.paper_accuracy("000", "1000", 1e-3, "model") == 0.904
     assert bench.paper_accuracy("004", "300", 1e-5, "lifted") == 0.962
-    assert "(0.979)" not in capsys.readouterr().out  # no paper figure for the slice's archs
+    assert cells[("300", "lifted")]["paper"] == 0.979 and cells[("20-10", "lifted")]["paper"] \
+        is None
+    table = capsys.readouterr().out  # the paper's figure printed beside ours
+    assert "(0.979)" in table and "(0.898)" in table
     out4 = tmp_path / "p004.json"
     assert bench.main(["--archs", "300", "--lrs", "1e-5", "--inits", "xavier",
                        "--data-dir", str(data_dir), "--n-train", "300", "--epochs", "1",
@@ -188,4 +191,6 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     assert rec4["results"][0]["paper"] == 0.923
     with pytest.raises(SystemExit, match="settings differ .* in paper, lrs, inits, optimizer"):
         bench.main(["--combine", parts[0], str(out4), "--out", str(tmp_path / "mixed.json")])
+    with pytest.raises(SystemExit, match="architecture 300 is also in"):
+        bench.main(["--combine", parts[0], parts[0], "--out", str(tmp_path / "twice.json")])
     assert out.with_suffix(".png").stat().st_size > 1000

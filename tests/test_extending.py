@@ -383,10 +383,26 @@ def test_box_activations_must_project_onto_their_box(registries):
 
     with pytest.raises(ValueError, match="box must be .lower, upper. with lower < upper"):
         register_activation(Reversed())
-    assert "notproj" not in ACTIVATIONS and "reversed" not in ACTIVATIONS
+    @dataclass(frozen=True)
+    class Capped(ReLU):  # min(max(u, 0), 25) declaring ReLU's box: wrong beyond the grid of -20..20
+        name: ClassVar[str] = "capped"
+
+        def map(self, u):
+            return u.clamp(0.0, 25.0)
+
+    @dataclass(frozen=True)
+    class Wide(ReLU):  # ReLU declaring [0, 1e6]: wrong by a margin relative to the bound
+        name: ClassVar[str] = "wide"
+        box: ClassVar[tuple[float | None, float | None] | None] = (0.0, 1e6)
+
+    for cls in (Capped, Wide):
+        with pytest.raises(ValueError, match="but its map is not the projection"):
+            register_activation(cls())
+    assert not {"notproj", "reversed", "capped", "wide"} & set(ACTIVATIONS)
     X, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
     with pytest.raises(ValueError, match="Lifted does not support activation 'tanh' on hidden "
-                                         "layer 1 .supports the projections onto a box: relu"):
+                                         "layer 1 .supports relu, hardtanh, piecewise_sigmoid, "
+                                         "identity"):
         fit(get_method("lifted"), network("4-3-3", activation="tanh"), X, y, epochs=1,
             progress=False)
 
@@ -425,7 +441,7 @@ def test_bregman_trains_a_registered_proximal_activation(elu, small_data):
 
 
 def test_bregman_refuses_activations_that_are_not_proximal(registries):
-    from liftnet.activations import Sigmoid
+    from liftnet.activations import Sigmoid, Tanh
 
     @dataclass(frozen=True)
     class Steep(Sigmoid):  # slope 2 > 1: Psi = Phi - x^2/2 would not be convex
@@ -433,10 +449,19 @@ def test_bregman_refuses_activations_that_are_not_proximal(registries):
         slope: ClassVar[float | None] = 2.0
 
     register_activation(Steep())
+
+    @dataclass(frozen=True)
+    class Understated(Tanh):  # tanh with a declared slope 0.5 < 1 = sup tanh'
+        name: ClassVar[str] = "understated"
+        slope: ClassVar[float | None] = 0.5
+
+    register_activation(Understated())
     X, y = torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="'understated': its slope 0.5 is below sup sigma'"):
+        fit(get_method("bregman"), network("4-3-3", activation="understated"), X * 10, y,
+            epochs=1, progress=False)
     for name in ("steep", "sign"):
         with pytest.raises(ValueError, match=f"Bregman does not support activation '{name}' "
-                                             "on hidden layer 1 .supports the proximal "
-                                             "activations relu"):
+                                             "on hidden layer 1 .supports relu, leaky_relu"):
             fit(get_method("bregman"), network("4-3-3", activation=name), X, y, epochs=1,
                 progress=False)

@@ -176,7 +176,8 @@ def test_unsupported_losses_and_activations_are_named(key, small_data):
             with pytest.raises(ValueError, match=f"does not support loss '{loss}'"):
                 fit(get_method(key), mlp("8-12-3", loss=loss), Xtr, ytr, epochs=1,
                     progress=False)
-    if cls.hidden_activations is not None and "tanh" not in cls.hidden_activations:
+    acts = cls.supported_activations()
+    if acts is not None and "tanh" not in acts:
         with pytest.raises(ValueError, match="does not support activation 'tanh'"):
             fit(get_method(key), mlp("8-12-3", activation="tanh", loss=cls.losses[0]), Xtr,
                 ytr, epochs=1, progress=False)

@@ -607,8 +607,8 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
       "mirror" for a Legendre potential).
     * ``lifted`` (paper 004): a ``box`` (lower, upper) with ``map`` the projection onto it
       (checked here on a grid);
-    * ``bregman`` (paper 001): ``potential``, ``conjugate``, ``inverse`` and ``slope`` <= 1
-      (:func:`liftnet.proximal.is_proximal`).
+    * ``bregman`` (paper 001): ``potential`` (``_phi`` and ``domain``), ``conjugate`` and a
+      ``slope`` <= 1 (:func:`liftnet.proximal.is_proximal`).
     The other built-in methods train their own lists of activations (``hidden_activations``).
 
     Raises ``ValueError`` for a name already registered (unless ``replace``), an object that
@@ -654,9 +654,12 @@ def _check_box(activation: Activation) -> None:
             and (None in box or box[0] < box[1])):
         raise ValueError(f"activation {activation.name!r}: box must be (lower, upper) with "
                          f"lower < upper (None for no bound), got {box!r}")
-    u = torch.linspace(-20.0, 20.0, 401, dtype=torch.float64)
-    u = torch.cat([u, *(torch.tensor([b - 0.5, b, b + 0.5], dtype=torch.float64)
-                        for b in box if b is not None)])
+    u = torch.cat([torch.linspace(-20.0, 20.0, 401, dtype=torch.float64),
+                   torch.tensor([-1e6, -1e3, 1e3, 1e6], dtype=torch.float64)])
+    for b in box:  # each bound, and beyond it by a margin that scales with it
+        if b is not None:
+            d = max(0.5, 1e-3 * abs(b))
+            u = torch.cat([u, torch.tensor([b - d, b, b + d], dtype=torch.float64)])
     try:
         got = activation.map(u)
     except Exception as exc:  # a plugin's map failing on a float64 grid: say which
@@ -664,6 +667,6 @@ def _check_box(activation: Activation) -> None:
                          f"({exc})") from exc
     want = u if box == (None, None) else u.clamp(box[0], box[1])
     if not (isinstance(got, Tensor) and got.shape == u.shape
-            and torch.allclose(got.double(), want, atol=1e-6)):
+            and bool(((got.double() - want).abs() <= 1e-6 * want.abs().clamp_min(1.0)).all())):
         raise ValueError(f"activation {activation.name!r} declares box={box!r} but its map is "
                          "not the projection onto that box (clamp(u, lower, upper))")

@@ -158,7 +158,11 @@ def prox_psi(name: str, w: Tensor, t: float | Tensor) -> Tensor:
     if name in _NEWTON:
         return _prox_newton(name, w, t)
     if name not in PROX_ACTIVATIONS:
-        return _prox_generic(get_activation(name), w, t)
+        act = get_activation(name)
+        if act.box is not None:  # the projection onto a box: Psi its indicator
+            lower, upper = act.box
+            return w if lower is None and upper is None else w.clamp(lower, upper)
+        return _prox_generic(act, w, t)
     raise ValueError("the prox of softmax's Psi is not implemented: softmax is an output "
                      "activation whose variable (the target) is clamped")
 
@@ -199,27 +203,43 @@ def _prox_generic(act: Activation, w: Tensor, t: float | Tensor) -> Tensor:
     where h is smooth and t <= h' <= (1 - t) slope + t even where sigma^{-1} is infinite at
     the ends of the range.  From u0 = w the root lies between u0 - h(u0) / t and
     u0 - h(u0) / ((1 - t) slope + t); regula falsi with the Illinois modification (a
-    superlinear bracketing method) finds it in float64 to |x - x*| <= 1e-12 max(1, |x|), as
-    h(u) - h(u*) = (1 - t)(x - x*) + t (u - u*) with both terms of one sign bounds
-    |x - x*| by |h(u)| / max(1 - t, t / slope).  t = 0 is the projection onto dom Phi.
+    superlinear bracketing method) finds it in float64 to |x - x*| <= 1e-12 max(1, |x|) or
+    the rounding of h, as h(u) - h(u*) = (1 - t)(x - x*) + t (u - u*) with both terms of one
+    sign bounds |x - x*| by |h(u)| / max(1 - t, t / slope).  t = 0, and a t so small that
+    the bracket overflows, is the projection onto dom Phi (the limit).
+
+    Raises ``ValueError`` if the bracket does not hold (``slope`` below sup sigma') or
+    ``map`` is not finite where the search evaluates it.
     """
     wd = w.double()
     td = torch.as_tensor(t, dtype=torch.float64, device=w.device).expand_as(wd)
     slope = float(act.slope)
-    tiny = td <= 0
-    ts = torch.where(tiny, torch.ones_like(td), td)  # t = 0 is answered below
+    eps = torch.finfo(torch.float64).eps
+    ts = torch.where(td > 0, td, torch.ones_like(td))  # t <= 0 is answered below
     gain = torch.maximum(1.0 - ts, ts / slope)  # |x - x*| <= |h(u)| / gain
 
     def h(u: Tensor) -> tuple[Tensor, Tensor]:
         x = act.map(u).double()
+        if not bool(torch.isfinite(x).all()):
+            bad = u[~torch.isfinite(x)].flatten()[0]
+            raise ValueError(f"activation {act.name!r}: map({float(bad):.6g}) is not finite; "
+                             "its prox (lifted Bregman training) needs a map that is finite "
+                             "for every input")
         return (1.0 - ts) * x + ts * u - wd, x
 
-    u0 = wd
-    h0, x = h(u0)
+    h0, x = h(wd)
     far, near = h0.abs() / ts, h0.abs() / ((1.0 - ts) * slope + ts)
-    lo = torch.where(h0 > 0, u0 - far, u0 + near)
-    hi = torch.where(h0 > 0, u0 - near, u0 + far)
+    limit = (td <= 0) | ~torch.isfinite(wd - far) | ~torch.isfinite(wd + far)
+    far = torch.where(limit, torch.zeros_like(far), far)
+    near = torch.where(limit, torch.zeros_like(near), near)
+    lo = torch.where(h0 > 0, wd - far, wd + near)
+    hi = torch.where(h0 > 0, wd - near, wd + far)
     h_lo, h_hi = h(lo)[0], h(hi)[0]  # <= 0 and >= 0
+    slack = 64.0 * eps * (wd.abs() + ts * torch.maximum(lo.abs(), hi.abs()) + 1.0)
+    if bool(((h_lo > slack) | (h_hi < -slack))[~limit].any()):
+        raise ValueError(f"activation {act.name!r}: its slope {slope} is below sup sigma' "
+                         "(the prox's bracket does not hold); declare the Lipschitz constant "
+                         "of its map as slope")
     side = torch.zeros_like(wd)  # +1: hi was replaced last, -1: lo was
     for _ in range(200):
         secant = (lo * h_hi - hi * h_lo) / (h_hi - h_lo)
@@ -227,7 +247,10 @@ def _prox_generic(act: Activation, w: Tensor, t: float | Tensor) -> Tensor:
         u = torch.where(ok, secant, 0.5 * (lo + hi))
         hu, x = h(u)
         tol = 1e-12 * x.abs().clamp_min(1.0)
-        if bool(((hu.abs() <= gain * tol) | (slope * (hi - lo) <= tol) | tiny).all()):
+        rounding = 8.0 * eps * (wd.abs() + ts * u.abs())  # the rounding of h itself
+        done = (hu.abs() <= gain * tol + rounding) | (slope * (hi - lo) <= tol) \
+            | (hi - lo <= 4.0 * eps * torch.maximum(lo.abs(), hi.abs())) | limit
+        if bool(done.all()):
             break
         right = hu > 0  # the root is left of u: u replaces hi
         # Illinois: an end kept twice in a row has its value halved (no one-sided stalls)
@@ -236,8 +259,8 @@ def _prox_generic(act: Activation, w: Tensor, t: float | Tensor) -> Tensor:
         hi, h_hi = torch.where(right, u, hi), torch.where(right, hu, h_hi)
         lo, h_lo = torch.where(right, lo, u), torch.where(right, h_lo, hu)
         side = torch.where(right, 1.0, -1.0)
-    if bool(tiny.any()):
+    if bool(limit.any()):
         lower, upper = act.domain
         proj = wd if lower is None and upper is None else wd.clamp(lower, upper)
-        x = torch.where(tiny, proj, x)
+        x = torch.where(limit, proj, x)
     return x.to(w.dtype)

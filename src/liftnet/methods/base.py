@@ -46,7 +46,8 @@ class Method(ABC):
     key: ClassVar[str] = ""
     supports_conv: ClassVar[bool] = False
     losses: ClassVar[tuple[str, ...]] = ("ce", "mse")
-    #: activations the method can train on hidden layers (None: any registered activation)
+    #: activations the method can train on hidden layers (None: any registered activation;
+    #: a method whose list depends on what is registered overrides ``supported_activations``)
     hidden_activations: ClassVar[tuple[str, ...] | None] = None
     #: default batch size of the method; 0 means the full data set (the lifted papers' setting)
     default_batch_size: ClassVar[int] = 0
@@ -75,13 +76,19 @@ class Method(ABC):
                     )
         if net.loss not in self.losses:
             raise ValueError(f"{name} does not support loss {net.loss!r} (supports {self.losses})")
+        acts = self.supported_activations()
         for l, layer in enumerate(net.layers[:-1]):
-            acts = self.hidden_activations
             if acts is not None and layer.activation not in acts:
                 raise ValueError(
                     f"{name} does not support activation {layer.activation!r} on hidden layer "
                     f"{l + 1} (supports {', '.join(acts)})"
                 )
+
+    @classmethod
+    def supported_activations(cls) -> tuple[str, ...] | None:
+        """The registered activations the method trains on hidden layers, now (None: any);
+        by default ``hidden_activations``."""
+        return cls.hidden_activations
 
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter of the method, for results files and ``get_params``."""

@@ -132,16 +132,11 @@ class Bregman(Method):
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)
 
-    def check_network(self, net: Network) -> None:
-        """The base checks, and a proximal activation on every hidden layer
-        (:func:`liftnet.proximal.prox_activations`, softmax apart)."""
-        super().check_network(net)
-        names = [a for a in prox_activations() if a != "softmax"]
-        for l, layer in enumerate(net.layers[:-1]):
-            if layer.activation not in names:
-                raise ValueError(
-                    f"Bregman does not support activation {layer.activation!r} on hidden layer "
-                    f"{l + 1} (supports the proximal activations {', '.join(names)})")
+    @classmethod
+    def supported_activations(cls) -> tuple[str, ...]:
+        """The proximal activations (:func:`liftnet.proximal.prox_activations`), softmax
+        apart (an output activation)."""
+        return tuple(a for a in prox_activations() if a != "softmax")
 
     def init_state(self, net: Network, X: Tensor, Y: Tensor, *,
                    generator: torch.Generator | None = None,

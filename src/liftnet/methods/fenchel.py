@@ -222,15 +222,10 @@ class Fenchel(Method):
         check_choice("init", self.init, INIT_SCHEMES)
         check_finite("bias_init", self.bias_init)
 
-    def check_network(self, net: Network) -> None:
-        """The base checks, and an X-step for every hidden activation (fenchel_activations)."""
-        super().check_network(net)
-        for l, layer in enumerate(net.layers[:-1]):
-            act = get_activation(layer.activation)
-            if act.fenchel_x_step is None or act.slope is None:
-                raise ValueError(
-                    f"Fenchel does not support activation {layer.activation!r} on hidden layer "
-                    f"{l + 1} (supports {', '.join(fenchel_activations())})")
+    @classmethod
+    def supported_activations(cls) -> tuple[str, ...]:
+        """The activations that declare an X-step (:func:`fenchel_activations`)."""
+        return fenchel_activations()
 
     # ------------------------------------------------------------------ per-layer weights
     def layer_lams(self, net: Network) -> list[float]:

@@ -72,6 +72,8 @@ from .base import (
     sum_stats,
 )
 
+#: the built-in activations that project onto a box (:func:`box_activations`: all of them)
+BOX_ACTIVATIONS = ("relu", "hardtanh", "piecewise_sigmoid", "identity")
 PENALTIES = ("shifted", "squared")
 
 
@@ -139,15 +141,10 @@ class Lifted(Method):
         check_int("max_inner", self.max_inner, 1)
         check_choice("init", self.init, INIT_SCHEMES)
 
-    def check_network(self, net: Network) -> None:
-        """The base checks, and a box activation on every hidden layer (box_activations)."""
-        super().check_network(net)
-        for l, layer in enumerate(net.layers[:-1]):
-            if get_activation(layer.activation).box is None:
-                raise ValueError(
-                    f"Lifted does not support activation {layer.activation!r} on hidden layer "
-                    f"{l + 1} (supports the projections onto a box: "
-                    f"{', '.join(box_activations())})")
+    @classmethod
+    def supported_activations(cls) -> tuple[str, ...]:
+        """The projections onto a box (:func:`box_activations`)."""
+        return box_activations()
 
     def lams(self, net: Network) -> list[float]:
         """Penalty weights [lam_1, ..., lam_{L+1}] of the links X_l ~ sigma(U_{l-1})."""
