@@ -15,28 +15,33 @@ against this machine's float32 matrix-multiply rate measured here.
 from __future__ import annotations
 
 import argparse
+import platform
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fenchel_mnist import parse_value, run_model
+from fenchel_mnist import _sync, parse_value, run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
 from liftnet.graph import network
 from liftnet.metrics import targets_for
 from liftnet.results import write_json
 from liftnet.solvers import dual_applies
+from liftnet.training import resolve_device
 
 
-def matmul_rate(n: int = 2048, reps: int = 10) -> float:
-    """float32 GEMM rate of this machine in GFLOP/s (best of ``reps``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_rate(n: int = 2048, reps: int = 10, device: str | torch.device = "cpu") -> float:
+    """float32 GEMM rate of ``device`` in GFLOP/s (best of ``reps``)."""
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
     best = float("inf")
     for _ in range(reps):
+        _sync(device)
         t0 = time.perf_counter()
         a @ b
+        _sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
 
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/speed.json")
+    p.add_argument("--device", default="cpu", help="cpu or cuda: both methods train there")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Fenchel hyperparameter other than its default (repeatable)")
     args = p.parse_args(argv)
@@ -85,10 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.set:
         name, _, value = item.partition("=")
         fenchel_hp[name] = parse_value(value)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        p.error(str(e))
     ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+    ds = ds.to(device=device)
     net = network("784-300-10", loss="ce")
-    rate = matmul_rate()
-    print(f"float32 matrix multiply on this machine: {rate:.1f} GFLOP/s", flush=True)
+    rate = matmul_rate(device=device)
+    print(f"float32 matrix multiply on {device}: {rate:.1f} GFLOP/s", flush=True)
     runs, states, methods = {}, {}, {}
     for name, key, hp in (("fenchel", "fenchel", fenchel_hp),
                           ("adam", "backprop", {"optimizer": "adam", "lr": 1e-3})):
@@ -120,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         "fenchel_gflops_achieved": epoch_flops / ep_f / 1e9,
         "matmul_gflops_machine": rate,
         "target": args.target, "batch_size": args.batch_size, "n_train": len(ds.X_train),
+        "device": str(device),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "threads": torch.get_num_threads(),
         "runs": runs,
     }
     if args.target == 0.97:  # the issue's field names

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from liftnet import data
 from test_data import write_cifar
@@ -66,6 +67,15 @@ def test_figure2_and_speed_on_a_mnist_slice(tmp_path, data_dir):
                 "matmul_gflops_machine"):
         assert s[key] > 0
     assert "time_to_50_fenchel" in s and "time_to_50_adam" in s
+    assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads()
+
+
+def test_speed_refuses_a_device_it_cannot_use(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    with pytest.raises(SystemExit):
+        _load("speed").main(["--device", "tpu", "--out", str(out)])
+    assert "--device 'tpu': unknown device" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir):
