@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from _common import PUBLISHED, run_checked
 from liftnet import fit, get_method, mlp
 from liftnet.data import load_dataset
 from liftnet.results import write_json
@@ -34,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--every", type=int, default=10)
-    p.add_argument("--out", default="benchmarks/results/admm_multiplier.json")
+    p.add_argument("--out", default="benchmarks/results/admm_multiplier.json", help=PUBLISHED)
     args = p.parse_args(argv)
+    return run_checked(p, args, _run)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
     runs = []
     for rule in args.rules.split(","):

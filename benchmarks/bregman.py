@@ -16,6 +16,7 @@ import argparse
 import time
 from typing import Any
 
+from _common import PUBLISHED, run_checked
 from fenchel_mnist import run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
@@ -65,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
                    help="override a hyperparameter, e.g. 'Bregman lifted:tau=1'")
-    p.add_argument("--out", default="benchmarks/results/bregman.json")
+    p.add_argument("--out", default="benchmarks/results/bregman.json", help=PUBLISHED)
     args = p.parse_args(argv)
+    return run_checked(p, args, _run)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -79,11 +84,18 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--set {item!r}: expected MODEL:NAME=VALUE with MODEL in {list(MODELS)}")
         overrides[model][name] = _value(value)
 
+    # every model's hyperparameters checked, and every data set read, before any training
+    methods = {name: get_method(MODELS[name][0], **{**MODELS[name][1], **overrides[name]})
+               for name in models}
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs must be >= 1, got {args.epochs}")
+    data = {dsname: load_dataset(dsname, data_dir=args.data_dir, n_train=args.n_train,
+                                 seed=args.seed)
+            for dsname in [d.strip() for d in args.datasets.split(",") if d.strip()]}
     record: dict[str, Any] = {"arch": ARCH, "seed": args.seed,
                               "linear_share_definition": LINEAR_SHARE_DEFINITION + " (test set)",
                               "datasets": {}}
-    for dsname in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-        ds = load_dataset(dsname, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+    for dsname, ds in data.items():
         if args.n_test is not None:
             ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
         net = network(ARCH, activation="relu", loss="ce")
@@ -91,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         results: dict[str, Any] = {}
         for name in models:
-            key, hp, batch_size, epochs = MODELS[name]
-            hp = {**hp, **overrides[name]}
+            key, _, batch_size, epochs = MODELS[name]
             epochs = args.epochs if args.epochs is not None else epochs
-            method = get_method(key, **hp)
+            method = methods[name]
             print(f"  {name} ({key}, batch size {batch_size or 'full'}, {epochs} epochs)",
                   flush=True)
             n_batches = 1 if batch_size == 0 else -(-len(ds.X_train) // batch_size)

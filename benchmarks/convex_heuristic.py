@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import PUBLISHED, run_checked
 from liftnet import mlp
 from liftnet.convex import (
     bilinear_violations,
@@ -310,9 +311,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--scaling-post-limit", type=int, default=180,
                    help="largest N d_1 for which the post's diag(vec) ReLU form is solved (SCS)")
     p.add_argument("--no-scaling", action="store_true")
-    p.add_argument("--out", default="benchmarks/results/convex_heuristic.json")
+    p.add_argument("--out", default="benchmarks/results/convex_heuristic.json", help=PUBLISHED)
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
+    return run_checked(p, args, _run, out=None)
 
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:
     t0 = time.perf_counter()
     runs = []
     print(f"{'start':<10} {'seed':>4} {'iters':>5} {'max violation':>14} {'rel. error':>11} "
@@ -359,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "convex_heuristic", "paper": "002",
         "config": {**{k: v for k, v in vars(args).items()},
                    "python": platform.python_version(), "torch": torch.__version__,
-                   "argv": sys.argv[1:] if argv is None else argv},
+                   "argv": args.argv},
         "runs": runs, "true_values": truth, "backprop": base, "acceptance": acc, "scaling": rows,
         "wall_seconds": time.perf_counter() - t0,
     }

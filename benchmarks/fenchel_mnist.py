@@ -32,12 +32,14 @@ from typing import Any
 
 import torch
 
+from _common import PUBLISHED, run_checked
 from liftnet import get_method
 from liftnet.data import load_dataset
 from liftnet.graph import lenet5_spec, network
 from liftnet.methods.fenchel import LENET5_APPENDIX_C, LENET5_DEFAULTS
 from liftnet.metrics import accuracy, targets_for
 from liftnet.results import write_json
+from liftnet.training import resolve_device
 
 FIG1_FENCHEL = {"lam": 1.0, "loss_weight": 1.0, "rho": 1e-2, "rho_out": 10.0, "gamma": 0.0,
                 "gamma_out": 0.0, "max_inner": 10}
@@ -249,52 +251,81 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=None, help="first n test images (tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=10, help="batches between evaluations")
-    p.add_argument("--out-dir", default="benchmarks/results")
+    p.add_argument("--out-dir", default="benchmarks/results", help=PUBLISHED)
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
                    help="override a hyperparameter, e.g. 'Fenchel:lam=2' (repeatable)")
     p.add_argument("--combine", nargs="+", default=None, metavar="FILE",
                    help="join result files of this figure into one (trains nothing)")
     args = p.parse_args(argv)
+    return run_checked(p, args, _run, out="out_dir")
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
+    """(name, method key, method, batch size, epochs) of every chosen model, with every
+    ``--models``, ``--set`` and ``--epochs-of`` checked before any data are read."""
+    spec = FIGURES[args.figure]
+    known = ", ".join(spec["models"])
+    chosen = list(spec["models"]) if args.models is None else args.models.split(",")
+    for name in chosen:
+        if name not in spec["models"]:
+            raise ValueError(f"--models: unknown model {name!r}; figure {args.figure} has {known}")
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        model, colon, assign = item.partition(":")
+        name, eq, value = assign.partition("=")
+        if not colon or not eq or not name:
+            raise ValueError(f"--set {item!r}: write MODEL:NAME=VALUE, e.g. 'Fenchel:lam=2'")
+        if model not in spec["models"]:
+            raise ValueError(f"--set {item!r}: unknown model {model!r}; figure {args.figure} "
+                             f"has {known}")
+        overrides.setdefault(model, {})[name] = parse_value(value)
+    epochs_of: dict[str, int] = {}
+    for item in args.epochs_of:
+        model, eq, count = item.rpartition("=")
+        if model not in spec["models"]:
+            raise ValueError(f"--epochs-of {item!r}: write MODEL=N with a model of figure "
+                             f"{args.figure} ({known})")
+        try:
+            epochs_of[model] = int(count)
+        except ValueError:
+            raise ValueError(f"--epochs-of {item!r}: N must be a whole number") from None
+    out = []
+    for name in chosen:
+        key, hp, batch_size, epochs = spec["models"][name]
+        method = get_method(key, **{**hp, **overrides.get(name, {})})
+        epochs = epochs_of.get(name, args.epochs if args.epochs is not None else epochs)
+        if epochs < 1:
+            raise ValueError(f"{name}: epochs must be >= 1, got {epochs}")
+        out.append((name, key, method, batch_size, epochs))
+    return out
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     spec = FIGURES[args.figure]
     if args.combine:
         record = combine(args.combine, args.figure)
         title = f"Figure {args.figure}: {record['arch']}, {record['loss']}, {record['dataset']}"
         report(record, title, args.out_dir)
         return 0
+    models = plan(args)
+    device = resolve_device(args.device)
     ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
                       seed=args.seed)
     if args.n_test is not None:
         ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
-    ds = ds.to(device=args.device)
+    ds = ds.to(device=device)
     arch = spec["arch"]
     if arch == "lenet5":
         arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
     net = network(arch, loss=spec["loss"])
-    chosen = list(spec["models"]) if args.models is None else args.models.split(",")
-    overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set:
-        model, _, assign = item.partition(":")
-        name, _, value = assign.partition("=")
-        overrides.setdefault(model, {})[name] = parse_value(value)
     results: dict[str, Any] = {}
     record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
               "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
               "seed": args.seed, "device": args.device}
     title = f"Figure {args.figure}: {net.spec}, {spec['loss']}, {spec['dataset']}"
     print(title, flush=True)
-    for name in chosen:
-        if name not in spec["models"]:
-            raise SystemExit(f"unknown model {name!r}; figure {args.figure} has "
-                             f"{', '.join(spec['models'])}")
-    for name in chosen:
-        key, hp, batch_size, epochs = spec["models"][name]
-        method = get_method(key, **{**hp, **overrides.get(name, {})})
-        epochs = args.epochs if args.epochs is not None else epochs
-        for item in args.epochs_of:
-            model, _, count = item.rpartition("=")
-            if model == name:
-                epochs = int(count)
+    for name, key, method, batch_size, epochs in models:
         print(f"  {name}: {key} {method.hyperparameters()}, batch {batch_size or 'full'}, "
               f"{epochs} epochs", flush=True)
         r = run_model(method, net, ds, batch_size=batch_size, epochs=epochs, seed=args.seed,
@@ -304,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                  paper=spec["paper"].get(name))
         results[name] = r
         # after every model, so that a long run stopped later keeps what it finished
-        report({**record, "models": results}, title, args.out_dir, final=name == chosen[-1])
+        report({**record, "models": results}, title, args.out_dir, final=name == models[-1][0])
     return 0
 
 

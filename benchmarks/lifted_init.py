@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from _common import PUBLISHED, run_checked
 from liftnet import Backprop, Lifted, fit, mlp
 from liftnet.data import load_dataset
 from liftnet.methods.backprop import OPTIMIZERS
@@ -125,11 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--n-train", type=int, default=None)
-    p.add_argument("--out", default="benchmarks/results/lifted_init.json")
+    p.add_argument("--out", default="benchmarks/results/lifted_init.json", help=PUBLISHED)
     p.add_argument("--combine", nargs="+", metavar="FILE", default=None,
                    help="join the results files of runs of the same table on other "
                         "architectures (e.g. run in parallel) into --out, and print the table")
     args = p.parse_args(argv)
+    return run_checked(p, args, _run)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.combine:
         return combine(args.combine, Path(args.out))
     for key, value in SETTINGS[args.paper].items():
@@ -137,7 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, key, ",".join(value) if isinstance(value, list) else value)
 
     archs = [a for a in args.archs.split(",") if a]
-    lrs = [float(v) for v in args.lrs.split(",") if v]
+    try:
+        lrs = [float(v) for v in args.lrs.split(",") if v]
+    except ValueError:
+        p.error(f"--lrs {args.lrs!r}: write learning rates separated by commas, e.g. 0.01,0.1")
+    if not lrs or min(lrs) <= 0:
+        p.error(f"--lrs {args.lrs!r}: every learning rate must be > 0")
+    for flag, value in (("--seeds", args.seeds), ("--epochs", args.epochs),
+                        ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            p.error(f"{flag} must be >= 1, got {value}")
     inits = [i for i in args.inits.split(",") if i]
     bad = set(inits) - set(INITS) - set(EXTRA_INITS)
     if bad:

@@ -15,6 +15,7 @@ import argparse
 
 import torch
 
+from _common import PUBLISHED, run_checked
 from liftnet import mlp
 from liftnet.data import load_dataset, one_hot
 from liftnet.results import write_json
@@ -27,8 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty (1/2 convention)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/results/linear_baselines.json")
+    p.add_argument("--out", default="benchmarks/results/linear_baselines.json", help=PUBLISHED)
     args = p.parse_args(argv)
+    return run_checked(p, args, _run, out=None)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     ds = load_dataset("mnist", data_dir=args.data_dir)
     Y = one_hot(ds.y_train, 10, ds.X_train.dtype)
 

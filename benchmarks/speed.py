@@ -21,6 +21,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _common import PUBLISHED, run_checked
 from fenchel_mnist import _sync, parse_value, run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
@@ -82,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="benchmarks/results/speed.json")
+    p.add_argument("--out", default="benchmarks/results/speed.json", help=PUBLISHED)
     p.add_argument("--device", default="cpu", help="cpu or cuda: both methods train there")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Fenchel hyperparameter other than its default (repeatable)")
     args = p.parse_args(argv)
+    return run_checked(p, args, _run)
+
+
+def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     fenchel_hp: dict[str, object] = {}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -95,15 +100,18 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
     except ValueError as e:
         p.error(str(e))
+    specs = (("fenchel", get_method("fenchel", **fenchel_hp)),  # checked before any work
+             ("adam", get_method("backprop", optimizer="adam", lr=1e-3)))
+    if args.epochs < 1 or args.batch_size < 1 or args.eval_every < 1:
+        p.error("--epochs, --batch-size and --eval-every must be >= 1")
     ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
     ds = ds.to(device=device)
     net = network("784-300-10", loss="ce")
     rate = matmul_rate(device=device)
     print(f"float32 matrix multiply on {device}: {rate:.1f} GFLOP/s", flush=True)
     runs, states, methods = {}, {}, {}
-    for name, key, hp in (("fenchel", "fenchel", fenchel_hp),
-                          ("adam", "backprop", {"optimizer": "adam", "lr": 1e-3})):
-        method = methods[name] = get_method(key, **hp)
+    for name, method in specs:
+        methods[name] = method
         print(f"{name}: {method.hyperparameters()}", flush=True)
         full = run_model(method, net, ds, batch_size=args.batch_size, epochs=args.epochs,
                          seed=args.seed, eval_every=args.eval_every,

@@ -62,6 +62,21 @@ def test_bad_input_gets_a_clear_error(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "CUDA is not available"), ("cuda:3", "this machine has 2 CUDA device(s)"),
+    ("mps", "MPS (Apple GPUs) is not available"),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_a_device_this_machine_lacks_is_a_clear_error(device, message, command, monkeypatch,
+                                                      capsys, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: device != "cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    extra = ["--model", str(tmp_path / "m.pt")] if command == "evaluate" else ["--epochs", "1"]
+    assert main([command, "--device", device, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_missing_data_names_the_directory_and_files(tmp_path, capsys):
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -144,6 +159,9 @@ def test_damaged_model_file_gets_a_clear_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a readable liftnet model"):
         load_model(bad)
+    bad.write_text("hello\n")  # torch's unpickler says only KeyError: '104'
+    with pytest.raises(ValueError, match="not a file written by liftnet's save_model"):
+        load_model(bad)
     bad.write_text('{"format": "liftnet-model/1"}')  # JSON, not a torch file
     with pytest.raises(ValueError, match="not a readable liftnet model") as info:
         load_model(bad)
@@ -213,3 +231,18 @@ def test_out_of_memory_is_a_clear_error_and_other_failures_are_not_hidden(tmp_pa
     monkeypatch.setattr(cli, "run_train", defect)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         main(["train", "--quiet", "--out", str(out)])
+
+
+def test_lenet5_flags_win_over_its_per_layer_defaults(tmp_path, data_dir):
+    """--arch lenet5 starts from LENET5_DEFAULTS (per-layer lams and gammas); --lam, --gamma and
+    --gamma-out given on the command line replace the entries they stand for."""
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", "fenchel", "--arch", "lenet5", "--dataset", "mnist",
+                 "--data-dir", str(data_dir), "--n-train", "40", "--epochs", "1",
+                 "--batch-size", "40", "--max-inner", "2", "--lam", "2", "--gamma", "3",
+                 "--gamma-out", "7", "--quiet", "--out", str(out)]) == 0
+    config = json.loads(out.read_text())["config"]
+    assert config["lam"] == 2.0 and config["lams"] is None
+    assert config["gammas"] == [3.0, 3.0, 3.0, 3.0, 7.0]
+    assert config["target_extrapolation"] == [300.0, 30.0, 1.0, 1.0]  # the rest stays
+

@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from liftnet import fit, get_method
 from liftnet.estimator import LiftedClassifier, LiftedRegressor
-from liftnet.graph import network
+from liftnet.graph import lenet5_spec, network
 from liftnet.methods.fenchel import LENET5_DEFAULTS
 
 ESTIMATORS = [
@@ -129,6 +129,10 @@ def test_nested_method_parameters_replace_the_method_and_grid_search(digits):
     assert search.best_estimator_.method_.lam == search.best_params_["method__lam"]
 
 
+def lenet5_net():
+    return network(lenet5_spec((1, 28, 28), 10), loss="ce")
+
+
 def test_nested_parameters_do_not_depend_on_the_order_of_the_calls():
     """method__lam before or after hidden_layer_sizes="lenet5": the same LeNet-5 defaults with
     the same override; back to a dense network, the LeNet-5 defaults go, the override stays."""
@@ -136,8 +140,9 @@ def test_nested_parameters_do_not_depend_on_the_order_of_the_calls():
     a.set_params(hidden_layer_sizes="lenet5")
     b = LiftedClassifier("fenchel").set_params(hidden_layer_sizes="lenet5")
     b.set_params(method__lam=2.0)
-    assert a._method() == b._method() == get_method("fenchel", **{**LENET5_DEFAULTS,
-                                                                  "lam": 2.0})
+    lenet = {k: v for k, v in LENET5_DEFAULTS.items() if k != "lams"}  # lam replaces lams
+    assert a._method() == b._method() == get_method("fenchel", **lenet, lam=2.0)
+    assert a._method().layer_lams(lenet5_net()) == [2.0] * 4
     b.set_params(hidden_layer_sizes=(50,))
     assert b._method() == get_method("fenchel", lam=2.0)
 

@@ -618,3 +618,21 @@ def test_identity_w_step_in_sample_space_moves_like_the_primal_form():
                            mm_precision(augmented_gram(P), curv, 0.5, 0.5, 0.0), **common)
     assert not torch.allclose(dual.W, W0)
     torch.testing.assert_close(dual.W, primal.W, rtol=1e-7, atol=1e-9)
+
+
+def test_lenet5_hyperparameters_let_scalars_override_the_per_layer_defaults():
+    from liftnet.graph import lenet5_spec, network
+    from liftnet.methods.fenchel import LENET5_DEFAULTS, lenet5_hyperparameters
+
+    net = network(lenet5_spec((1, 28, 28), 10), loss="ce")
+    assert get_method("fenchel", **lenet5_hyperparameters()) == get_method(
+        "fenchel", **LENET5_DEFAULTS)
+    m = get_method("fenchel", **lenet5_hyperparameters({"lam": 2.0, "gamma_out": 50.0}))
+    assert m.layer_lams(net) == [2.0] * 4
+    assert m.layer_gammas(net) == [1e-4, 1e-2, 1.0, 1.0, 50.0]
+    m = get_method("fenchel", **lenet5_hyperparameters({"gamma": 5.0}))
+    assert m.layer_gammas(net) == [5.0] * 4 + [1.0] and m.layer_lams(net) == [5, 5, 1, 1]
+    # per-layer values given by the user win over the scalars
+    m = get_method("fenchel", **lenet5_hyperparameters({"lam": 2.0, "lams": "1,1,1,3",
+                                                        "gamma": 5.0, "gammas": "1,2,3,4,5"}))
+    assert m.layer_lams(net) == [1, 1, 1, 3] and m.layer_gammas(net) == [1, 2, 3, 4, 5]

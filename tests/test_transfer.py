@@ -9,7 +9,7 @@ from torch import nn
 from liftnet import from_torch, mlp, to_torch
 
 ELEMENTWISE = ["relu", "leaky_relu", "sigmoid", "tanh", "hardtanh", "piecewise_sigmoid",
-               "softplus", "identity"]
+               "softplus", "identity", "soft_threshold", "sign", "sin"]
 
 
 @pytest.mark.parametrize("arch,activation,loss",
@@ -38,6 +38,8 @@ def test_from_torch_refuses_unknown_modules():
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.1), nn.Linear(4, 2)))
     with pytest.raises(ValueError, match="last module"):
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU()))
+    with pytest.raises(ValueError, match=r"Softshrink\(0.25\): no registered activation"):
+        from_torch(nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.25), nn.Linear(4, 2)))
 
 
 def test_check_params_names_the_bad_shape():

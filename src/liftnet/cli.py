@@ -29,7 +29,7 @@ from . import data as datamod
 from . import distributed
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
-from .methods.fenchel import LENET5_DEFAULTS
+from .methods.fenchel import lenet5_hyperparameters
 from .metrics import LINEAR_SHARE_DEFINITION, evaluate, linear_share
 from .results import check_writable, load_model, save_model, versions, write_json
 from .training import fit, resolve_device
@@ -201,8 +201,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     dtype = getattr(torch, args.dtype)
     hp = _hyperparameters(args)
     if args.method == "fenchel" and args.arch == "lenet5":
-        # LeNet-5's own defaults (Appendix C plus target extrapolation); flags still win
-        hp = {**LENET5_DEFAULTS, **hp}
+        # LeNet-5's own defaults (Appendix C plus target extrapolation); flags still win,
+        # --lam / --gamma / --gamma-out over the per-layer defaults they would be shadowed by
+        hp = lenet5_hyperparameters(hp)
     method = get_method(args.method, **hp)
     ds = datamod.load_dataset(
         args.dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,

@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .graph import Network, lenet5_spec, network
 from .methods import Method, get_method
-from .methods.fenchel import LENET5_DEFAULTS
+from .methods.fenchel import lenet5_hyperparameters
 from .training import fit, resolve_device
 from .transfer import to_torch
 
@@ -89,10 +89,10 @@ class _LiftedEstimator(BaseEstimator):
                                  f"hyperparameter of method {self.method.key!r}")
             return dataclasses.replace(self.method, **overrides) if overrides else self.method
         if isinstance(self.method, str):
-            base = LENET5_DEFAULTS if (self.method == "fenchel"
-                                       and self.hidden_layer_sizes == "lenet5") else {}
+            lenet = self.method == "fenchel" and self.hidden_layer_sizes == "lenet5"
             try:
-                return get_method(self.method, **{**base, **overrides})
+                return get_method(self.method, **(lenet5_hyperparameters(overrides) if lenet
+                                                  else overrides))
             except ValueError as exc:
                 raise ValueError(str(exc).replace("not a hyperparameter", "not a hyperparameter "
                                                   "(method__<name>)", 1)) from None

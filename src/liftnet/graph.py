@@ -197,7 +197,18 @@ def parse_arch(spec: str | Sequence[int]) -> tuple[int, ...]:
         raise ValueError(
             f"architecture needs an input and an output width, all >= 1, got {spec!r}"
         )
+    _check_sizes(spec, sizes)
     return sizes
+
+
+MAX_SIZE = 2**31 - 1  # widths, channels, kernels, paddings and pooling factors
+
+
+def _check_sizes(spec: object, sizes: Sequence[int]) -> None:
+    big = [s for s in sizes if s > MAX_SIZE]
+    if big:
+        raise ValueError(f"architecture {spec!r}: {big[0]} is too large (every size must be "
+                         f"at most 2**31 - 1)")
 
 
 def mlp(spec: str | Sequence[int], *, activation: str = "relu", loss: str = "ce") -> Network:
@@ -252,6 +263,7 @@ def network(
             _CONV.fullmatch(t) or _POOL.fullmatch(t) for t in tokens):
         net = mlp(spec, activation=activation, loss=loss)
         return _with_activations(net, activations)
+    _check_sizes(spec, [int(n) for n in re.findall(r"\d+", spec)])
     shape: tuple[int, int, int] | None = None
     if m := _SHAPE.fullmatch(tokens[0]):
         shape = (int(m[1]), int(m[2]), int(m[3]))
@@ -267,11 +279,17 @@ def network(
     for i, tok in enumerate(body):
         act = activation if i < len(body) - 1 else out_act
         if m := _POOL.fullmatch(tok):
+            if i > 0 and _POOL.fullmatch(body[i - 1]):
+                raise ValueError(f"architecture {spec!r}: two pooling tokens in a row; write "
+                                 f"one, pool<p> with p their product (pool2-pool2 is pool4)")
             pool = int(m[1])
             if i == len(body) - 1:
                 raise ValueError(f"architecture {spec!r}: pooling must be followed by a layer")
             continue
         if m := _CONV.fullmatch(tok):
+            if shape is None and layers:
+                raise ValueError(f"architecture {spec!r}: a convolution cannot follow a dense "
+                                 f"layer (its output is a vector, not an image)")
             if shape is None:
                 raise ValueError(
                     f"architecture {spec!r}: a convolution needs an image input; start the "

@@ -131,7 +131,8 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
     except Exception as exc:  # torch raises many kinds for a malformed file
         # torch's advice to retry with weights_only=False (arbitrary code) is not passed on
         detail = str(exc).split("\n")[0]
-        if "weights_only" in detail or "Weights only" in detail:
+        if "weights_only" in detail or "Weights only" in detail or isinstance(exc, KeyError):
+            # a KeyError is torch's unpickler meeting bytes that are no pickle at all
             detail = "not a file written by liftnet's save_model (torch.save of tensors)"
         raise ValueError(f"{path} is not a readable liftnet model: {detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:

@@ -41,6 +41,13 @@ def resolve_device(text: str | torch.device, name: str = "--device") -> torch.de
         raise ValueError(f"{name} {text!r}: liftnet trains on cpu, cuda or mps devices")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name} {text}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ValueError(f"{name} {text}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} {text}: MPS (Apple GPUs) is not available on this machine")
     return device
 
 

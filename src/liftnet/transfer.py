@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .activations import get_activation
+from .activations import ACTIVATIONS, get_activation
 from .graph import Dense, Network, Params
 from .layers import Conv2d
 from .results import atomic_write
@@ -75,8 +75,9 @@ _MODULE_NAMES = {
 
 def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Params]:
     """The network description and parameters of an ``nn.Sequential`` of Linear/activation
-    modules (the inverse of :func:`to_torch` for dense networks); parameters are detached
-    copies."""
+    modules (the inverse of :func:`to_torch` for dense networks: an activation module is read
+    as the registered activation whose ``torch_module()`` it equals, same class and settings);
+    parameters are detached copies."""
     layers: list[Dense] = []
     params: Params = []
     pending: nn.Linear | None = None
@@ -125,7 +126,15 @@ def _activation_name(module: nn.Module) -> str:
     for cls, name in _MODULE_NAMES.items():
         if type(module) is cls:
             return name
-    raise ValueError(f"cannot import activation module {type(module).__name__}")
+    for name, act in ACTIVATIONS.items():  # the module of any other registered activation
+        try:
+            ref = act.torch_module()
+        except NotImplementedError:
+            continue
+        if type(ref) is type(module) and ref.extra_repr() == module.extra_repr():
+            return name
+    raise ValueError(f"cannot import activation module {module!r}: no registered activation "
+                     "has it as its torch module")
 
 
 def _copy(lin: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,6 +102,26 @@ LENET5_APPENDIX_C = {"lams": "5,5,1,1", "gammas": "1e-4,1e-2,1,1,1", "loss_weigh
 LENET5_DEFAULTS = {**LENET5_APPENDIX_C, "target_extrapolation": "300,30,1,1"}
 
 
+def lenet5_hyperparameters(overrides: dict | None = None,
+                           base: dict | None = None) -> dict:
+    """``base`` (default :data:`LENET5_DEFAULTS`) with ``overrides`` on top, where a scalar
+    given in ``overrides`` also wins over the per-layer default that would shadow it: ``lam``
+    replaces ``lams`` (every hidden link), ``gamma`` the hidden entries of ``gammas`` and
+    ``gamma_out`` its last entry (unless ``lams`` / ``gammas`` are given too)."""
+    overrides = dict(overrides or {})
+    hp = dict(LENET5_DEFAULTS if base is None else base)
+    if "lam" in overrides and "lams" not in overrides:
+        hp.pop("lams", None)
+    if "gammas" in hp and "gammas" not in overrides:
+        gammas = list(_floats("gammas", hp["gammas"]) or ())
+        for name, entries in (("gamma", slice(0, -1)), ("gamma_out", slice(-1, None))):
+            value = overrides.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                gammas[entries] = [float(value)] * len(gammas[entries])
+        hp["gammas"] = tuple(gammas)
+    return {**hp, **overrides}
+
+
 def _floats(name: str, value: object) -> tuple[float, ...] | None:
     """None, or a tuple of finite floats from a tuple/list, a string "1,5,0.1" or one number
     (a network with one hidden layer)."""
