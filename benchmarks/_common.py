@@ -1,14 +1,27 @@
-"""What the benchmark scripts share: their default outputs are the published results."""
+"""What the benchmark scripts share: one-line errors for bad arguments, and their default
+outputs, which are the published results."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from liftnet.data import DataError
 
 PUBLISHED = "(default: %(default)s, the published results that benchmarks/README.md cites)"
+
+
+@contextmanager
+def usage_errors(p: argparse.ArgumentParser) -> Iterator[None]:
+    """Around a script's checks and set-up (hyperparameters, data, networks), before any
+    training: a bad value (ValueError, missing or damaged data) is a one-line usage error.
+    Training itself runs outside, so that a failure there keeps its traceback."""
+    try:
+        yield
+    except (ValueError, DataError) as exc:
+        p.error(str(exc))
 
 
 def refuse_subset_over_published(p: argparse.ArgumentParser, args: argparse.Namespace,
@@ -17,21 +30,8 @@ def refuse_subset_over_published(p: argparse.ArgumentParser, args: argparse.Name
     path holds the published results, which such a run would replace."""
     subset = [f"--{name.replace('_', '-')}" for name in ("n_train", "n_test")
               if getattr(args, name, None) is not None]
-    if subset and getattr(args, out) == p.get_default(out):
+    if subset and Path(getattr(args, out)).resolve() == Path(p.get_default(out)).resolve():
         flag = "--" + out.replace("_", "-")
         verb = "runs" if len(subset) == 1 else "run"
         p.error(f"{' and '.join(subset)} {verb} on a subset: name {flag} (its default, "
                 f"{p.get_default(out)}, holds the published results)")
-
-
-def run_checked(p: argparse.ArgumentParser, args: argparse.Namespace,
-                run: Callable[[argparse.Namespace, argparse.ArgumentParser], Any],
-                out: str | None = "out") -> Any:
-    """``run(args, p)``, with a bad value (ValueError, missing or damaged data) reported as
-    a one-line usage error instead of a traceback; a subset run must name ``out`` (above)."""
-    if out is not None:
-        refuse_subset_over_published(p, args, out)
-    try:
-        return run(args, p)
-    except (ValueError, DataError) as exc:
-        p.error(str(exc))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from liftnet import fit, get_method, mlp
 from liftnet.data import load_dataset
 from liftnet.results import write_json
@@ -37,15 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--out", default="benchmarks/results/admm_multiplier.json", help=PUBLISHED)
     args = p.parse_args(argv)
-    return run_checked(p, args, _run)
+    refuse_subset_over_published(p, args)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+    with usage_errors(p):
+        rules = {rule: get_method("admm", multiplier=rule, bias=args.bias == "true",
+                                  beta=args.beta, gamma=args.gamma, warmup=args.warmup)
+                 for rule in args.rules.split(",")}
+        ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
     runs = []
-    for rule in args.rules.split(","):
-        method = get_method("admm", multiplier=rule, bias=args.bias == "true", beta=args.beta,
-                            gamma=args.gamma, warmup=args.warmup)
+    for rule, method in rules.items():
 
         def show(entry, state, rule=rule):
             if entry["epoch"] % args.every == 0 or entry["epoch"] == 1:

@@ -16,7 +16,7 @@ import argparse
 import time
 from typing import Any
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from fenchel_mnist import run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a hyperparameter, e.g. 'Bregman lifted:tau=1'")
     p.add_argument("--out", default="benchmarks/results/bregman.json", help=PUBLISHED)
     args = p.parse_args(argv)
-    return run_checked(p, args, _run)
+    refuse_subset_over_published(p, args)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
@@ -84,14 +85,17 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             p.error(f"--set {item!r}: expected MODEL:NAME=VALUE with MODEL in {list(MODELS)}")
         overrides[model][name] = _value(value)
 
-    # every model's hyperparameters checked, and every data set read, before any training
-    methods = {name: get_method(MODELS[name][0], **{**MODELS[name][1], **overrides[name]})
-               for name in models}
     if args.epochs is not None and args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
-    data = {dsname: load_dataset(dsname, data_dir=args.data_dir, n_train=args.n_train,
-                                 seed=args.seed)
-            for dsname in [d.strip() for d in args.datasets.split(",") if d.strip()]}
+    with usage_errors(p):  # every model's hyperparameters and every data set before training
+        net = network(ARCH, activation="relu", loss="ce")
+        methods = {name: get_method(MODELS[name][0], **{**MODELS[name][1], **overrides[name]})
+                   for name in models}
+        for method in methods.values():
+            method.check_network(net)
+        data = {dsname: load_dataset(dsname, data_dir=args.data_dir, n_train=args.n_train,
+                                     seed=args.seed)
+                for dsname in [d.strip() for d in args.datasets.split(",") if d.strip()]}
     record: dict[str, Any] = {"arch": ARCH, "seed": args.seed,
                               "linear_share_definition": LINEAR_SHARE_DEFINITION + " (test set)",
                               "datasets": {}}

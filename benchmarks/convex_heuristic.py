@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED
 from liftnet import mlp
 from liftnet.convex import (
     bilinear_violations,
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="benchmarks/results/convex_heuristic.json", help=PUBLISHED)
     args = p.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
-    return run_checked(p, args, _run, out=None)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> dict:

@@ -32,11 +32,11 @@ from typing import Any
 
 import torch
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from liftnet import get_method
 from liftnet.data import load_dataset
 from liftnet.graph import lenet5_spec, network
-from liftnet.methods.fenchel import LENET5_APPENDIX_C, LENET5_DEFAULTS
+from liftnet.methods.fenchel import LENET5_APPENDIX_C, LENET5_DEFAULTS, lenet5_hyperparameters
 from liftnet.metrics import accuracy, targets_for
 from liftnet.results import write_json
 from liftnet.training import resolve_device
@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--combine", nargs="+", default=None, metavar="FILE",
                    help="join result files of this figure into one (trains nothing)")
     args = p.parse_args(argv)
-    return run_checked(p, args, _run, out="out_dir")
+    refuse_subset_over_published(p, args, "out_dir")
+    return _run(args, p)
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
@@ -293,7 +294,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
     out = []
     for name in chosen:
         key, hp, batch_size, epochs = spec["models"][name]
-        method = get_method(key, **{**hp, **overrides.get(name, {})})
+        given = overrides.get(name, {})
+        # scalars given (lam, gamma, gamma_out) win over per-layer defaults, as on the CLI
+        method = get_method(key, **(lenet5_hyperparameters(given, base=hp)
+                                    if key == "fenchel" and ("lams" in hp or "gammas" in hp)
+                                    else {**hp, **given}))
         epochs = epochs_of.get(name, args.epochs if args.epochs is not None else epochs)
         if epochs < 1:
             raise ValueError(f"{name}: epochs must be >= 1, got {epochs}")
@@ -304,21 +309,25 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     spec = FIGURES[args.figure]
     if args.combine:
-        record = combine(args.combine, args.figure)
+        with usage_errors(p):
+            record = combine(args.combine, args.figure)
         title = f"Figure {args.figure}: {record['arch']}, {record['loss']}, {record['dataset']}"
         report(record, title, args.out_dir)
         return 0
-    models = plan(args)
-    device = resolve_device(args.device)
-    ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
-                      seed=args.seed)
+    with usage_errors(p):  # every check, the data and the network before any training
+        models = plan(args)
+        device = resolve_device(args.device)
+        ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
+                          seed=args.seed)
+        arch = spec["arch"]
+        if arch == "lenet5":
+            arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
+        net = network(arch, loss=spec["loss"])
+        for _, _, method, _, _ in models:
+            method.check_network(net)
     if args.n_test is not None:
         ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
     ds = ds.to(device=device)
-    arch = spec["arch"]
-    if arch == "lenet5":
-        arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
-    net = network(arch, loss=spec["loss"])
     results: dict[str, Any] = {}
     record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
               "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),

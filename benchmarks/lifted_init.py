@@ -26,6 +26,7 @@ averaged over the batch) and prints the paper's accuracies (1 - error) beside ou
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from liftnet import Backprop, Lifted, fit, mlp
 from liftnet.data import load_dataset
 from liftnet.methods.backprop import OPTIMIZERS
@@ -131,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="join the results files of runs of the same table on other "
                         "architectures (e.g. run in parallel) into --out, and print the table")
     args = p.parse_args(argv)
-    return run_checked(p, args, _run)
+    refuse_subset_over_published(p, args)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.combine:
-        return combine(args.combine, Path(args.out))
+        with usage_errors(p):
+            return combine(args.combine, Path(args.out))
     for key, value in SETTINGS[args.paper].items():
         if getattr(args, key) is None:
             setattr(args, key, ",".join(value) if isinstance(value, list) else value)
@@ -146,27 +149,28 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         lrs = [float(v) for v in args.lrs.split(",") if v]
     except ValueError:
         p.error(f"--lrs {args.lrs!r}: write learning rates separated by commas, e.g. 0.01,0.1")
-    if not lrs or min(lrs) <= 0:
-        p.error(f"--lrs {args.lrs!r}: every learning rate must be > 0")
+    if not lrs or not all(0 < lr < math.inf for lr in lrs):
+        p.error(f"--lrs {args.lrs!r}: every learning rate must be a finite number > 0")
     for flag, value in (("--seeds", args.seeds), ("--epochs", args.epochs),
-                        ("--batch-size", args.batch_size)):
+                        ("--batch-size", args.batch_size), ("--lifted-epochs", args.lifted_epochs)):
         if value is not None and value < 1:
             p.error(f"{flag} must be >= 1, got {value}")
     inits = [i for i in args.inits.split(",") if i]
     bad = set(inits) - set(INITS) - set(EXTRA_INITS)
     if bad:
         p.error(f"unknown inits {sorted(bad)}; choose from {INITS + EXTRA_INITS}")
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, n_train=args.n_train)
-    k = ds.n_classes
-    lifted = Lifted(**({} if args.lam is None else {"lam": args.lam}),
-                    **({} if args.penalty is None else {"penalty": args.penalty}))
+    if len(set(archs)) != len(archs):
+        p.error(f"--archs names an architecture twice: {args.archs}")
+    with usage_errors(p):  # every check, the data and the networks before any training
+        lifted = Lifted(**({} if args.lam is None else {"lam": args.lam}),
+                        **({} if args.penalty is None else {"penalty": args.penalty}))
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, n_train=args.n_train)
+        k = ds.n_classes
+        nets = {arch: mlp(f"{ds.n_features}-{arch}-{k}", loss="ce") for arch in archs}
     lifted_epochs = lifted.default_epochs if args.lifted_epochs is None else args.lifted_epochs
     cells: list[dict] = []
     t_start = time.perf_counter()
-    if len(set(archs)) != len(archs):
-        p.error(f"--archs names an architecture twice: {args.archs}")
-    for arch in archs:
-        net = mlp(f"{ds.n_features}-{arch}-{k}", loss="ce")
+    for arch, net in nets.items():
         for seed in range(args.seeds):
             lifted_params = calibrated = None
             if {"lifted", "lifted_calibrated", "model"} & set(inits):

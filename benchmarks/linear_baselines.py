@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, usage_errors
 from liftnet import mlp
 from liftnet.data import load_dataset, one_hot
 from liftnet.results import write_json
@@ -30,11 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/linear_baselines.json", help=PUBLISHED)
     args = p.parse_args(argv)
-    return run_checked(p, args, _run, out=None)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    ds = load_dataset("mnist", data_dir=args.data_dir)
+    with usage_errors(p):
+        ds = load_dataset("mnist", data_dir=args.data_dir)
+        net = mlp(f"784-{args.hidden}-10")
     Y = one_hot(ds.y_train, 10, ds.X_train.dtype)
 
     def score(F, Ft):
@@ -42,7 +44,6 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         return float(((Ft @ W.T + b).argmax(1) == ds.y_test).double().mean())
 
     linear = score(ds.X_train, ds.X_test)
-    net = mlp(f"784-{args.hidden}-10")
     W0, b0 = net.init_params(generator=torch.Generator().manual_seed(args.seed))[0]
     features = score(torch.relu(ds.X_train @ W0.T + b0), torch.relu(ds.X_test @ W0.T + b0))
     print(f"linear least squares on pixels: test {linear:.4f}")

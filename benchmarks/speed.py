@@ -21,7 +21,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import PUBLISHED, run_checked
+from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from fenchel_mnist import _sync, parse_value, run_model
 from liftnet import get_method
 from liftnet.data import load_dataset
@@ -88,23 +88,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="a Fenchel hyperparameter other than its default (repeatable)")
     args = p.parse_args(argv)
-    return run_checked(p, args, _run)
+    refuse_subset_over_published(p, args)
+    return _run(args, p)
 
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     fenchel_hp: dict[str, object] = {}
     for item in args.set:
-        name, _, value = item.partition("=")
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            p.error(f"--set {item!r}: write NAME=VALUE, e.g. tol=1e-3")
         fenchel_hp[name] = parse_value(value)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        p.error(str(e))
-    specs = (("fenchel", get_method("fenchel", **fenchel_hp)),  # checked before any work
-             ("adam", get_method("backprop", optimizer="adam", lr=1e-3)))
     if args.epochs < 1 or args.batch_size < 1 or args.eval_every < 1:
         p.error("--epochs, --batch-size and --eval-every must be >= 1")
-    ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+    if not 0 < args.target <= 1:
+        p.error(f"--target is a test accuracy in (0, 1], got {args.target}")
+    with usage_errors(p):  # every check before any work
+        device = resolve_device(args.device)
+        specs = (("fenchel", get_method("fenchel", **fenchel_hp)),
+                 ("adam", get_method("backprop", optimizer="adam", lr=1e-3)))
+        ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
     ds = ds.to(device=device)
     net = network("784-300-10", loss="ce")
     rate = matmul_rate(device=device)

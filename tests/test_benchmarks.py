@@ -213,11 +213,19 @@ def test_lifted_initialisation_tables_of_papers_004_and_000(tmp_path, data_dir, 
     ("fenchel_mnist", ["--figure", "2", "--epochs-of", "Fenchl=3"], "write MODEL=N"),
     ("fenchel_mnist", ["--figure", "2", "--set", "Fenchel:foo=1"], "foo: not a hyperparameter"),
     ("fenchel_mnist", ["--figure", "2", "--n-train", "100"], "name --out-dir"),
+    ("fenchel_mnist", ["--figure", "2", "--n-test", "10", "--out-dir", "./benchmarks/results/"],
+     "--n-test runs on a subset: name --out-dir"),
     ("speed", ["--set", "tol=abc"], "tol must be a finite number"),
     ("speed", ["--n-train", "100"], "--n-train runs on a subset: name --out"),
     ("bregman", ["--set", "Bregman lifted:tau=-1"], "tau must be a finite number > 0"),
     ("lifted_init", ["--lrs", "abc"], "--lrs 'abc'"),
     ("lifted_init", ["--seeds", "0"], "--seeds must be >= 1"),
+    ("lifted_init", ["--lrs", "nan"], "every learning rate must be a finite number > 0"),
+    ("lifted_init", ["--lam", "-1"], "lam must be"),
+    ("lifted_init", ["--n-train", "100"], "--n-train runs on a subset: name --out"),
+    ("bregman", ["--n-train", "100"], "--n-train runs on a subset: name --out"),
+    ("admm_multiplier", ["--n-train", "100"], "--n-train runs on a subset: name --out"),
+    ("admm_multiplier", ["--rules", "nope"], "multiplier"),
 ])
 def test_benchmark_scripts_check_their_arguments_before_any_work(script, argv, message, capsys,
                                                                   tmp_path, monkeypatch):
@@ -225,7 +233,7 @@ def test_benchmark_scripts_check_their_arguments_before_any_work(script, argv, m
     subset must name its own output (the default paths hold the published results)."""
     bench = _load(script)
     monkeypatch.setattr(bench, "load_dataset", lambda *a, **k: pytest.fail("data were read"))
-    out = [] if "--n-train" in argv else (
+    out = [] if "--n-train" in argv or "--out-dir" in argv else (
         ["--out-dir", str(tmp_path)] if script == "fenchel_mnist" else
         ["--out", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit):
@@ -238,3 +246,24 @@ def test_benchmark_scripts_name_a_missing_data_folder_in_one_line(capsys, tmp_pa
     with pytest.raises(SystemExit):
         _load("speed").main(["--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert "mnist: data not found in" in capsys.readouterr().err
+
+
+def test_per_layer_lists_are_checked_against_the_network_before_training(capsys, tmp_path,
+                                                                          data_dir, monkeypatch):
+    """Figure 3's LeNet-5 needs the images' shape (read from the data) before its per-layer
+    lists can be checked; still before the first model (SGD) trains."""
+    bench = _load("fenchel_mnist")
+    monkeypatch.setattr(bench, "run_model", lambda *a, **k: pytest.fail("a model trained"))
+    with pytest.raises(SystemExit):
+        bench.main(["--figure", "3", "--data-dir", str(data_dir), "--set", "Fenchel:lams=1,2",
+                    "--out-dir", str(tmp_path)])
+    assert "lams has 2 entries, the network 4 hidden layers" in capsys.readouterr().err
+
+
+def test_a_scalar_set_on_lenet5_overrides_its_per_layer_default():
+    bench = _load("fenchel_mnist")
+    args = bench.argparse.Namespace(figure=3, models="Fenchel", set=["Fenchel:lam=2",
+                                    "Fenchel:gamma_out=50"], epochs_of=[], epochs=None)
+    (_, _, method, _, _), = bench.plan(args)
+    assert method.lams is None and method.lam == 2.0 and method.gammas[-1] == 50.0
+

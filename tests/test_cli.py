@@ -162,6 +162,9 @@ def test_damaged_model_file_gets_a_clear_error(tmp_path):
     bad.write_text("hello\n")  # torch's unpickler says only KeyError: '104'
     with pytest.raises(ValueError, match="not a file written by liftnet's save_model"):
         load_model(bad)
+    bad.write_bytes(b"")
+    with pytest.raises(ValueError, match="readable liftnet model: the file is empty or cut"):
+        load_model(bad)
     bad.write_text('{"format": "liftnet-model/1"}')  # JSON, not a torch file
     with pytest.raises(ValueError, match="not a readable liftnet model") as info:
         load_model(bad)

@@ -343,6 +343,8 @@ def test_cli_trains_saves_and_the_model_initialises_another_method(tmp_path):
 
 
 def _benchmark_module():
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports benchmarks/_common
     path = ROOT / "benchmarks" / "convex_heuristic.py"
     spec = importlib.util.spec_from_file_location("convex_heuristic", path)
     module = importlib.util.module_from_spec(spec)

@@ -145,6 +145,10 @@ def test_nested_parameters_do_not_depend_on_the_order_of_the_calls():
     assert a._method().layer_lams(lenet5_net()) == [2.0] * 4
     b.set_params(hidden_layer_sizes=(50,))
     assert b._method() == get_method("fenchel", lam=2.0)
+    c = LiftedClassifier("fenchel", hidden_layer_sizes="lenet5",
+                         method_params={"gamma": 3.0, "gamma_out": 7.0})
+    assert c._method().layer_gammas(lenet5_net()) == [3.0, 3.0, 3.0, 3.0, 7.0]
+    assert c.set_params(method__gamma=5.0)._method().layer_gammas(lenet5_net())[:4] == [5.0] * 4
 
 
 def test_pipeline_and_cross_validation(digits):

@@ -465,3 +465,52 @@ def test_bregman_refuses_activations_that_are_not_proximal(registries):
                                              "on hidden layer 1 .supports relu, leaky_relu"):
             fit(get_method("bregman"), network("4-3-3", activation=name), X, y, epochs=1,
                 progress=False)
+
+
+def test_from_torch_reads_registered_activations_by_their_outputs(registries):
+    """to_torch -> from_torch round-trips a registered activation, also one whose module is a
+    built-in torch class with other settings (Hardtanh(-2, 2)) or keeps its setting outside
+    extra_repr; a module of the same class computing something else is not taken for it."""
+    from liftnet import from_torch
+    from liftnet.activations import HardTanh
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c = c
+
+        def forward(self, u):
+            return self.c * torch.tanh(u)
+
+    @dataclass(frozen=True)
+    class Wide(HardTanh):
+        name: ClassVar[str] = "hardtanh2"
+        domain: ClassVar[tuple[float | None, float | None]] = (-2.0, 2.0)
+        box: ClassVar[tuple[float | None, float | None] | None] = (-2.0, 2.0)
+
+        def map(self, u):
+            return u.clamp(-2.0, 2.0)
+
+        def torch_module(self):
+            return torch.nn.Hardtanh(-2.0, 2.0)
+
+    @dataclass(frozen=True)
+    class Tanh2(Wide):
+        name: ClassVar[str] = "tanh2"
+
+        def torch_module(self):
+            return Scaled(2.0)
+
+    register_activation(Wide())
+    ACTIVATIONS["tanh2"] = Tanh2()  # only its torch module matters here
+    for name in ("hardtanh2", "tanh2"):
+        net = network("3-4-2", activation=name, loss="ce")
+        params = net.init_params(generator=torch.Generator().manual_seed(0))
+        net2, params2 = from_torch(to_torch(net, params))
+        assert net2 == net
+        assert all(torch.equal(W, W2) for (W, _), (W2, _) in zip(params, params2, strict=True))
+    with pytest.raises(ValueError, match="no registered activation"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4), Scaled(5.0), torch.nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match=r"bounds \(-3.0, 3.0\) has no registered"):
+        from_torch(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Hardtanh(-3.0, 3.0),
+                                       torch.nn.Linear(4, 2)))

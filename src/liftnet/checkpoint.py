@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .graph import Network, Params
 from .methods.base import Method
-from .results import atomic_write
+from .results import atomic_write, unreadable
 
 CHECKPOINT_FORMAT = "liftnet-checkpoint/1"
 
@@ -43,7 +43,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
     try:
         payload = torch.load(path, map_location=device, weights_only=False)
     except Exception as exc:  # torch / pickle raise many kinds for a malformed file
-        detail = str(exc).split("\n")[0]
+        detail = unreadable(exc, "liftnet's save_checkpoint")
         raise ValueError(f"{path} is not a readable liftnet checkpoint: {detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a liftnet checkpoint (format {CHECKPOINT_FORMAT!r} "

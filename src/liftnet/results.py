@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import platform
 import tempfile
 from pathlib import Path
@@ -121,6 +122,19 @@ def save_model(
     return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
+def unreadable(exc: Exception, writer: str) -> str:
+    """Why torch.load could not read a file, in words: torch's own first line where it says
+    something (a truncated archive, a missing record), else that ``writer`` did not write it
+    (an empty file, bytes that are no pickle, torch's advice to unpickle arbitrary code)."""
+    detail = str(exc).split("\n")[0].strip()
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if (not detail or isinstance(exc, (KeyError, pickle.UnpicklingError))
+            or "weights_only" in detail or "Weights only" in detail):
+        return f"not a file written by {writer}"
+    return detail
+
+
 def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]]:
     """Load a model saved by :func:`save_model`; clear errors for anything else."""
     path = Path(path)
@@ -130,10 +144,7 @@ def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a malformed file
         # torch's advice to retry with weights_only=False (arbitrary code) is not passed on
-        detail = str(exc).split("\n")[0]
-        if "weights_only" in detail or "Weights only" in detail or isinstance(exc, KeyError):
-            # a KeyError is torch's unpickler meeting bytes that are no pickle at all
-            detail = "not a file written by liftnet's save_model (torch.save of tensors)"
+        detail = unreadable(exc, "liftnet's save_model (torch.save of tensors)")
         raise ValueError(f"{path} is not a readable liftnet model: {detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")

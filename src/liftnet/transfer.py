@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -106,33 +107,35 @@ def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Para
 
 
 def _activation_name(module: nn.Module) -> str:
-    if isinstance(module, nn.LeakyReLU):
-        if module.negative_slope != get_activation("leaky_relu").alpha:
-            raise ValueError(
-                f"nn.LeakyReLU with negative_slope {module.negative_slope} has no registered "
-                "liftnet activation"
-            )
-        return "leaky_relu"
-    if isinstance(module, nn.Hardtanh):
-        bounds = (module.min_val, module.max_val)
-        names = {(-1.0, 1.0): "hardtanh", (0.0, 1.0): "piecewise_sigmoid"}
-        if bounds not in names:
-            raise ValueError(f"nn.Hardtanh with bounds {bounds} has no registered activation")
-        return names[bounds]
-    if isinstance(module, nn.Softplus):
-        if module.beta != 1 or module.threshold != 20:
-            raise ValueError("only nn.Softplus(beta=1, threshold=20) maps to 'softplus'")
-        return "softplus"
+    """The registered activation whose ``torch_module()`` is ``module``: the same class, and
+    the same outputs on a probe (so settings kept outside ``extra_repr`` count too)."""
     for cls, name in _MODULE_NAMES.items():
         if type(module) is cls:
             return name
-    for name, act in ACTIVATIONS.items():  # the module of any other registered activation
+    probe = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    for name, act in ACTIVATIONS.items():
         try:
             ref = act.torch_module()
         except NotImplementedError:
             continue
-        if type(ref) is type(module) and ref.extra_repr() == module.extra_repr():
+        if type(ref) is not type(module):
+            continue
+        with torch.no_grad():
+            try:
+                same = torch.allclose(ref.double()(probe), copy.deepcopy(module).double()(probe),
+                                      rtol=1e-12, atol=1e-12, equal_nan=True)
+            except Exception:  # a module that takes no 1-D float64 input: not comparable
+                same = False
+        if same:
             return name
+    if isinstance(module, nn.LeakyReLU):
+        raise ValueError(f"nn.LeakyReLU with negative_slope {module.negative_slope} has no "
+                         "registered liftnet activation")
+    if isinstance(module, nn.Hardtanh):
+        raise ValueError(f"nn.Hardtanh with bounds {(module.min_val, module.max_val)} has no "
+                         "registered activation")
+    if isinstance(module, nn.Softplus):
+        raise ValueError("only nn.Softplus(beta=1, threshold=20) maps to 'softplus'")
     raise ValueError(f"cannot import activation module {module!r}: no registered activation "
                      "has it as its torch module")
 

@@ -247,6 +247,13 @@ class Fenchel(Method):
         """The activations that declare an X-step (:func:`fenchel_activations`)."""
         return fenchel_activations()
 
+    def check_network(self, net: Network) -> None:
+        """The base checks, and every per-layer list (lams, gammas, ...) against the depth."""
+        super().check_network(net)
+        for per_layer in (self.layer_lams, self.layer_target_extrapolation, self.layer_gammas,
+                          self.layer_bias_gammas, self.layer_rhos):
+            per_layer(net)
+
     # ------------------------------------------------------------------ per-layer weights
     def layer_lams(self, net: Network) -> list[float]:
         """lam_0..lam_{L-1}, one per hidden link."""
