@@ -26,6 +26,8 @@ PAPER = 0.834  # paper 003 Figure 1, Taylor et al.
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--epochs", type=int, default=100, help="ADMM iterations (full batch)")
     p.add_argument("--rules", default="augmented,bregman,assign")
     p.add_argument("--bias", default="true", choices=("true", "false"))
@@ -46,7 +48,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         rules = {rule: get_method("admm", multiplier=rule, bias=args.bias == "true",
                                   beta=args.beta, gamma=args.gamma, warmup=args.warmup)
                  for rule in args.rules.split(",")}
-        ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+        ds = load_dataset("mnist", data_dir=args.data_dir,
+                          download=args.download, n_train=args.n_train, seed=args.seed)
     runs = []
     for rule, method in rules.items():
 

@@ -58,6 +58,8 @@ def _value(text: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--datasets", default="mnist,fashion-mnist")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     p.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
@@ -93,7 +95,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
                    for name in models}
         for method in methods.values():
             method.check_network(net)
-        data = {dsname: load_dataset(dsname, data_dir=args.data_dir, n_train=args.n_train,
+        data = {dsname: load_dataset(dsname, data_dir=args.data_dir,
+                                     download=args.download, n_train=args.n_train,
                                      seed=args.seed)
                 for dsname in [d.strip() for d in args.datasets.split(",") if d.strip()]}
     record: dict[str, Any] = {"arch": ARCH, "seed": args.seed,

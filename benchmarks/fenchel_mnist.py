@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--figure", type=int, choices=sorted(FIGURES), required=True)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--models", default=None, help="comma-separated subset of the figure's models")
     p.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     p.add_argument("--epochs-of", action="append", default=[], metavar="MODEL=N",
@@ -317,7 +319,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     with usage_errors(p):  # every check, the data and the network before any training
         models = plan(args)
         device = resolve_device(args.device)
-        ds = load_dataset(spec["dataset"], data_dir=args.data_dir, n_train=args.n_train,
+        ds = load_dataset(spec["dataset"], data_dir=args.data_dir,
+                          download=args.download, n_train=args.n_train,
                           seed=args.seed)
         arch = spec["arch"]
         if arch == "lenet5":

@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lam", type=float, default=None, help="lifted lambda (default: method's)")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--out", default="benchmarks/results/lifted_init.json", help=PUBLISHED)
     p.add_argument("--combine", nargs="+", metavar="FILE", default=None,
@@ -164,7 +166,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     with usage_errors(p):  # every check, the data and the networks before any training
         lifted = Lifted(**({} if args.lam is None else {"lam": args.lam}),
                         **({} if args.penalty is None else {"penalty": args.penalty}))
-        ds = load_dataset(args.dataset, data_dir=args.data_dir, n_train=args.n_train)
+        ds = load_dataset(args.dataset, data_dir=args.data_dir,
+                          download=args.download, n_train=args.n_train)
         k = ds.n_classes
         nets = {arch: mlp(f"{ds.n_features}-{arch}-{k}", loss="ce") for arch in archs}
     lifted_epochs = lifted.default_epochs if args.lifted_epochs is None else args.lifted_epochs

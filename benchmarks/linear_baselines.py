@@ -25,6 +25,8 @@ from liftnet.solvers import ridge
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--alpha", type=float, default=1.0, help="ridge penalty (1/2 convention)")
     p.add_argument("--seed", type=int, default=0)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     with usage_errors(p):
-        ds = load_dataset("mnist", data_dir=args.data_dir)
+        ds = load_dataset("mnist", data_dir=args.data_dir, download=args.download)
         net = mlp(f"784-{args.hidden}-10")
     Y = one_hot(ds.y_train, 10, ds.X_train.dtype)
 

@@ -77,6 +77,8 @@ def fenchel_batch_flops(method, net, ds, state, batch_size: int, batches: int = 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--download", action="store_true",
+                   help="download missing data files (sha256-checked)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--target", type=float, default=0.97)
@@ -107,7 +109,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         device = resolve_device(args.device)
         specs = (("fenchel", get_method("fenchel", **fenchel_hp)),
                  ("adam", get_method("backprop", optimizer="adam", lr=1e-3)))
-        ds = load_dataset("mnist", data_dir=args.data_dir, n_train=args.n_train, seed=args.seed)
+        ds = load_dataset("mnist", data_dir=args.data_dir,
+                          download=args.download, n_train=args.n_train, seed=args.seed)
     ds = ds.to(device=device)
     net = network("784-300-10", loss="ce")
     rate = matmul_rate(device=device)
