@@ -267,3 +267,19 @@ def test_a_scalar_set_on_lenet5_overrides_its_per_layer_default():
     (_, _, method, _, _), = bench.plan(args)
     assert method.lams is None and method.lam == 2.0 and method.gammas[-1] == 50.0
 
+
+
+def test_linear_baselines_and_admm_multiplier_scripts_write_their_records(tmp_path, data_dir):
+    lin = tmp_path / "lin.json"
+    assert _load("linear_baselines").main(["--data-dir", str(data_dir), "--hidden", "20",
+                                           "--out", str(lin)]) == 0
+    rec = json.loads(lin.read_text())
+    assert 0.8 < rec["linear_test_accuracy"] < 0.9  # least squares on pixels: about 0.86
+    assert 0.5 < rec["random_features_test_accuracy"] < rec["linear_test_accuracy"]
+    admm = tmp_path / "admm.json"
+    assert _load("admm_multiplier").main(["--data-dir", str(data_dir), "--n-train", "300",
+                                          "--epochs", "2", "--rules", "augmented,assign",
+                                          "--out", str(admm)]) == 0
+    runs = json.loads(admm.read_text())["runs"]
+    assert [r["rule"] for r in runs] == ["augmented", "assign"]
+    assert all(len(r["history"]) == 2 and 0 <= r["final_test_accuracy"] <= 1 for r in runs)
