@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -249,3 +250,45 @@ def test_lenet5_flags_win_over_its_per_layer_defaults(tmp_path, data_dir):
     assert config["gammas"] == [3.0, 3.0, 3.0, 3.0, 7.0]
     assert config["target_extrapolation"] == [300.0, 30.0, 1.0, 1.0]  # the rest stays
 
+
+
+def test_validation_set_is_reported_and_evaluated_as_in_training(tmp_path, capsys):
+    """--val-size: the record holds every epoch's validation accuracy, the last one, the best
+    epoch with its test accuracy; --split val of `evaluate` scores the same held-out samples
+    (with --n-train and --standardize), and a model trained without one is refused."""
+    out, model = tmp_path / "run.json", tmp_path / "model.pt"
+    assert main(["train", "--method", "backprop", "--dataset", "digits", "--arch", "64-20-10",
+                 "--n-train", "600", "--val-size", "0.25", "--standardize", "--epochs", "4",
+                 "--quiet", "--out", str(out), "--save", str(model)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["n_train"] == 450 and rec["config"]["n_val"] == 150
+    vals = [h["val_accuracy"] for h in rec["history"]]
+    assert rec["val_accuracy"] == vals[-1]
+    best = rec["best_val"]
+    assert best["val_accuracy"] == max(vals) and best["epoch"] == vals.index(max(vals)) + 1
+    assert best["test_accuracy"] == rec["history"][best["epoch"] - 1]["test_accuracy"]
+    assert "validation accuracy" in capsys.readouterr().out
+    for split, expected in (("val", rec["val_accuracy"]), ("train", rec["train_accuracy"]),
+                            ("test", rec["test_accuracy"])):
+        scores = tmp_path / f"{split}.json"
+        assert main(["evaluate", "--model", str(model), "--split", split,
+                     "--out", str(scores)]) == 0
+        got = json.loads(scores.read_text())
+        assert got["accuracy"] == pytest.approx(expected, abs=1e-12), split
+        assert got["n"] == {"val": 150, "train": 450, "test": 360}[split]
+    plain = tmp_path / "plain.pt"
+    assert main(["train", "--method", "backprop", "--dataset", "digits", "--arch", "64-20-10",
+                 "--epochs", "1", "--quiet", "--save", str(plain)]) == 0
+    assert "val_accuracy" not in json.dumps(load_model(plain)[2])
+    assert main(["evaluate", "--model", str(plain), "--split", "val"]) != 0
+    assert "was not trained with a validation set" in capsys.readouterr().err
+    for bad, message in (("1.5", r"a share must lie in \(0, 1\)"), ("x", "expected a count"),
+                         ("2000", "holds out 2000 of the 1437 training samples")):
+        if bad == "2000":  # load_dataset's check
+            assert main(["train", "--dataset", "digits", "--epochs", "1", "--quiet",
+                         "--val-size", bad]) == 2
+        else:  # argparse's
+            with pytest.raises(SystemExit):
+                main(["train", "--dataset", "digits", "--epochs", "1", "--quiet",
+                      "--val-size", bad])
+        assert re.search(message, capsys.readouterr().err), bad

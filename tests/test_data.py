@@ -483,3 +483,57 @@ def test_download_cifar(tmp_path, monkeypatch, small_cifar):
     ds = load_dataset("cifar10", data_dir=tmp_path / "dl", download=True)
     assert ds.y_test.tolist() == batches["test_batch"][b"labels"]
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "dl" / "escaped").exists()
+
+
+def test_validation_split_is_held_out_seeded_and_standardised_on_training_only(tmp_path):
+    """val_size holds a seeded random part of the training set out (after n_train): disjoint
+    from what stays, together the same samples, and the standardisation statistics are those
+    of the remaining training samples."""
+    write_fake_mnist(tmp_path / "mnist")
+    full = load_dataset("mnist", data_dir=tmp_path, n_train=50, seed=3)
+    ds = load_dataset("mnist", data_dir=tmp_path, n_train=50, seed=3, val_size=10)
+    assert len(ds.X_train) == 40 and len(ds.X_val) == 10 and torch.equal(ds.X_test, full.X_test)
+    rows = {tuple(r) for r in full.X_train.tolist()}
+    kept, held = ({tuple(r) for r in X.tolist()} for X in (ds.X_train, ds.X_val))
+    assert kept | held == rows and not kept & held
+    def pairs(X, y):
+        return {(tuple(x), int(c)) for x, c in zip(X.tolist(), y.tolist(), strict=True)}
+
+    assert pairs(ds.X_val, ds.y_val) <= pairs(full.X_train, full.y_train)  # labels go along
+    again = load_dataset("mnist", data_dir=tmp_path, n_train=50, seed=3, val_size=10)
+    other = load_dataset("mnist", data_dir=tmp_path, n_train=50, seed=4, val_size=10)
+    assert torch.equal(ds.X_val, again.X_val) and not torch.equal(
+        load_dataset("mnist", data_dir=tmp_path, seed=3, val_size=10).X_val,
+        load_dataset("mnist", data_dir=tmp_path, seed=4, val_size=10).X_val)
+    assert len(other.X_val) == 10
+    share = load_dataset("mnist", data_dir=tmp_path, val_size=0.25)
+    assert (len(share.X_train), len(share.X_val)) == (45, 15)
+    assert "n_val=15" in repr(share)
+    std = load_dataset("mnist", data_dir=tmp_path, n_train=50, seed=3, val_size=10,
+                       standardize=True, dtype=torch.float64)
+    X = ds.X_train.double()
+    const = X.amax(0) == X.amin(0)
+    mean = torch.where(const, X[0], X.mean(0))
+    sd = X.std(0, unbiased=False).clamp_min(1e-8).masked_fill(const, 1.0)
+    torch.testing.assert_close(std.X_val, (ds.X_val.double() - mean) / sd)
+    torch.testing.assert_close(std.X_test, (ds.X_test.double() - mean) / sd)
+    moved = std.to(dtype=torch.float32)
+    assert moved.X_val.dtype == torch.float32 and moved.y_val.dtype == torch.int64
+
+
+@pytest.mark.parametrize("val_size, match", [
+    (0, "val_size must be >= 1, got 0"), (-2, "val_size must be >= 1"),
+    (60, "holds out 60 of the 60 training samples; at least one must remain"),
+    (1.0, r"share must lie in \(0, 1\)"), (0.0, r"share must lie in \(0, 1\)"),
+    (True, "val_size must be a count"), ("5", "val_size must be a count"),
+])
+def test_bad_validation_sizes_get_a_clear_error(tmp_path, val_size, match):
+    write_fake_mnist(tmp_path / "mnist")
+    with pytest.raises(DataError, match=match):
+        load_dataset("mnist", data_dir=tmp_path, val_size=val_size)
+    with pytest.raises(DataError, match="both X_val and y_val"):
+        Dataset("d", torch.zeros(3, 2), torch.zeros(3), torch.zeros(1, 2), torch.zeros(1), 0,
+                X_val=torch.zeros(1, 2))
+    with pytest.raises(DataError, match="train and validation have different feature counts"):
+        Dataset("d", torch.zeros(3, 2), torch.zeros(3), torch.zeros(1, 2), torch.zeros(1), 0,
+                X_val=torch.zeros(1, 3), y_val=torch.zeros(1))

@@ -12,6 +12,7 @@ from liftnet import fit, get_method
 from liftnet.distributed import LocalReduce, fit_distributed
 from liftnet.graph import network
 from liftnet.methods.base import data_key
+from liftnet.metrics import accuracy
 
 TIGHT = {"tol": 1e-12, "max_inner": 20000, "lam": 1.0, "rho": 1e-3}
 
@@ -35,9 +36,10 @@ def _worker(rank, world, init_file, out_file, settings):
             shard = slice(0, settings["cut"]) if rank == 0 else slice(settings["cut"], None)
         epochs = settings["epochs"] + (rank if settings.get("disagree") else 0)
         method = get_method(settings.get("method", "lifted"), **settings["hp"])
+        held = {"X_val": X[:20], "y_val": y[:20]} if settings.get("val") else {}
         res = fit_distributed(method, net, X[shard], y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
-                              seed=3, progress=False)
+                              seed=3, progress=False, **held)
         torch.save({"params": res.state.params, "history": res.history},
                    f"{out_file}.{rank}")
     finally:
@@ -268,3 +270,15 @@ def test_resuming_on_one_process_does_not_reuse_the_summed_gram_matrix():
     ref = fit(method, net, X[0::2], y[0::2], epochs=2, params=start, progress=False)
     assert res.state.gram_key[1] is None
     torch.testing.assert_close(res.state.params[0][0], ref.state.params[0][0])
+
+
+def test_a_validation_set_is_scored_on_every_process(tmp_path):
+    """fit_distributed(X_val=...): every process reports the validation accuracy of the
+    common weights, the feed-forward accuracy on that set."""
+    outs = _run(tmp_path, arch="7-6-3", loss="ce", hp={}, batch_size=30, epochs=2, val=True)
+    X, y = _data()
+    net = network("7-6-3", loss="ce")
+    for out in outs:
+        assert [e["epoch"] for e in out["history"] if "val_accuracy" in e] == [1, 2]
+        assert out["history"][-1]["val_accuracy"] == accuracy(net, out["params"], X[:20], y[:20])
+    assert outs[0]["history"][-1]["val_accuracy"] == outs[1]["history"][-1]["val_accuracy"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from liftnet import Backprop, Lifted, fit, mlp
+from liftnet.metrics import accuracy
 
 
 @pytest.fixture
@@ -80,3 +81,26 @@ def test_objective_refuses_a_batch_the_state_does_not_hold(net):
 
     with pytest.raises(ValueError, match="hold 12 samples, the batch 5"):
         method.objective(net, res.state, X[:5], targets_for(net, y[:5], X.dtype))
+
+
+def test_a_validation_set_is_scored_every_epoch_and_checked(net):
+    """fit(X_val=...): every history entry holds the validation accuracy of that epoch's
+    weights; no validation set, no key; bad validation data get the test set's clear errors."""
+    X, y = _data(n=30)
+    Xv, yv = _data(n=9)
+    Xv = Xv + 0.5  # other samples than the training set's first nine
+    scored = []
+    res = fit(Lifted(), net, X, y, epochs=3, batch_size=10, X_val=Xv, y_val=yv, X_test=X,
+              y_test=y, progress=False,
+              callback=lambda e, s: scored.append(accuracy(net, s.params, Xv, yv)))
+    assert [e["val_accuracy"] for e in res.history] == scored
+    assert res.history[-1]["test_accuracy"] == accuracy(net, res.state.params, X, y)
+    plain = fit(Lifted(), net, X, y, epochs=3, batch_size=10, progress=False)
+    assert all("val_accuracy" not in e for e in plain.history)
+    torch.testing.assert_close(plain.state.params, res.state.params)  # scoring trains nothing
+    with pytest.raises(ValueError, match="both X_val and y_val"):
+        fit(Lifted(), net, X, y, epochs=1, X_val=Xv, progress=False)
+    with pytest.raises(ValueError, match="validation inputs .* must match the training inputs"):
+        fit(Lifted(), net, X, y, epochs=1, X_val=Xv.double(), y_val=yv, progress=False)
+    with pytest.raises(ValueError, match=r"validation labels must lie in \[0, 2\]"):
+        fit(Lifted(), net, X, y, epochs=1, X_val=Xv, y_val=yv + 3, progress=False)

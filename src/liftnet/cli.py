@@ -68,6 +68,22 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _val_size(text: str) -> int | float:
+    """--val-size: an integer count or a share in (0, 1) (checked by load_dataset)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count (e.g. 5000) or a share (e.g. 0.1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"a share must lie in (0, 1), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liftnet", description="Train neural networks without back-propagation."
@@ -86,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder holding <dataset>/ files (default: $LIFTNET_DATA, else a cache)")
     t.add_argument("--download", action="store_true", help="download missing data files")
     t.add_argument("--n-train", type=int, default=None, help="seeded subset of the training set")
+    t.add_argument("--val-size", type=_val_size, default=None, metavar="N|SHARE",
+                   help="hold out a seeded validation set from the training set: a count "
+                        "(e.g. 5000) or a share (e.g. 0.1); its accuracy is reported every "
+                        "epoch, with the best epoch, so settings can be chosen without the "
+                        "test set")
     t.add_argument("--standardize", action="store_true", help="standardise the features")
     t.add_argument("--epochs", type=int, default=None, help="default: the method's")
     t.add_argument("--batch-size", type=int, default=None,
@@ -111,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
     e.add_argument("--dataset", default=None, choices=datamod.DATASETS,
                    help="default: the data set the model was trained on")
-    e.add_argument("--split", default="test", choices=("test", "train"))
+    e.add_argument("--split", default="test", choices=("test", "train", "val"),
+                   help="val: the validation set held out in the training run (--val-size)")
     e.add_argument("--data-dir", default=None,
                    help="folder holding <dataset>/ files (default: $LIFTNET_DATA, else a cache)")
     e.add_argument("--download", action="store_true", help="download missing data files")
@@ -191,6 +213,19 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be below 2**63, got {value}")
 
 
+def _validation_summary(history: list[dict[str, Any]], held_out: bool) -> dict[str, Any]:
+    """``val_accuracy`` of the last epoch and ``best_val`` (the first epoch of the highest
+    validation accuracy, with its test accuracy), for a run with a validation set."""
+    if not held_out:
+        return {}
+    scored = [e for e in history if e.get("val_accuracy") is not None]
+    best = max(scored, key=lambda e: e["val_accuracy"], default=None)  # first of the ties
+    return {"val_accuracy": history[-1].get("val_accuracy") if history else None,
+            "best_val": None if best is None else {
+                "epoch": best["epoch"], "val_accuracy": best["val_accuracy"],
+                "test_accuracy": best.get("test_accuracy")}}
+
+
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
     """Train as the arguments say; returns the results record (also written to --out)."""
     _check_outputs(args)
@@ -208,6 +243,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     ds = datamod.load_dataset(
         args.dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,
         standardize=args.standardize, download=args.download, dtype=dtype,
+        val_size=args.val_size,
     ).to(device=device, dtype=dtype)
     n_out = ds.n_classes if ds.n_classes > 0 else ds.y_train.reshape(len(ds.y_train), -1).shape[1]
     if args.arch == "auto":
@@ -255,12 +291,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             method, net, ds.X_train[rank::world], ds.y_train[rank::world], epochs=epochs,
             batch_size=batch_size, seed=args.seed, X_test=ds.X_test, y_test=ds.y_test,
             params=init_params, progress=not args.quiet and rank == 0,
+            X_val=ds.X_val, y_val=ds.y_val,
         )
     else:
         res = fit(
             method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
             params=init_params, checkpoint=args.checkpoint, resume=resume,
+            X_val=ds.X_val, y_val=ds.y_val,
         )
     wall = res.wall_seconds  # with a resumed checkpoint: every epoch's training time
     last = res.history[-1] if res.history else {}
@@ -272,12 +310,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             **method.hyperparameters(),
             "activation": args.activation, "loss": args.loss, "epochs": epochs,
             "batch_size": batch_size, "seed": args.seed, "n_train": len(ds.X_train),
+            "n_val": 0 if ds.X_val is None else len(ds.X_val),
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
             "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
+        **_validation_summary(res.history, ds.X_val is not None),
         "test_accuracy": last.get("test_accuracy"),
         "wall_seconds": wall,
         "history": res.history,
@@ -352,6 +392,12 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
                   "its own training statistics)", file=sys.stderr)
     seed = _config_int(config, "seed", args.model) if same_data else None
     n_train = _config_int(config, "n_train", args.model) if same_data else None
+    n_val = (_config_int(config, "n_val", args.model) or 0) if same_data else 0
+    if args.split == "val" and n_val == 0:
+        raise ValueError(f"--split val: {args.model} was not trained with a validation set on "
+                         f"{dataset} (train --val-size)")
+    if n_val and n_train is not None:  # the run's subset held the validation set too
+        n_train += n_val
     dtype_name = args.dtype or config.get("dtype")
     if dtype_name not in ("float32", "float64"):  # a model saved from Python: its own dtype
         dtype_name = "float64" if params[0][0].dtype == torch.float64 else "float32"
@@ -361,9 +407,10 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         standardize=standardize, seed=seed or 0,
         # the training run's subset (its statistics standardised the features; its seed drew
         # the subset and, for ``synthetic``, the data set itself)
-        n_train=n_train,
+        n_train=n_train, val_size=n_val or None,
     ).to(device=device, dtype=dtype)
-    X, y = (ds.X_test, ds.y_test) if args.split == "test" else (ds.X_train, ds.y_train)
+    X, y = {"test": (ds.X_test, ds.y_test), "train": (ds.X_train, ds.y_train),
+            "val": (ds.X_val, ds.y_val)}[args.split]
     if X.shape[1] != net.sizes[0]:
         raise ValueError(f"{args.model} is {net.spec}, which takes {net.sizes[0]} inputs; "
                          f"{dataset} has {X.shape[1]} features")
@@ -397,7 +444,12 @@ def _report_train(record: dict[str, Any]) -> str | None:
     acc = record["train_accuracy"], record["test_accuracy"]
     line = f"{record['method']} {record['arch']} on {record['dataset']}: "
     if acc[0] is not None:
-        line += f"train accuracy {acc[0]:.4f}, test accuracy {acc[1]:.4f}"
+        line += f"train accuracy {acc[0]:.4f}, "
+        best = record.get("best_val")
+        if record.get("val_accuracy") is not None and best is not None:
+            line += (f"validation accuracy {record['val_accuracy']:.4f} (best "
+                     f"{best['val_accuracy']:.4f} after epoch {best['epoch']}), ")
+        line += f"test accuracy {acc[1]:.4f}"
     if "test_accuracy_lifted_rule" in record:
         line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
     return line + f" ({record['wall_seconds']:.1f} s)"

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
 
 __all__ = [
     "DATASETS", "DataError", "Dataset", "default_data_dir", "download_dataset", "load_dataset",
-    "make_teacher_data", "one_hot", "read_idx", "resolve_data_dir",
+    "make_teacher_data", "one_hot", "read_idx", "resolve_data_dir", "validation_count",
 ]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
@@ -56,6 +56,8 @@ class Dataset:
         y_test: Labels or targets of the test inputs.
         n_classes: Number of classes; 0 for a regression data set.
         image_shape: ``(C, H, W)`` of one flattened input, or None when not an image.
+        X_val, y_val: A validation set held out of the training set (``load_dataset``'s
+            ``val_size``), or None.
     """
 
     name: str
@@ -65,15 +67,24 @@ class Dataset:
     y_test: torch.Tensor
     n_classes: int
     image_shape: tuple[int, ...] | None = None
+    X_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        for split, X, y in (("train", self.X_train, self.y_train),
-                            ("test", self.X_test, self.y_test)):
+        if (self.X_val is None) != (self.y_val is None):
+            raise DataError(f"{self.name}: give both X_val and y_val, or neither")
+        for split, X, y in self._splits():
             if X.ndim != 2 or y.shape[:1] != X.shape[:1]:
                 raise DataError(f"{self.name}: bad {split} shapes X{tuple(X.shape)}, "
                                 f"y{tuple(y.shape)}: expected (N, d) inputs and N labels")
-        if self.X_test.shape[1] != self.X_train.shape[1]:
-            raise DataError(f"{self.name}: train and test have different feature counts")
+            if X.shape[1] != self.X_train.shape[1]:
+                raise DataError(f"{self.name}: train and {split} have different feature counts")
+
+    def _splits(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        out = [("train", self.X_train, self.y_train), ("test", self.X_test, self.y_test)]
+        if self.X_val is not None:
+            out.append(("validation", self.X_val, self.y_val))
+        return out
 
     @property
     def n_features(self) -> int:
@@ -87,14 +98,17 @@ class Dataset:
         Class labels stay int64.
         """
         ydt = dtype if self.n_classes == 0 else torch.int64
-        x = {k: getattr(self, k).to(device=device, dtype=dtype) for k in ("X_train", "X_test")}
-        y = {k: getattr(self, k).to(device=device, dtype=ydt) for k in ("y_train", "y_test")}
+        parts = ("train", "test") if self.X_val is None else ("train", "test", "val")
+        x = {f"X_{k}": getattr(self, f"X_{k}").to(device=device, dtype=dtype) for k in parts}
+        y = {f"y_{k}": getattr(self, f"y_{k}").to(device=device, dtype=ydt) for k in parts}
         return replace(self, **x, **y)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, n_train={len(self.X_train)}, n_test={len(self.X_test)}, "
-                f"n_features={self.n_features}, n_classes={self.n_classes}, "
-                f"image_shape={self.image_shape}, dtype={self.X_train.dtype})")
+        val = "" if self.X_val is None else f", n_val={len(self.X_val)}"
+        return (f"Dataset({self.name!r}, n_train={len(self.X_train)}{val}, "
+                f"n_test={len(self.X_test)}, n_features={self.n_features}, "
+                f"n_classes={self.n_classes}, image_shape={self.image_shape}, "
+                f"dtype={self.X_train.dtype})")
 
 
 def default_data_dir() -> Path:
@@ -433,23 +447,59 @@ def _subset_indices(n_available: int, n_train: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_available, n_train, replace=False))
 
 
+def validation_count(val_size: int | float, n_available: int) -> int:
+    """Number of samples ``val_size`` holds out of ``n_available`` training samples: an integer
+    >= 1 is a count, a float in (0, 1) a share (rounded, at least 1).  At least one training
+    sample must remain."""
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, float, np.integer,
+                                                               np.floating)):
+        raise DataError(f"val_size must be a count (int >= 1) or a share (float in (0, 1)), "
+                        f"got {val_size!r}")
+    if isinstance(val_size, (float, np.floating)):
+        if not 0.0 < val_size < 1.0:
+            raise DataError(f"val_size as a share must lie in (0, 1), got {val_size}")
+        count = max(1, round(float(val_size) * n_available))
+    else:
+        count = int(val_size)
+        if count < 1:
+            raise DataError(f"val_size must be >= 1, got {count}")
+    if count >= n_available:
+        raise DataError(f"val_size {val_size} holds out {count} of the {n_available} training "
+                        "samples; at least one must remain for training")
+    return count
+
+
+def _validation_indices(n_available: int, count: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random validation subset (its own stream of ``seed``: the
+    training subset of ``n_train`` uses another)."""
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(rng.choice(n_available, count, replace=False))
+
+
 def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
                  n_train: int | None = None, seed: int = 0, standardize: bool = False,
-                 download: bool = False, dtype: torch.dtype = torch.float32) -> Dataset:
+                 download: bool = False, dtype: torch.dtype = torch.float32,
+                 val_size: int | float | None = None) -> Dataset:
     """Load a data set by name.
 
     Args:
         name: One of :data:`DATASETS`.
         data_dir: Root data folder holding ``<name>/`` (None: :func:`default_data_dir`).
         n_train: Keep a random training subset of this size (seeded by ``seed``).
-        seed: Seed of the training subset and of the ``synthetic`` teacher.
+        seed: Seed of the training subset, of the validation split and of the ``synthetic``
+            teacher.
         standardize: Scale features to zero mean, unit variance using training statistics
-            (features constant on the training set are only centred).
+            (features constant on the training set are only centred; with a validation set,
+            the statistics of the remaining training samples).
         download: Download missing files (MNIST, Fashion-MNIST, CIFAR-10).
         dtype: Floating dtype of the inputs.
+        val_size: Hold out a random validation set (seeded by ``seed``) from the training set
+            (after ``n_train``): a count (int) or a share (float in (0, 1)); it becomes
+            ``X_val``, ``y_val`` and leaves the training set.  None: no validation set.
 
     Raises:
-        DataError: Unknown name, missing or malformed files, bad ``n_train``, NaN/inf values.
+        DataError: Unknown name, missing or malformed files, bad ``n_train`` or ``val_size``,
+            NaN/inf values.
     """
     key = _normalize_name(name)
     if key not in DATASETS:
@@ -475,12 +525,21 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
     if n_train is not None:
         idx = torch.from_numpy(_subset_indices(len(ds.X_train), n_train, seed))
         ds = replace(ds, X_train=ds.X_train[idx], y_train=ds.y_train[idx])
+    if val_size is not None:
+        n = len(ds.X_train)
+        held = torch.from_numpy(_validation_indices(n, validation_count(val_size, n), seed))
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[held] = False
+        ds = replace(ds, X_train=ds.X_train[keep], y_train=ds.y_train[keep],
+                     X_val=ds.X_train[held], y_val=ds.y_train[held])
     if standardize:
         X = ds.X_train
         const = X.amax(dim=0) == X.amin(dim=0)
         mean = torch.where(const, X[0], X.mean(dim=0))  # exact zeros for constant pixels
         std = X.std(dim=0, unbiased=False).clamp_min(1e-8).masked_fill(const, 1.0)
-        ds = replace(ds, X_train=(ds.X_train - mean) / std, X_test=(ds.X_test - mean) / std)
+        scaled = {k: (getattr(ds, k) - mean) / std
+                  for k in ("X_train", "X_test", "X_val") if getattr(ds, k) is not None}
+        ds = replace(ds, **scaled)
     return ds
 
 

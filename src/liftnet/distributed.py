@@ -43,7 +43,14 @@ from torch import Tensor
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
-from .training import FitResult, _fmt, _progress, check_fit_arguments, check_full_batch
+from .training import (
+    FitResult,
+    _progress,
+    check_fit_arguments,
+    check_full_batch,
+    postfix,
+    scores,
+)
 
 __all__ = ["AllReduce", "LocalReduce", "fit_distributed", "init_from_env", "local_gpu",
            "world_size_from_env"]
@@ -111,7 +118,8 @@ class AllReduce:
 
 
 def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: Tensor | None,
-                   y_test: Tensor | None, epochs: int, batch_size: int, seed: int) -> None:
+                   y_test: Tensor | None, epochs: int, batch_size: int, seed: int,
+                   X_val: Tensor | None = None, y_val: Tensor | None = None) -> None:
     """The checks of :func:`liftnet.fit`, on this process's shard (ValueError on failure)."""
     if not getattr(method, "supports_distributed", False):
         able = ", ".join(k for k, m in METHODS.items() if getattr(m, "supports_distributed",
@@ -120,7 +128,8 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
                          f"(methods that do: {able})")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
+    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
+                        X_val=X_val, y_val=y_val)
     method.check_network(net)
 
 
@@ -135,6 +144,8 @@ def fit_distributed(
     seed: int = 0,
     X_test: Tensor | None = None,
     y_test: Tensor | None = None,
+    X_val: Tensor | None = None,
+    y_val: Tensor | None = None,
     params: Params | None = None,
     group: Any = None,
     progress: bool | None = None,
@@ -159,6 +170,8 @@ def fit_distributed(
         seed: seeds the initialisation and, with the rank, each shard's batch order.
         X_test, y_test: an optional test set (whole, on every process), evaluated after
             every epoch.
+        X_val, y_val: an optional validation set (whole, on every process), evaluated after
+            every epoch (``val_accuracy`` in the history).
         params: start from these weights instead of the method's initialisation.
         group: the process group (None: the default group).
         progress: progress bar (default: on the group's first process only).
@@ -175,12 +188,13 @@ def fit_distributed(
     # an error on one process is raised on all (none is left waiting in a collective), and
     # processes called with different settings are refused before they train.
     try:
-        _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed)
+        _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed,
+                       X_val, y_val)
         problem = None
     except ValueError as exc:
         problem = str(exc)
     settings = (epochs, batch_size, seed, repr(method), repr(net),
-                str(getattr(X, "dtype", None)), X_test is not None)
+                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None)
     count = len(X) if isinstance(X, Tensor) else 0
     reports: list[Any] = [None] * world
     dist.all_gather_object(reports, (problem, settings, count), group=group)
@@ -189,8 +203,8 @@ def fit_distributed(
             raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
     if any(other != settings for _, other, _ in reports):
         raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
-                         "dtype or test set: every process must call fit_distributed with the "
-                         "same settings")
+                         "dtype, test or validation set: every process must call "
+                         "fit_distributed with the same settings")
     n_local = len(X)
     n = sum(count for _, _, count in reports)
     full = batch_size == 0 or batch_size >= n
@@ -241,8 +255,7 @@ def fit_distributed(
                 "seconds": time.perf_counter() - t0,
                 "objective": total / len(chunks),
                 "train_accuracy": None if share is None else correct / n,
-                "test_accuracy": (accuracy(net, state.params, X_test, y_test)
-                                  if X_test is not None else None),
+                **scores(net, state.params, X_test, y_test, X_val, y_val),
                 "processes": world,
             }
             if not math.isfinite(entry["objective"]):
@@ -251,9 +264,7 @@ def fit_distributed(
                     "; check the data scale and the method's hyperparameters")
             result.history.append(entry)
             if bar is not None:
-                bar.set_postfix(obj=f"{entry['objective']:.4g}",
-                                train=_fmt(entry["train_accuracy"]),
-                                test=_fmt(entry["test_accuracy"]))
+                bar.set_postfix(postfix(entry))
             if callback is not None:
                 callback(entry, state)
     finally:

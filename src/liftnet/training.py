@@ -85,9 +85,10 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
 
 
 def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | None,
-                        y_test: Tensor | None, *, epochs: int, batch_size: int) -> None:
+                        y_test: Tensor | None, *, epochs: int, batch_size: int,
+                        X_val: Tensor | None = None, y_val: Tensor | None = None) -> None:
     """The checks of :func:`fit` (and of :func:`liftnet.distributed.fit_distributed` on each
-    shard): loop settings, training and test data, with clear errors."""
+    shard): loop settings, training, validation and test data, with clear errors."""
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -96,15 +97,37 @@ def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | Non
     if batch_size < 0:
         raise ValueError(f"batch_size must be >= 0 (0 = full data set), got {batch_size}")
     check_inputs(net, X, y)
-    if (X_test is None) != (y_test is None):
-        raise ValueError("give both X_test and y_test, or neither")
-    if X_test is not None:
-        check_inputs(net, X_test, y_test, "test")
-        if X_test.dtype != X.dtype or X_test.device != X.device:
-            raise ValueError(
-                f"test inputs ({X_test.dtype}, {X_test.device}) must match the training inputs "
-                f"({X.dtype}, {X.device})"
-            )
+    for what, (Xs, ys) in (("test", (X_test, y_test)), ("validation", (X_val, y_val))):
+        if (Xs is None) != (ys is None):
+            short = "test" if what == "test" else "val"
+            raise ValueError(f"give both X_{short} and y_{short}, or neither")
+        if Xs is not None:
+            check_inputs(net, Xs, ys, what)
+            if Xs.dtype != X.dtype or Xs.device != X.device:
+                raise ValueError(
+                    f"{what} inputs ({Xs.dtype}, {Xs.device}) must match the training inputs "
+                    f"({X.dtype}, {X.device})"
+                )
+
+
+def scores(net: Network, params: Params, X_test: Tensor | None, y_test: Tensor | None,
+           X_val: Tensor | None, y_val: Tensor | None) -> dict[str, float | None]:
+    """The held-out part of an epoch's history entry: ``val_accuracy`` (only when a validation
+    set is given) and ``test_accuracy`` (None without a test set or for regression)."""
+    out: dict[str, float | None] = {}
+    if X_val is not None:
+        out["val_accuracy"] = accuracy(net, params, X_val, y_val)
+    out["test_accuracy"] = accuracy(net, params, X_test, y_test) if X_test is not None else None
+    return out
+
+
+def postfix(entry: dict[str, Any]) -> dict[str, str]:
+    """The progress bar's summary of an epoch's history entry."""
+    out = {"obj": f"{entry['objective']:.4g}", "train": _fmt(entry["train_accuracy"])}
+    if "val_accuracy" in entry:
+        out["val"] = _fmt(entry["val_accuracy"])
+    out["test"] = _fmt(entry["test_accuracy"])
+    return out
 
 
 def check_full_batch(method: Method, batch_size: int, n: int) -> None:
@@ -128,6 +151,8 @@ def fit(
     seed: int = 0,
     X_test: Tensor | None = None,
     y_test: Tensor | None = None,
+    X_val: Tensor | None = None,
+    y_val: Tensor | None = None,
     state: MethodState | None = None,
     params: Params | None = None,
     progress: bool = True,
@@ -147,6 +172,8 @@ def fit(
             lifted variables persist across epochs (the papers' full-batch setting).
         seed: seeds the initialisation and the batch order.
         X_test, y_test: optional test set, evaluated after every epoch.
+        X_val, y_val: optional validation set (e.g. ``load_dataset(..., val_size=...)``),
+            evaluated after every epoch: the history entries then hold ``val_accuracy``.
         state: resume from this state instead of ``method.init_state``.
         params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
             method's random initialisation; ignored when ``state`` is given.
@@ -158,7 +185,8 @@ def fit(
             ``epochs`` in all: the result equals an uninterrupted run.  The method, network,
             batch size, seed and data must be those of the checkpoint's run.
     """
-    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size)
+    check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
+                        X_val=X_val, y_val=y_val)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint to resume from")
     if resume and state is not None:
@@ -220,9 +248,7 @@ def fit(
                 "seconds": seconds,
                 "objective": float(sum(objectives) / len(objectives)),
                 "train_accuracy": accuracy(net, state.params, X, y),
-                "test_accuracy": (
-                    accuracy(net, state.params, X_test, y_test) if X_test is not None else None
-                ),
+                **scores(net, state.params, X_test, y_test, X_val, y_val),
             }
             if not math.isfinite(entry["objective"]):
                 raise FloatingPointError(
@@ -231,11 +257,7 @@ def fit(
                 )
             result.history.append(entry)
             if bar is not None:
-                bar.set_postfix(
-                    obj=f"{entry['objective']:.4g}",
-                    train=_fmt(entry["train_accuracy"]),
-                    test=_fmt(entry["test_accuracy"]),
-                )
+                bar.set_postfix(postfix(entry))
             if checkpoint is not None:
                 save_checkpoint(checkpoint, {
                     "run": run, "state": state, "generator": gen.get_state(),
