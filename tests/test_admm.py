@@ -119,3 +119,39 @@ def test_a_state_stepped_with_another_rho_or_bias_rebuilds_the_cached_operator(s
                                    torch.zeros_like(W.T), atol=1e-8, rtol=0)
         assert hp.get("bias", True) or torch.count_nonzero(b) == 0
         res.state = state  # the next setting starts from this one's cache
+
+
+@pytest.mark.parametrize("multiplier, rho", [("augmented", 0.0), ("bregman", 0.7)])
+def test_objective_is_the_augmented_lagrangian_of_the_module_docstring(multiplier, rho,
+                                                                       small_data):
+    """After a step past the warm-up (lam != 0), the objective is, per sample (N = 200),
+    A = 1/2 ||z_L - Y||^2 + <lam, r_L> + beta/2 ||r_L||^2, r_L = z_L - a_{L-1} W_L^T - b_L,
+        + sum_{l<L} [beta/2 ||z_l - a_{l-1} W_l^T - b_l||^2 + gamma/2 ||a_l - relu(z_l)||^2]
+        + rho/2 sum_l ||W_l||^2  (a_0 = X), evaluated in numpy on the state's variables."""
+    import numpy as np
+
+    X, y = small_data[0], small_data[1]
+    net = mlp("8-12-6-3", loss="mse")
+    method = get_method("admm", multiplier=multiplier, warmup=1, beta=2.0, gamma=3.0, rho=rho)
+    res = fit(method, net, X, y, epochs=3, progress=False)
+    Y = targets_for(net, y, X.dtype)
+    state = method.step(net, res.state, X, Y, new_batch=False)
+    assert state.lam.abs().max() > 1e-3
+    beta, gamma = 2.0, 3.0
+    npy = lambda t: t.detach().double().numpy()  # noqa: E731
+    z, a, lam = [npy(t) for t in state.z], [npy(t) for t in state.a], npy(state.lam)
+    Ws = [(npy(W), npy(b)) for W, b in state.params]
+    Yn = npy(Y)
+    ins = [npy(X), *a]  # a_0 = X, a_1, a_2
+    L = len(Ws)
+    assert len(z) == L and len(a) == L - 1
+    r = [z[l] - (ins[l] @ Ws[l][0].T + Ws[l][1]) for l in range(L)]
+    A = 0.5 * np.sum((z[-1] - Yn) ** 2) + np.sum(lam * r[-1]) + beta / 2 * np.sum(r[-1] ** 2)
+    for l in range(L - 1):
+        A += beta / 2 * np.sum(r[l] ** 2) + gamma / 2 * np.sum((a[l] - np.maximum(z[l], 0)) ** 2)
+    A += rho / 2 * sum(np.sum(W**2) for W, _ in Ws)
+    lagrange_term = abs(np.sum(lam * r[-1])) / len(X)
+    value = method.objective(net, state, X, Y)
+    assert value == pytest.approx(A / len(X), rel=1e-10, abs=1e-12)
+    # the multiplier's term is not lost in the tolerance
+    assert lagrange_term > 1e-6 * abs(value)

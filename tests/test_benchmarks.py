@@ -66,7 +66,24 @@ def test_figure2_and_speed_on_a_mnist_slice(tmp_path, data_dir):
     for key in ("epoch_seconds_fenchel", "epoch_seconds_adam", "fenchel_epoch_gflop",
                 "matmul_gflops_machine"):
         assert s[key] > 0
-    assert "time_to_50_fenchel" in s and "time_to_50_adam" in s
+    # time to --target: the training seconds of the first evaluation at >= 0.5 test accuracy
+    # in the run's curve ((batches seen, test accuracy, seconds) per evaluation), None if none
+    for name in ("fenchel", "adam"):
+        run, reached = s["runs"][name], s[f"time_to_50_{name}"]
+        curve = run["curve"]
+        assert len(curve) == 3 and curve[0][0] == 0 and curve[0][2] == 0.0  # 2 batches of 500
+        assert all(0 <= acc <= 1 for _, acc, _ in curve)
+        assert all(b[2] >= a[2] for a, b in zip(curve, curve[1:], strict=False))
+        assert run["time_to_target"] == reached
+        first = next((c for c in curve if c[1] >= 0.5), None)
+        if first is None:
+            assert reached is None
+        else:
+            assert reached == first[2] and reached > 0
+    reached = s["time_to_50_fenchel"], s["time_to_50_adam"]
+    assert reached[0] is not None  # measured: Fenchel passes 0.5 after its first batch
+    ratio = s["time_to_target_ratio"]
+    assert ratio == (pytest.approx(reached[0] / reached[1]) if all(reached) else None)
     assert s["device"] == "cpu" and s["threads"] == torch.get_num_threads()
 
 
@@ -78,16 +95,41 @@ def test_speed_refuses_a_device_it_cannot_use(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir):
+def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir, monkeypatch):
     for name in ("mnist", "fashion-mnist"):
         if not (data_dir / name).is_dir():
             pytest.fail(f"{name} not found under {data_dir} (set LIFTNET_DATA)")
     bench = _load("bregman")
+    trained = []  # (test inputs, weights) of every run, in order
+
+    def keep_weights(method, net, ds, **kwargs):
+        r = real_run_model(method, net, ds, **kwargs)
+        weights = [(W.detach().clone(), b.detach().clone()) for W, b in r["state"].params]
+        trained.append((ds.X_test.clone(), weights))
+        return r
+
+    real_run_model = bench.run_model
+    monkeypatch.setattr(bench, "run_model", keep_weights)
     out = tmp_path / "bregman.json"
     assert bench.main(["--data-dir", str(data_dir), "--n-train", "300", "--n-test", "200",
                        "--epochs", "1", "--set", "Bregman lifted:x_steps=3",
                        "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
+    assert len(trained) == 8
+    runs = iter(trained)
+    for entry in rec["datasets"].values():
+        for r in entry["models"].values():
+            # the linear share by its definition: (unit, test image) pairs with a ReLU
+            # pre-activation > 0, per hidden layer (pairs within rounding of 0 either way)
+            X, params = next(runs)
+            assert len(X) == 200
+            h = X.double().numpy()
+            for l, share in enumerate(r["linear_share"]):
+                W, b = (t.double().numpy() for t in params[l])
+                u = h @ W.T + b
+                ambiguous = int((abs(u) <= 1e-5 * (1 + abs(u).max())).sum())
+                assert abs(share * u.size - int((u > 0).sum())) <= ambiguous + 1e-9
+                h = u.clip(min=0)
     assert set(rec["datasets"]) == {"mnist", "fashion-mnist"}
     for entry in rec["datasets"].values():
         models = entry["models"]

@@ -449,7 +449,7 @@ def test_failed_download_keeps_existing_target(tmp_path, mirror):
         data._fetch(mirror + target.name, target, "1" * 64, timeout=5)
     assert target.read_bytes() == b"precious" and leftovers(tmp_path) == [
         "mirror", target.name]
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"No such file or directory.*absent\.gz"):
         data._fetch(mirror + "absent.gz", target, "1" * 64, timeout=5)
     assert target.read_bytes() == b"precious"
     folder = tmp_path / "dl" / "mnist"  # download_dataset leaves present files alone

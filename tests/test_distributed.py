@@ -97,20 +97,30 @@ def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss
                                                         strict=False))
 
 
-@pytest.mark.parametrize("method, arch, d, loss, hp", [
-    ("lifted", "7-6-3", 7, "ce", {}), ("fenchel", "7-6-3", 7, "ce", {}),
-    ("fenchel", "1x3x3-conv2k2-3", 9, "ce", {}), ("bregman", "7-6-3", 7, "ce", {}),
+# margin: the training accuracy over the majority-class share of the data that the run must
+# beat (measured: the dense runs 0.83-0.84 against 0.50, proximal BCD 0.78 after 4 epochs);
+# the convolution's data hold 76 of 90 in class 1, which its default proximal weights do not
+# get past within a few epochs (nor Adam back-propagation within 40): proximal weights 0.1
+# give 0.90 after 3 epochs
+@pytest.mark.parametrize("method, arch, d, loss, hp, epochs, margin", [
+    ("lifted", "7-6-3", 7, "ce", {}, 2, 0.25), ("fenchel", "7-6-3", 7, "ce", {}, 2, 0.25),
+    ("fenchel", "1x3x3-conv2k2-3", 9, "ce", {"gamma": 0.1, "gamma_out": 0.1}, 3, 0.03),
+    ("bregman", "7-6-3", 7, "ce", {}, 2, 0.25),
     # the authors' alpha 5 and 0.01-scale start need more than 2 epochs of 3 batches here
-    ("pbcd", "7-6-3", 7, "mse", {"alpha": 0.5, "init_std": 0.5})])
+    ("pbcd", "7-6-3", 7, "mse", {"alpha": 0.5, "init_std": 0.5}, 4, 0.2)])
 def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, arch, d, loss,
-                                                             hp):
+                                                             hp, epochs, margin):
     """Batches (Algorithm 2 for Fenchel, its default proximal weights; a convolution too):
-    every process ends with the same weights, and they learned something."""
-    out = _run(tmp_path, arch=arch, loss=loss, hp=hp, epochs=2, batch_size=30, method=method,
-               d=d)
+    every process ends with the same weights, and they learned something: a training accuracy
+    above the share of the majority class."""
+    out = _run(tmp_path, arch=arch, loss=loss, hp=hp, epochs=epochs, batch_size=30,
+               method=method, d=d)
     for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
         assert torch.equal(W, W1) and torch.equal(b, b1)
-    assert len(out[0]["history"]) == 2 and out[0]["history"][-1]["train_accuracy"] > 0.5
+    _, y = _data(d=d)
+    majority = torch.bincount(y).max().item() / len(y)  # 0.50 (d = 7), 0.84 (d = 9)
+    assert len(out[0]["history"]) == epochs
+    assert out[0]["history"][-1]["train_accuracy"] >= majority + margin - 1e-12
 
 
 @pytest.mark.parametrize("local, visible, named, expected", [

@@ -164,11 +164,18 @@ def test_augmented_gram(R, d, chunk):
 
 
 def test_augmented_gram_float32_input_accumulates_in_float64():
-    P = np.random.default_rng(0).standard_normal((300, 5)).astype(np.float32)
-    G = augmented_gram(torch.from_numpy(P), chunk=32)
-    assert G.dtype == DT
-    A = np.hstack([P.astype(np.float64), np.ones((300, 1))])
-    np.testing.assert_allclose(G.numpy(), A.T @ A, rtol=1e-12, atol=1e-10)
+    """float32 rows: each chunk's product in float32 (exact to ~1e-7 of its entries), the
+    chunks summed in float64, so many rows lose nothing more (non-negative rows, as im2col
+    patches of images: no cancellation to hide behind)."""
+    P = np.random.default_rng(0).random((150_000, 5)).astype(np.float32)
+    A = np.hstack([P.astype(np.float64), np.ones((len(P), 1))])
+    for chunk in (32, 4096):
+        G = augmented_gram(torch.from_numpy(P), chunk=chunk)
+        assert G.dtype == DT
+        np.testing.assert_allclose(G.numpy(), A.T @ A, rtol=1e-6)
+    # the row sums (the bias column) and the row count are exact sums of the float32 values
+    np.testing.assert_allclose(G.numpy()[:5, 5], P.astype(np.float64).sum(0), rtol=1e-13)
+    assert G[5, 5] == len(P)
 
 
 @pytest.mark.parametrize(("curv", "g_w", "g_b", "rho"),

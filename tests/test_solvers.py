@@ -174,7 +174,7 @@ def test_ridge_invalid_inputs_raise():
         ridge(X, T, 1.0, W0=torch.zeros(3, 2), gamma=1.0)
     with pytest.raises(ValueError, match="b0"):
         ridge(X, T, 1.0, b0=torch.zeros(3), gamma=1.0)
-    with pytest.raises(FloatingPointError):
+    with pytest.raises(FloatingPointError, match="ridge statistics contain NaN or Inf"):
         ridge(X.masked_fill(X > 1, float("nan")), T, 1.0)
 
 
