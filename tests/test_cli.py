@@ -309,9 +309,15 @@ def test_validation_set_is_reported_and_evaluated_as_in_training(tmp_path, capsy
     assert "val_accuracy" not in json.dumps(load_model(plain)[2])
     assert main(["evaluate", "--model", str(plain), "--split", "val"]) != 0
     assert "was not trained with a validation set" in capsys.readouterr().err
-    for bad, message in (("1.5", r"a share must lie in \(0, 1\)"), ("x", "expected a count"),
-                         ("2000", "holds out 2000 of the 1437 training samples")):
-        if bad == "2000":  # load_dataset's check
+    assert main(["evaluate", "--model", str(model), "--split", "val", "--dataset",
+                 "synthetic"]) == 2
+    assert "the validation set is part of the training run's data set (digits)" in (
+        capsys.readouterr().err)
+    for bad, message in (("1.5", r"or a share in \(0, 1\), got 1.5"), ("x", "expected a count"),
+                         ("0.0", r"or a share in \(0, 1\)"),
+                         ("2000", "holds out 2000 of the 1437 training samples"),
+                         ("2e3", "holds out 2000 of the 1437 training samples")):  # a count
+        if bad in ("2000", "2e3"):  # load_dataset's check
             assert main(["train", "--dataset", "digits", "--epochs", "1", "--quiet",
                          "--val-size", bad]) == 2
         else:  # argparse's

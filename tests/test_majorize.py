@@ -178,6 +178,21 @@ def test_augmented_gram_float32_input_accumulates_in_float64():
     assert G[5, 5] == len(P)
 
 
+def test_augmented_gram_of_signed_float32_rows_is_exact():
+    """Rows of both signs (standardised inputs) cancel: float32 products would lose the small
+    eigenvalues and the MM steps would stop being majorisations, so they are multiplied in
+    float64 (here nearly collinear columns: the smallest eigenvalue is about 1e-6 of the
+    largest, far below float32 product errors)."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((20_000, 1))
+    P = (base + 1e-3 * rng.standard_normal((20_000, 4))).astype(np.float32)
+    A = np.hstack([P.astype(np.float64), np.ones((len(P), 1))])
+    G = augmented_gram(torch.from_numpy(P)).numpy()
+    np.testing.assert_allclose(G, A.T @ A, rtol=1e-12, atol=1e-9)
+    ev = np.linalg.eigvalsh(G)
+    np.testing.assert_allclose(ev, np.linalg.eigvalsh(A.T @ A), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize(("curv", "g_w", "g_b", "rho"),
                          [(2.0, 0.5, 0.1, 0.0), (0.25, 0.0, 1.0, 0.3), (1.0, 0.0, 0.0, 0.0),
                           (3.0, 1e-3, 2.0, 0.05)])

@@ -97,7 +97,8 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
         old, new = saved.get(key), run[key]
         if not isinstance(old, list) or old[:2] != new[:2]:
             raise ValueError(f"cannot resume from {path}: its {what} were "
-                             f"{_describe(old)}, this run's are {_describe(new)}")
+                             f"{_describe(old)}, this run's are {_describe(new)} (the data "
+                             "set, --n-train and --val-size decide them)")
         if not _close(old[2:], new[2:]):
             raise ValueError(f"cannot resume from {path}: it was written for other {what} "
                              "(same shape, other values or order)")

@@ -79,8 +79,11 @@ def _val_size(text: str) -> int | float:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a count (e.g. 5000) or a share (e.g. 0.1), got {text!r}") from None
+    if value >= 1.0 and value.is_integer():  # 5e3: a count written as a float
+        return int(value)
     if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"a share must lie in (0, 1), got {text}")
+        raise argparse.ArgumentTypeError(
+            f"expected a count (an integer >= 1) or a share in (0, 1), got {text}")
     return value
 
 
@@ -382,6 +385,9 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
                          "was trained on")
     same_data = dataset == trained_on
+    if args.split == "val" and not same_data:
+        raise ValueError(f"--split val: the validation set is part of the training run's data "
+                         f"set ({trained_on}); there is none for --dataset {dataset}")
     was_standardized = bool(config.get("standardize", False))
     standardize = args.standardize
     if standardize is None:
