@@ -111,6 +111,34 @@ def test_resuming_another_run_is_a_clear_error(change, message, tmp_path):
             resume=True, params=params)
 
 
+@pytest.mark.parametrize("change, message", [
+    ("no test set", "scored inputs [40, 8] torch.float64 as its test set, this run gives none"),
+    ("other test inputs", "as its test set"),
+    ("other test labels", "as its test set"),
+    ("validation set added", "scored none as its validation set"),
+])
+def test_resuming_with_other_scored_sets_is_a_clear_error(change, message, tmp_path):
+    """The history's earlier epochs hold scores on the checkpoint run's test and validation
+    sets: a resumed run that scores other sets would mix them, so it is refused."""
+    X, y = _data()
+    Xt, yt = X[:40] + 0.01, y[:40]
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    first = fit(method, net, X, y, epochs=1, batch_size=40, seed=1, progress=False,
+                X_test=Xt, y_test=yt, checkpoint=ck)
+    same = fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+               X_test=Xt.clone(), y_test=yt.clone(), checkpoint=ck, resume=True)
+    assert same.history[0] == first.history[0] and len(same.history) == 2
+    other = {"no test set": {"X_test": None, "y_test": None},
+             "other test inputs": {"X_test": Xt + 0.5, "y_test": yt},
+             "other test labels": {"X_test": Xt, "y_test": (yt + 1) % 3},
+             "validation set added": {"X_test": Xt, "y_test": yt,
+                                      "X_val": X[40:60], "y_val": y[40:60]}}[change]
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        fit(method, net, X, y, epochs=3, batch_size=40, seed=1, progress=False,
+            checkpoint=ck, resume=True, **other)
+
+
 def test_bad_checkpoint_files_are_clear_errors(tmp_path):
     X, y = _data()
     net, method = network("8-6-3", loss="ce"), get_method("lifted")

@@ -52,17 +52,28 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
 
 
 def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
-                seed: int, params: Params | None) -> dict[str, Any]:
+                seed: int, params: Params | None, *,
+                scored: dict[str, tuple[Tensor | None, Tensor | None]] | None = None,
+                ) -> dict[str, Any]:
     """What a checkpoint's run must share with the run that resumes it: settings, starting
     weights and data (by shape, dtype, sums and a fixed random projection that rows or
-    columns in another order change)."""
-    return {"method": method.key, "hyperparameters": repr(method), "network": repr(net),
+    columns in another order change), and the sets its history scores (``scored``, e.g.
+    ``{"test": (X_test, y_test), "val": (X_val, y_val)}``; None where absent)."""
+    sets = {key: None if Xs is None else _data_record(Xs, ys)
+            for key, (Xs, ys) in (scored or {}).items()}
+    return {**sets, "method": method.key, "hyperparameters": repr(method), "network": repr(net),
             "batch_size": batch_size, "seed": seed,
             "start": None if params is None else _fingerprint(torch.cat(
                 [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),
             "inputs": [list(X.shape), str(X.dtype), *_fingerprint(X)],
             "targets": [list(y.shape), str(y.dtype),
                         *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
+
+
+def _data_record(X: Tensor, y: Tensor) -> list:
+    """Shapes, dtypes and fingerprints of a scored set's inputs and labels."""
+    return [list(X.shape), str(X.dtype), list(y.shape), str(y.dtype), *_fingerprint(X),
+            *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]
 
 
 def _fingerprint(T: Tensor) -> list[float]:
@@ -102,6 +113,17 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
         if not _close(old[2:], new[2:]):
             raise ValueError(f"cannot resume from {path}: it was written for other {what} "
                              "(same shape, other values or order)")
+    for key, what in (("test", "test set"), ("val", "validation set")):
+        if key not in saved or key not in run:  # checkpoints of older versions lack them
+            continue
+        old, new = saved[key], run[key]
+        if (old is None) != (new is None) or (new is not None and (
+                not isinstance(old, list) or old[:4] != new[:4]
+                or not _close(old[4:], new[4:]))):
+            raise ValueError(
+                f"cannot resume from {path}: its run scored {_describe_set(old)} as its {what}, "
+                f"this run gives {_describe_set(new)}; the history's earlier epochs would "
+                "then be scores on another set")
 
 
 def _close(a: list[float], b: list[float]) -> bool:
@@ -112,6 +134,13 @@ def _close(a: list[float], b: list[float]) -> bool:
     scale = 1.0 + math.sqrt(abs(b[1]))  # 1 + the norm
     return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
                                                                             strict=True))
+
+
+def _describe_set(record: Any) -> str:
+    if record is None:
+        return "none"
+    return (f"inputs {record[0]} {record[1]}" if isinstance(record, list) and len(record) >= 2
+            else "?")
 
 
 def _describe(record: Any) -> str:

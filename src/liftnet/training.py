@@ -199,7 +199,9 @@ def fit(
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    run = run_record(method, net, X, y, batch_size, seed, params) if checkpoint else None
+    run = run_record(method, net, X, y, batch_size, seed, params,
+                     scored={"test": (X_test, y_test), "val": (X_val, y_val)}
+                     ) if checkpoint else None
     done: list[dict[str, Any]] = []
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
     if resume:
