@@ -139,6 +139,51 @@ def test_resuming_with_other_scored_sets_is_a_clear_error(change, message, tmp_p
             checkpoint=ck, resume=True, **other)
 
 
+def test_early_stopping_resumes_where_it_would_have_stopped(tmp_path):
+    """The checkpoint keeps the best validation epoch and its weights: a run interrupted
+    before its best epoch and resumed with patience stops where the uninterrupted run stops
+    and returns the same best weights; one resumed after its stop trains nothing more."""
+    from liftnet import mlp
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(30, 4, generator=g), torch.arange(30) % 3
+    Xv, yv = torch.randn(9, 4, generator=torch.Generator().manual_seed(0)) + 0.5, \
+        torch.arange(9) % 3
+    net, method = mlp("4-5-3"), get_method("lifted")
+    args = {"batch_size": 10, "seed": 0, "progress": False, "X_val": Xv, "y_val": yv}
+    whole = fit(method, net, X, y, epochs=30, patience=3, **args)
+    assert whole.stopped_early and whole.best_epoch > 3
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=whole.best_epoch - 2, checkpoint=ck, **args)
+    resumed = fit(method, net, X, y, epochs=30, patience=3, checkpoint=ck, resume=True, **args)
+    assert resumed.stopped_early and resumed.best_epoch == whole.best_epoch
+    assert len(resumed.history) == len(whole.history)
+    torch.testing.assert_close(resumed.best_params, whole.best_params, rtol=1e-6, atol=1e-7)
+    again = fit(method, net, X, y, epochs=30, patience=3, checkpoint=ck, resume=True, **args)
+    assert len(again.history) == len(whole.history) and again.stopped_early
+    torch.testing.assert_close(again.best_params, whole.best_params, rtol=1e-6, atol=1e-7)
+    # a checkpoint of an older liftnet, without "best": the best epoch comes from its history;
+    # its weights only where that is the checkpoint's last epoch
+    payload = torch.load(ck, weights_only=False)
+    del payload["best"]
+    torch.save(payload, ck)
+    with pytest.raises(ValueError, match="with early stopping: it was written by an older "
+                                         "liftnet that did not keep the best validation epoch"):
+        fit(method, net, X, y, epochs=30, patience=3, checkpoint=ck, resume=True, **args)
+    more = fit(method, net, X, y, epochs=len(whole.history) + 1, checkpoint=ck, resume=True,
+               **args)  # without patience it resumes
+    assert len(more.history) == len(whole.history) + 1
+    assert more.best_epoch == whole.best_epoch and more.best_params is None
+    ck2 = tmp_path / "best_last.ckpt"
+    fit(method, net, X, y, epochs=whole.best_epoch, checkpoint=ck2, **args)
+    payload = torch.load(ck2, weights_only=False)
+    del payload["best"]
+    torch.save(payload, ck2)
+    late = fit(method, net, X, y, epochs=30, patience=3, checkpoint=ck2, resume=True, **args)
+    assert late.best_epoch == whole.best_epoch and len(late.history) == len(whole.history)
+    torch.testing.assert_close(late.best_params, whole.best_params, rtol=1e-6, atol=1e-7)
+
+
 def test_bad_checkpoint_files_are_clear_errors(tmp_path):
     X, y = _data()
     net, method = network("8-6-3", loss="ce"), get_method("lifted")

@@ -325,3 +325,55 @@ def test_validation_set_is_reported_and_evaluated_as_in_training(tmp_path, capsy
                 main(["train", "--dataset", "digits", "--epochs", "1", "--quiet",
                       "--val-size", bad])
         assert re.search(message, capsys.readouterr().err), bad
+
+
+def test_early_stopping_saves_and_reports_the_best_validation_epoch(tmp_path, capsys):
+    """--patience N: the run stops N epochs after its best validation accuracy; the record's
+    accuracies, the saved model and `evaluate` are that epoch's; bad uses are refused."""
+    out, model = tmp_path / "run.json", tmp_path / "model.pt"
+    common = ["train", "--method", "lifted", "--dataset", "digits", "--arch", "64-30-10",
+              "--val-size", "0.2", "--batch-size", "100", "--quiet"]
+    assert main([*common, "--patience", "2", "--epochs", "40", "--lifted-rule",
+                 "--out", str(out), "--save", str(model)]) == 0
+    rec = json.loads(out.read_text())
+    vals = [h["val_accuracy"] for h in rec["history"]]
+    best = vals.index(max(vals)) + 1
+    stop = rec["early_stopping"]
+    assert stop == {"patience": 2, "stopped_early": True, "epochs_run": best + 2,
+                    "restored_epoch": best}
+    assert len(vals) == best + 2 < 40
+    chosen = rec["history"][best - 1]
+    assert (rec["val_accuracy"], rec["test_accuracy"], rec["train_accuracy"]) == (
+        chosen["val_accuracy"], chosen["test_accuracy"], chosen["train_accuracy"])
+    assert f"stopped early after {best + 2} epochs, the model is epoch {best}'s" in (
+        capsys.readouterr().out)
+    # every figure of the record is the saved (best epoch's) weights'
+    from liftnet import get_method
+    from liftnet.data import load_dataset
+    from liftnet.methods import lifted_predict
+    from liftnet.metrics import linear_share
+
+    net, params, _ = load_model(model)
+    ds = load_dataset("digits", seed=0, dtype=torch.float32, val_size=0.2)
+    assert rec["linear_share"] == linear_share(net, params, ds.X_test)
+    method = get_method("lifted")
+    out_lifted, _ = lifted_predict(net, params, ds.X_test, penalty=method.penalty,
+                                   lams=method.lams(net))
+    assert rec["test_accuracy_lifted_rule"] == pytest.approx(
+        float((out_lifted.argmax(1) == ds.y_test).double().mean()), abs=1e-12)
+    scores = tmp_path / "scores.json"
+    for split, expected in (("val", chosen["val_accuracy"]), ("test", chosen["test_accuracy"])):
+        assert main(["evaluate", "--model", str(model), "--split", split,
+                     "--out", str(scores)]) == 0
+        assert json.loads(scores.read_text())["accuracy"] == pytest.approx(expected, abs=1e-12)
+    # the same run without --patience trains on and keeps its last weights
+    assert main([*common, "--epochs", str(best + 2), "--out", str(out)]) == 0
+    plain = json.loads(out.read_text())
+    assert "early_stopping" not in plain
+    assert plain["test_accuracy"] == rec["history"][-1]["test_accuracy"]
+    for args, message in ((["--patience", "0"], "--patience must be >= 1, got 0"),
+                          (["--patience", "3"], "--patience (early stopping) needs a "
+                                                "validation set: add --val-size")):
+        argv = [a for a in common if a not in ("--val-size", "0.2")] if "3" in args else common
+        assert main([*argv, "--epochs", "2", *args]) == 2
+        assert message in capsys.readouterr().err

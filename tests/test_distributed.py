@@ -37,11 +37,16 @@ def _worker(rank, world, init_file, out_file, settings):
         epochs = settings["epochs"] + (rank if settings.get("disagree") else 0)
         method = get_method(settings.get("method", "lifted"), **settings["hp"])
         held = {"X_val": X[:20], "y_val": y[:20]} if settings.get("val") else {}
+        if settings.get("val") == "by rank":  # each process its own validation set
+            held = {"X_val": X[30 * rank: 30 * rank + 30], "y_val": y[30 * rank: 30 * rank + 30]}
+        if "patience" in settings:
+            held["patience"] = settings["patience"]
         res = fit_distributed(method, net, X[shard], y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
                               seed=3, progress=False, **held)
-        torch.save({"params": res.state.params, "history": res.history},
-                   f"{out_file}.{rank}")
+        torch.save({"params": res.state.params, "history": res.history,
+                    "best_epoch": res.best_epoch, "best_params": res.best_params,
+                    "stopped_early": res.stopped_early}, f"{out_file}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -292,3 +297,44 @@ def test_a_validation_set_is_scored_on_every_process(tmp_path):
         assert [e["epoch"] for e in out["history"] if "val_accuracy" in e] == [1, 2]
         assert out["history"][-1]["val_accuracy"] == accuracy(net, out["params"], X[:20], y[:20])
     assert outs[0]["history"][-1]["val_accuracy"] == outs[1]["history"][-1]["val_accuracy"]
+
+
+def test_early_stopping_stops_every_process_at_the_same_epoch(tmp_path):
+    """fit_distributed(patience=...): the processes stop together, at the epoch where one
+    process stops on the union of the shards, with that run's best epoch and weights."""
+    X, y = _data()
+    net = network("7-6-3", loss="ce")
+    ref = fit(get_method("lifted", **TIGHT), net, X, y, epochs=40, batch_size=0, seed=3,
+              X_val=X[:20], y_val=y[:20], patience=1, progress=False)
+    assert ref.stopped_early
+    outs = _run(tmp_path, arch="7-6-3", loss="ce", hp=TIGHT, batch_size=0, epochs=40,
+                val=True, patience=1)
+    for out in outs:
+        assert out["stopped_early"] and len(out["history"]) == len(ref.history)
+        assert out["best_epoch"] == ref.best_epoch
+        torch.testing.assert_close(out["best_params"], ref.best_params, rtol=1e-7, atol=1e-9)
+
+
+def _stop_epoch(scores, patience):
+    """The epoch at which the rule stops a run with these validation scores (None: never)."""
+    top, top_at = -1.0, 0
+    for k, v in enumerate(scores, 1):
+        top, top_at = (v, k) if v > top else (top, top_at)
+        if k - top_at >= patience:
+            return k
+    return None
+
+
+def test_processes_with_their_own_validation_sets_stop_together(tmp_path):
+    """Early stopping is one decision for the group: a process whose own validation scores
+    say stop stops every process (no process is left waiting in a collective), while each
+    keeps the best epoch of its own scores."""
+    outs = _run(tmp_path, arch="7-6-3", loss="ce", hp={"gamma": 1.0}, batch_size=30,
+                epochs=40, val="by rank", patience=2)
+    own = [_stop_epoch([e["val_accuracy"] for e in out["history"]], 2) for out in outs]
+    assert own[0] != own[1]  # on their own the two processes would stop at other epochs
+    stop = min(e for e in own if e is not None)
+    for out in outs:
+        assert len(out["history"]) == stop and out["stopped_early"]
+        vals = [e["val_accuracy"] for e in out["history"]]
+        assert out["best_epoch"] == vals.index(max(vals)) + 1

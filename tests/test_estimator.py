@@ -26,6 +26,7 @@ ESTIMATORS = [
     LiftedClassifier("admm", epochs=10),
     LiftedRegressor("fenchel"),
     LiftedRegressor(get_method("backprop", optimizer="adam", lr=1e-2), epochs=50),
+    LiftedClassifier("fenchel", early_stopping=True, n_iter_no_change=2),
 ]
 # Not run: scikit-learn's array-API check needs SCIPY_ARRAY_API=1 set before scipy is first
 # imported (it changes scipy for the whole session) and liftnet does not claim array-API inputs.
@@ -202,6 +203,49 @@ def test_bad_settings_get_clear_errors(digits):
         LiftedClassifier(hidden_layer_sizes=2.5).fit(X, y)
     clf = LiftedClassifier(hidden_layer_sizes=np.int64(8), epochs=1).fit(X, y)
     assert clf.net_.sizes == (64, 8, 10)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(digits):
+    """early_stopping=True (scikit-learn's MLP semantics): liftnet.fit on a stratified,
+    seeded split with patience n_iter_no_change; the estimator keeps the best epoch's
+    weights and reports every epoch's validation score."""
+    X, Xt, y, yt = digits
+    clf = LiftedClassifier("backprop", hidden_layer_sizes=(32,), epochs=200, batch_size=50,
+                           random_state=2, early_stopping=True, validation_fraction=0.2,
+                           n_iter_no_change=3, method_params={"lr": 3e-2}).fit(X, y)
+    train, val = train_test_split(np.arange(len(y)), test_size=0.2, random_state=2, stratify=y)
+    train, val = np.sort(train), np.sort(val)
+    Xf = torch.tensor(X, dtype=torch.float32)
+    yf = torch.as_tensor(y)
+    ref = fit(get_method("backprop", lr=3e-2), network([64, 32, 10], loss="ce"), Xf[train],
+              yf[train], epochs=200, batch_size=50, seed=2, X_val=Xf[val], y_val=yf[val],
+              patience=3, progress=False)
+    assert ref.stopped_early and clf.n_iter_ == len(ref.history) < 200
+    assert clf.best_epoch_ == ref.best_epoch == clf.n_iter_ - 3
+    for (W, b), (W1, b1) in zip(clf.params_, ref.best_params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert clf.validation_scores_ == [e["val_accuracy"] for e in ref.history]
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert clf.score(X[val], y[val]) == pytest.approx(clf.best_validation_score_, abs=1e-12)
+    assert clf.score(Xt, yt) > 0.9
+    clf.set_params(early_stopping=False, epochs=2).fit(X, y)  # no stale validation scores
+    assert clf.validation_scores_ is None and clf.best_epoch_ is None and clf.n_iter_ == 2
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(16,), epochs=300, batch_size=50,
+                          early_stopping=True, n_iter_no_change=2,
+                          method_params={"lr": 1e-2}).fit(X, X[:, 10])
+    assert all(v <= 0 for v in reg.validation_scores_)  # minus the validation loss
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    for bad, message in (({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\)"),
+                         ({"validation_fraction": "0.1"}, "validation_fraction must be in"),
+                         ({"n_iter_no_change": 0}, "n_iter_no_change must be an integer >= 1"),
+                         ({"validation_fraction": 0.99}, "early_stopping: cannot hold out")):
+        with pytest.raises(ValueError, match=message):
+            LiftedClassifier(early_stopping=True, epochs=2, **bad).fit(X[:5], y[:5])
+    with pytest.raises(ValueError, match="n_iter_no_change must be an integer >= 1"):
+        LiftedClassifier(n_iter_no_change=-5, epochs=1).fit(X, y)  # checked by every fit
+    # too few samples per class to stratify: a plain split
+    tiny = LiftedClassifier(early_stopping=True, validation_fraction=0.001, epochs=2).fit(X, y)
+    assert len(tiny.validation_scores_) == tiny.n_iter_
 
 
 def test_lenet5_takes_the_clis_fenchel_defaults():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,71 @@ def test_a_validation_set_is_scored_every_epoch_and_checked(net):
         fit(Lifted(), net, X, y, epochs=1, X_val=Xv.double(), y_val=yv, progress=False)
     with pytest.raises(ValueError, match=r"validation labels must lie in \[0, 2\]"):
         fit(Lifted(), net, X, y, epochs=1, X_val=Xv, y_val=yv + 3, progress=False)
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(net):
+    """fit(patience=3): training stops once 3 epochs in a row bring no better validation
+    accuracy (a tie is no gain; a later gain restarts the count), and ``best_params`` are the
+    weights after the best epoch, those of a run of that many epochs."""
+    X, y = _data(n=30)
+    Xv, yv = _data(n=9)
+    Xv = Xv + 0.5
+    res = fit(Lifted(), net, X, y, epochs=30, batch_size=10, X_val=Xv, y_val=yv,
+              progress=False, patience=3)
+    vals = [e["val_accuracy"] for e in res.history]
+    best = vals.index(max(vals)) + 1
+    assert res.stopped_early and res.best_epoch == best and len(vals) == best + 3
+    # the rule replayed on the scores: the first epoch 3 epochs past the running best
+    top, top_at, stop = -1.0, 0, None
+    for k, v in enumerate(vals, 1):
+        top, top_at = (v, k) if v > top else (top, top_at)
+        if stop is None and k - top_at >= 3:
+            stop = k
+    assert stop == len(vals)
+    assert vals[1] < vals[0] < max(vals)  # here a dip and a later gain: the count restarts
+    short = fit(Lifted(), net, X, y, epochs=best, batch_size=10, progress=False)
+    torch.testing.assert_close(res.best_params, short.state.params)
+    assert accuracy(net, res.best_params, Xv, yv) == max(vals)
+    # without patience the run goes on; the best epoch is still reported
+    whole = fit(Lifted(), net, X, y, epochs=best + 5, batch_size=10, X_val=Xv, y_val=yv,
+                progress=False)
+    assert len(whole.history) == best + 5 and not whole.stopped_early
+    assert whole.best_epoch == best
+    torch.testing.assert_close(whole.best_params, short.state.params)
+    assert fit(Lifted(), net, X, y, epochs=2, progress=False).best_params is None
+    # patience running out with the last epoch: all epochs ran, nothing was cut short
+    exact = fit(Lifted(), net, X, y, epochs=best + 3, batch_size=10, X_val=Xv, y_val=yv,
+                progress=False, patience=np.int64(3))
+    assert len(exact.history) == best + 3 and not exact.stopped_early
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"patience": 0}, "patience must be an integer >= 1"),
+    ({"patience": 2.5}, "patience must be an integer >= 1"),
+    ({"patience": True}, "patience must be an integer >= 1"),
+    ({"patience": 2, "X_val": None, "y_val": None}, "needs a validation set"),
+])
+def test_bad_patience_is_a_clear_error(net, kwargs, message):
+    X, y = _data(n=30)
+    args = {"X_val": X[:6], "y_val": y[:6], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        fit(Lifted(), net, X, y, epochs=2, progress=False, **args)
+
+
+def test_early_stopping_of_a_regression_watches_the_validation_loss():
+    """Regression: every epoch records ``val_loss`` (mean ||output - y||^2 on the validation
+    set), and patience counts the epochs without a lower one."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    Y = torch.sin(X @ torch.randn(4, 2, generator=g, dtype=torch.float64))
+    Xv = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    Yv = torch.sin(Xv @ torch.randn(4, 2, generator=g, dtype=torch.float64))  # another map
+    net = mlp("4-8-2", loss="mse")
+    res = fit(Backprop(lr=0.05), net, X, Y, epochs=60, batch_size=10, X_val=Xv, y_val=Yv,
+              patience=2, progress=False)
+    losses = [e["val_loss"] for e in res.history]
+    best = losses.index(min(losses)) + 1
+    assert res.stopped_early and res.best_epoch == best and len(losses) == best + 2
+    assert all(e["val_accuracy"] is None for e in res.history)
+    out = net.outputs(res.best_params, Xv)
+    assert float(((out - Yv) ** 2).sum(1).mean()) == pytest.approx(min(losses), rel=1e-12)

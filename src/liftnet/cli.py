@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 5000) or a share (e.g. 0.1); its accuracy is reported every "
                         "epoch, with the best epoch, so settings can be chosen without the "
                         "test set")
+    t.add_argument("--patience", type=int, default=None, metavar="N",
+                   help="early stopping (needs --val-size): stop after N epochs without a "
+                        "better validation accuracy; the model saved and scored is then the "
+                        "best validation epoch's")
     t.add_argument("--standardize", action="store_true", help="standardise the features")
     t.add_argument("--epochs", type=int, default=None, help="default: the method's")
     t.add_argument("--batch-size", type=int, default=None,
@@ -207,6 +211,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
                                  "would destroy the starting weights")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE")
+    if args.patience is not None:
+        if args.patience < 1:
+            raise ValueError(f"--patience must be >= 1, got {args.patience}")
+        if args.val_size is None:
+            raise ValueError("--patience (early stopping) needs a validation set: add "
+                             "--val-size N|SHARE")
     if args.lifted_rule and args.method != "lifted":
         raise ValueError("--lifted-rule applies to --method lifted only")
     for flag, value, least in (("--epochs", args.epochs, 1), ("--seed", args.seed, 0)):
@@ -216,14 +226,16 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} must be below 2**63, got {value}")
 
 
-def _validation_summary(history: list[dict[str, Any]], held_out: bool) -> dict[str, Any]:
-    """``val_accuracy`` of the last epoch and ``best_val`` (the first epoch of the highest
-    validation accuracy, with its test accuracy), for a run with a validation set."""
+def _validation_summary(history: list[dict[str, Any]], held_out: bool,
+                        chosen: dict[str, Any]) -> dict[str, Any]:
+    """``val_accuracy`` of the ``chosen`` epoch (the last, or the best one that early
+    stopping restored) and ``best_val`` (the first epoch of the highest validation accuracy,
+    with its test accuracy), for a run with a validation set."""
     if not held_out:
         return {}
     scored = [e for e in history if e.get("val_accuracy") is not None]
     best = max(scored, key=lambda e: e["val_accuracy"], default=None)  # first of the ties
-    return {"val_accuracy": history[-1].get("val_accuracy") if history else None,
+    return {"val_accuracy": chosen.get("val_accuracy"),
             "best_val": None if best is None else {
                 "epoch": best["epoch"], "val_accuracy": best["val_accuracy"],
                 "test_accuracy": best.get("test_accuracy")}}
@@ -294,17 +306,21 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             method, net, ds.X_train[rank::world], ds.y_train[rank::world], epochs=epochs,
             batch_size=batch_size, seed=args.seed, X_test=ds.X_test, y_test=ds.y_test,
             params=init_params, progress=not args.quiet and rank == 0,
-            X_val=ds.X_val, y_val=ds.y_val,
+            X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
         )
     else:
         res = fit(
             method, net, ds.X_train, ds.y_train, epochs=epochs, batch_size=batch_size,
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
             params=init_params, checkpoint=args.checkpoint, resume=resume,
-            X_val=ds.X_val, y_val=ds.y_val,
+            X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
         )
     wall = res.wall_seconds  # with a resumed checkpoint: every epoch's training time
-    last = res.history[-1] if res.history else {}
+    # early stopping hands back the best validation epoch's weights; otherwise the last ones
+    restore = args.patience is not None and res.best_params is not None
+    params = res.best_params if restore else res.state.params
+    last = (res.history[res.best_epoch - 1] if restore else
+            res.history[-1] if res.history else {})
     record: dict[str, Any] = {
         "method": method.key,
         "arch": net.spec,
@@ -320,16 +336,20 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
-        **_validation_summary(res.history, ds.X_val is not None),
+        **_validation_summary(res.history, ds.X_val is not None, last),
         "test_accuracy": last.get("test_accuracy"),
         "wall_seconds": wall,
         "history": res.history,
         # one figure per hidden layer, on the test set (paper 001, Table 3)
-        "linear_share": linear_share(net, res.state.params, ds.X_test),
+        "linear_share": linear_share(net, params, ds.X_test),
         "linear_share_definition": LINEAR_SHARE_DEFINITION + " (test set)",
     }
+    if args.patience is not None:
+        record["early_stopping"] = {
+            "patience": args.patience, "stopped_early": res.stopped_early,
+            "epochs_run": len(res.history), "restored_epoch": res.best_epoch}
     if args.lifted_rule and ds.n_classes > 0 and isinstance(method, Lifted):
-        out, _ = lifted_predict(net, res.state.params, ds.X_test, penalty=method.penalty,
+        out, _ = lifted_predict(net, params, ds.X_test, penalty=method.penalty,
                                 lams=method.lams(net))
         record["test_accuracy_lifted_rule"] = float(
             (out.argmax(1) == ds.y_test).double().mean()
@@ -337,7 +357,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     if world > 1 and torch.distributed.get_rank() != 0:
         return record  # the first process writes the files
     if args.save:
-        save_model(args.save, net, res.state.params,
+        save_model(args.save, net, params,
                    {"method": method.key, "dataset": args.dataset, "config": record["config"]})
     if args.out:
         write_json(args.out, record)
@@ -458,6 +478,10 @@ def _report_train(record: dict[str, Any]) -> str | None:
         line += f"test accuracy {acc[1]:.4f}"
     if "test_accuracy_lifted_rule" in record:
         line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
+    stop = record.get("early_stopping")
+    if stop is not None and stop["restored_epoch"] is not None:
+        line += (f"; {'stopped early after' if stop['stopped_early'] else 'ran'} "
+                 f"{stop['epochs_run']} epochs, the model is epoch {stop['restored_epoch']}'s")
     return line + f" ({record['wall_seconds']:.1f} s)"
 
 

@@ -44,10 +44,12 @@ from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
 from .training import (
+    BestEpoch,
     FitResult,
     _progress,
     check_fit_arguments,
     check_full_batch,
+    check_patience,
     postfix,
     scores,
 )
@@ -150,6 +152,7 @@ def fit_distributed(
     group: Any = None,
     progress: bool | None = None,
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
+    patience: int | None = None,
 ) -> FitResult:
     """Train ``net`` with ``method`` on the union of every process's shard ``(X, y)``.
 
@@ -176,6 +179,9 @@ def fit_distributed(
         group: the process group (None: the default group).
         progress: progress bar (default: on the group's first process only).
         callback: called after every epoch with the (global) history entry and the state.
+        patience: early stopping, as in :func:`liftnet.fit`: every process stops together,
+            once one process's validation scores say so; each returns the best epoch (and
+            weights) of its own validation scores, the same on all with one validation set.
 
     Returns:
         FitResult whose history holds the global objective and training accuracy.
@@ -190,11 +196,12 @@ def fit_distributed(
     try:
         _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed,
                        X_val, y_val)
+        check_patience(patience, X_val)
         problem = None
     except ValueError as exc:
         problem = str(exc)
     settings = (epochs, batch_size, seed, repr(method), repr(net),
-                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None)
+                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience)
     count = len(X) if isinstance(X, Tensor) else 0
     reports: list[Any] = [None] * world
     dist.all_gather_object(reports, (problem, settings, count), group=group)
@@ -203,7 +210,7 @@ def fit_distributed(
             raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
     if any(other != settings for _, other, _ in reports):
         raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
-                         "dtype, test or validation set: every process must call "
+                         "dtype, test or validation set or patience: every process must call "
                          "fit_distributed with the same settings")
     n_local = len(X)
     n = sum(count for _, _, count in reports)
@@ -227,6 +234,7 @@ def fit_distributed(
         dist.broadcast(b, src=source, group=group)
     state.reducer = reducer
     result = FitResult(state=state)
+    best = BestEpoch()
     show = (rank == 0) if progress is None else progress
     bar = _progress(epochs * n_batches, f"{method.key} {net.spec} x{world}", show)
     try:
@@ -263,14 +271,22 @@ def fit_distributed(
                     f"{method.key}: the objective became {entry['objective']} at epoch {epoch}"
                     "; check the data scale and the method's hyperparameters")
             result.history.append(entry)
+            best.update(entry, state.params)
             if bar is not None:
                 bar.set_postfix(postfix(entry))
             if callback is not None:
                 callback(entry, state)
+            # one decision for all: processes given different validation sets stop together
+            spent = best.patience_spent(epoch, patience)
+            if patience is not None and reducer.sum(torch.tensor(
+                    float(spent), dtype=torch.float64, device=X.device)) > 0:
+                result.stopped_early = epoch < epochs
+                break
     finally:
         if bar is not None:
             bar.close()
     state.reducer = None  # a process group is not part of the result
     result.state = state
+    best.into(result)
     result.wall_seconds = time.perf_counter() - start
     return result

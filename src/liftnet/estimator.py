@@ -59,6 +59,9 @@ class _LiftedEstimator(BaseEstimator):
         device: str = "cpu",
         verbose: bool = False,
         warm_start: bool = False,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
     ) -> None:
         self.method = method
         self.method_params = method_params
@@ -72,6 +75,9 @@ class _LiftedEstimator(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
 
     # -------------------------------------------------------------- nested method parameters
     def _method(self) -> Method:
@@ -171,16 +177,68 @@ class _LiftedEstimator(BaseEstimator):
                 and self.net_.loss == net.loss:  # scikit-learn's warm start: the last weights
             start = [(W.to(device=device, dtype=Xt.dtype), b.to(device=device, dtype=Xt.dtype))
                      for W, b in self.params_]
+        y = y.to(device)
+        self._check_early_stopping()
+        held: dict[str, Any] = {}
+        if self.early_stopping:
+            train, val = self._validation_split(y, seed)
+            held = {"X_val": Xt[val], "y_val": y[val], "patience": int(self.n_iter_no_change)}
+            Xt, y = Xt[train], y[train]
         result = fit(
-            method, net, Xt, y.to(device),
+            method, net, Xt, y,
             epochs=method.default_epochs if self.epochs is None else self.epochs,
             batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
-            seed=seed, progress=bool(self.verbose), params=start,
+            seed=seed, progress=bool(self.verbose), params=start, **held,
         )
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
         self.params_ = result.state.params
         self.history_ = result.history
         self.n_iter_ = len(result.history)
+        if self.early_stopping:  # scikit-learn's MLP: the best validation epoch's weights
+            self.validation_scores_ = [
+                e["val_accuracy"] if e["val_accuracy"] is not None else -e["val_loss"]
+                for e in result.history]
+            self.best_epoch_ = result.best_epoch
+            self.best_validation_score_ = max(self.validation_scores_, default=None)
+            if result.best_params is not None:
+                self.params_ = result.best_params
+        else:  # as scikit-learn's MLP: no validation scores without early stopping
+            self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
+
+    def _check_early_stopping(self) -> None:
+        """Clear errors for bad early-stopping parameters (checked by every fit)."""
+        if not isinstance(self.early_stopping, bool | np.bool_):
+            raise ValueError(f"early_stopping must be True or False, got "
+                             f"{self.early_stopping!r}")
+        fraction = self.validation_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not (
+                0 < fraction < 1):
+            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        patience = self.n_iter_no_change
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or \
+                patience < 1:
+            raise ValueError(f"n_iter_no_change must be an integer >= 1, got {patience!r}")
+
+    def _validation_split(self, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training and validation rows for ``early_stopping``: a seeded split of
+        ``validation_fraction`` of the samples, stratified by class for classifiers where
+        every class has enough samples for it."""
+        from sklearn.model_selection import train_test_split
+
+        fraction = self.validation_fraction
+        labels = None if y.is_floating_point() else y.cpu().numpy()
+        rows = np.arange(len(y))
+        try:
+            try:
+                train, val = train_test_split(rows, test_size=fraction, random_state=seed,
+                                              stratify=labels)
+            except ValueError:  # too few samples per class to stratify: a plain split
+                train, val = train_test_split(rows, test_size=fraction, random_state=seed)
+        except ValueError as exc:
+            raise ValueError(f"early_stopping: cannot hold out validation_fraction={fraction} "
+                             f"of the {len(y)} samples: {exc}") from None
+        return (torch.as_tensor(np.sort(train), device=y.device),
+                torch.as_tensor(np.sort(val), device=y.device))
 
     def _outputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self, "params_")
@@ -220,9 +278,18 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         warm_start: start a new ``fit`` from the weights of the last one (when the network is
             the same), as scikit-learn's ``MLPClassifier``; otherwise from the method's
             initialisation.
+        early_stopping, validation_fraction, n_iter_no_change: early stopping, named as in
+            scikit-learn's MLP: hold out ``validation_fraction`` of the samples (stratified
+            where every class allows it, seeded by ``random_state``), stop after
+            ``n_iter_no_change`` epochs without a higher validation score and keep the best
+            epoch's weights.  Unlike scikit-learn there is no ``tol`` (any gain counts) and the
+            score is the accuracy, or for :class:`LiftedRegressor` minus the validation loss
+            (the squared error summed over the outputs, averaged over the samples), not R^2.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
-    (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``.
+    (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``; with
+    ``early_stopping`` also ``validation_scores_`` (per epoch), ``best_validation_score_``
+    and ``best_epoch_``.
     """
 
     def _resolved_loss(self) -> str:

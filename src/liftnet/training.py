@@ -7,6 +7,7 @@ batch, records the objective and the accuracies after every epoch, and shows pro
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -24,11 +25,70 @@ from .metrics import accuracy, targets_for
 
 @dataclass
 class FitResult:
-    """What ``fit`` returns: the final state and one history entry per epoch."""
+    """What ``fit`` returns: the final state and one history entry per epoch; with a
+    validation set also the best validation epoch (the first of ties) and its weights, and
+    whether ``patience`` stopped the run before its last epoch."""
 
     state: MethodState
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    best_epoch: int | None = None
+    best_params: Params | None = None
+    stopped_early: bool = False
+
+
+@dataclass
+class BestEpoch:
+    """The best validation score so far (the first epoch of ties) and that epoch's weights:
+    what early stopping returns and what a checkpoint keeps for it.  The score is the
+    validation accuracy for class labels and minus the validation loss for regression."""
+
+    epoch: int = 0
+    score: float = -math.inf
+    params: Params | None = None
+
+    def update(self, entry: dict[str, Any], params: Params, *, keep: bool = True,
+               force: bool = False) -> None:
+        """Take ``entry`` (a history entry) and ``params`` (its weights, copied; not kept with
+        ``keep=False``) as the best if its validation score is higher (or ``force``)."""
+        value = entry.get("val_accuracy")
+        if value is None and entry.get("val_loss") is not None:
+            value = -entry["val_loss"]
+        if value is not None and (value > self.score or force):
+            self.epoch, self.score = int(entry["epoch"]), float(value)
+            self.params = ([(W.detach().clone(), b.detach().clone()) for W, b in params]
+                           if keep else None)
+
+    @classmethod
+    def from_history(cls, history: list[dict[str, Any]], params: Params) -> BestEpoch:
+        """The best epoch of ``history``, with ``params`` (the weights after its last epoch)
+        where that is the best one and None otherwise."""
+        best = cls()
+        for entry in history:
+            best.update(entry, params, keep=False)
+        if best.epoch > 0 and best.epoch == len(history):
+            best.update(history[-1], params, force=True)
+        return best
+
+    def patience_spent(self, epoch: int, patience: int | None) -> bool:
+        """True when ``patience`` epochs up to ``epoch`` brought no better validation score."""
+        return patience is not None and self.epoch > 0 and epoch - self.epoch >= patience
+
+    def into(self, result: FitResult) -> None:
+        if self.epoch > 0:
+            result.best_epoch, result.best_params = self.epoch, self.params
+
+
+def check_patience(patience: int | None, X_val: Tensor | None) -> None:
+    """Clear errors for an early-stopping ``patience`` that cannot work."""
+    if patience is None:
+        return
+    if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
+        raise ValueError(f"patience must be an integer >= 1 (epochs without a better "
+                         f"validation score before training stops), got {patience!r}")
+    if X_val is None:
+        raise ValueError("patience (early stopping) needs a validation set: give X_val and "
+                         "y_val (the CLI: --val-size)")
 
 
 def resolve_device(text: str | torch.device, name: str = "--device") -> torch.device:
@@ -113,10 +173,15 @@ def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | Non
 def scores(net: Network, params: Params, X_test: Tensor | None, y_test: Tensor | None,
            X_val: Tensor | None, y_val: Tensor | None) -> dict[str, float | None]:
     """The held-out part of an epoch's history entry: ``val_accuracy`` (only when a validation
-    set is given) and ``test_accuracy`` (None without a test set or for regression)."""
+    set is given; None for regression, which gets ``val_loss`` instead: the mean over samples
+    of ||output - y||^2) and ``test_accuracy`` (None without a test set or for regression)."""
     out: dict[str, float | None] = {}
     if X_val is not None:
         out["val_accuracy"] = accuracy(net, params, X_val, y_val)
+        if out["val_accuracy"] is None:
+            Y = targets_for(net, y_val, torch.float64)
+            diff = net.outputs(params, X_val).double() - Y
+            out["val_loss"] = float((diff**2).sum(1).mean())
     out["test_accuracy"] = accuracy(net, params, X_test, y_test) if X_test is not None else None
     return out
 
@@ -124,7 +189,9 @@ def scores(net: Network, params: Params, X_test: Tensor | None, y_test: Tensor |
 def postfix(entry: dict[str, Any]) -> dict[str, str]:
     """The progress bar's summary of an epoch's history entry."""
     out = {"obj": f"{entry['objective']:.4g}", "train": _fmt(entry["train_accuracy"])}
-    if "val_accuracy" in entry:
+    if entry.get("val_loss") is not None:
+        out["val_loss"] = f"{entry['val_loss']:.4g}"
+    elif "val_accuracy" in entry:
         out["val"] = _fmt(entry["val_accuracy"])
     out["test"] = _fmt(entry["test_accuracy"])
     return out
@@ -159,6 +226,7 @@ def fit(
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    patience: int | None = None,
 ) -> FitResult:
     """Train ``net`` with ``method`` on (X, y).
 
@@ -173,7 +241,8 @@ def fit(
         seed: seeds the initialisation and the batch order.
         X_test, y_test: optional test set, evaluated after every epoch.
         X_val, y_val: optional validation set (e.g. ``load_dataset(..., val_size=...)``),
-            evaluated after every epoch: the history entries then hold ``val_accuracy``.
+            evaluated after every epoch: the history entries then hold ``val_accuracy``
+            (and ``val_loss`` for regression).
         state: resume from this state instead of ``method.init_state``.
         params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
             method's random initialisation; ignored when ``state`` is given.
@@ -184,9 +253,14 @@ def fit(
         resume: continue from ``checkpoint`` (its state, history and batch order) up to
             ``epochs`` in all: the result equals an uninterrupted run.  The method, network,
             batch size, seed and data must be those of the checkpoint's run.
+        patience: early stopping: stop once this many epochs in a row brought no better
+            validation accuracy (validation loss for regression; needs X_val, y_val).
+            ``best_epoch`` and ``best_params`` of the result (kept with every validation set)
+            are then the weights to use.
     """
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
+    check_patience(patience, X_val)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint to resume from")
     if resume and state is not None:
@@ -203,11 +277,21 @@ def fit(
                      scored={"test": (X_test, y_test), "val": (X_val, y_val)}
                      ) if checkpoint else None
     done: list[dict[str, Any]] = []
+    best = BestEpoch()
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
     if resume:
         saved = load_checkpoint(checkpoint, X.device)
         check_same_run(checkpoint, saved.get("run"), run)
         state, done = saved["state"], list(saved["history"])
+        if X_val is not None:
+            best = saved.get("best")
+            if not isinstance(best, BestEpoch):  # an older liftnet's checkpoint
+                best = BestEpoch.from_history(done, state.params)
+                if patience is not None and best.epoch > 0 and best.params is None:
+                    raise ValueError(
+                        f"cannot resume from {checkpoint} with early stopping: it was written "
+                        "by an older liftnet that did not keep the best validation epoch's "
+                        f"weights (epoch {best.epoch}); resume without patience")
         gen.set_state(saved["generator"].cpu())  # the batch order's generator lives on the CPU
         earlier = float(saved.get("seconds", 0.0))
         if len(done) > epochs:
@@ -227,6 +311,9 @@ def fit(
     bar = _progress((epochs - len(done)) * n_batches, f"{method.key} {net.spec}", progress)
     try:
         for epoch in range(len(done) + 1, epochs + 1):
+            if best.patience_spent(epoch - 1, patience):
+                result.stopped_early = True
+                break
             t0 = time.perf_counter()
             order = None if full else torch.randperm(n, generator=gen).to(X.device)
             objectives = []
@@ -258,12 +345,13 @@ def fit(
                     "check the data scale and the method's hyperparameters"
                 )
             result.history.append(entry)
+            best.update(entry, state.params)
             if bar is not None:
                 bar.set_postfix(postfix(entry))
             if checkpoint is not None:
                 save_checkpoint(checkpoint, {
                     "run": run, "state": state, "generator": gen.get_state(),
-                    "history": result.history,
+                    "history": result.history, "best": best if X_val is not None else None,
                     "seconds": earlier + time.perf_counter() - start})
             if callback is not None:
                 callback(entry, state)
@@ -272,6 +360,7 @@ def fit(
             bar.close()
     result.state = state
     result.wall_seconds = earlier + time.perf_counter() - start
+    best.into(result)
     return result
 
 
