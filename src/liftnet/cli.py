@@ -68,6 +68,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _dataset(text: str) -> str:
+    """--dataset: a built-in data set's name or a .npz file of the user's arrays."""
+    if datamod.is_array_file(text) or text in datamod.DATASETS:
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from "
+                                     f"{', '.join(datamod.DATASETS)}, or give a .npz file)")
+
+
 def _val_size(text: str) -> int | float:
     """--val-size: an integer count or a share in (0, 1) (checked by load_dataset)."""
     try:
@@ -100,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         " (input CxHxW, conv<C>k<k>[p<pad>], pool<p>, dense widths)")
     t.add_argument("--activation", default="relu", help="activation of every hidden layer")
     t.add_argument("--loss", default="ce", choices=("ce", "mse"))
-    t.add_argument("--dataset", default="digits", choices=datamod.DATASETS)
+    t.add_argument("--dataset", default="digits", type=_dataset, metavar="NAME|FILE.npz",
+                   help=f"{', '.join(datamod.DATASETS)}, or a .npz file of your own arrays "
+                        "(X_train, y_train, X_test, y_test: see README)")
     t.add_argument("--data-dir", default=None,
                    help="folder holding <dataset>/ files (default: $LIFTNET_DATA, else a cache)")
     t.add_argument("--download", action="store_true", help="download missing data files")
@@ -137,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     e = sub.add_parser("evaluate", help="score a saved model (train --save) on a data set")
     e.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
-    e.add_argument("--dataset", default=None, choices=datamod.DATASETS,
+    e.add_argument("--dataset", default=None, type=_dataset, metavar="NAME|FILE.npz",
                    help="default: the data set the model was trained on")
     e.add_argument("--split", default="test", choices=("test", "train", "val"),
                    help="val: the validation set held out in the training run (--val-size)")
@@ -209,6 +219,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if _same_file(path, args.init_from):
                 raise ValueError(f"{flag} names the --init-from model ({path}); writing it "
                                  "would destroy the starting weights")
+    if datamod.is_array_file(args.dataset):
+        for flag, path in named:
+            if _same_file(path, args.dataset):
+                raise ValueError(f"{flag} names the --dataset file ({path}); writing it "
+                                 "would destroy the data")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE")
     if args.patience is not None:
@@ -404,6 +419,8 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if dataset is None:
         raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
                          "was trained on")
+    if args.out is not None and datamod.is_array_file(dataset) and _same_file(args.out, dataset):
+        raise ValueError(f"--out names the data file ({dataset}); the scores would overwrite it")
     same_data = dataset == trained_on
     if args.split == "val" and not same_data:
         raise ValueError(f"--split val: the validation set is part of the training run's data "

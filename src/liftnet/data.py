@@ -33,8 +33,9 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 __all__ = [
-    "DATASETS", "DataError", "Dataset", "default_data_dir", "download_dataset", "load_dataset",
-    "make_teacher_data", "one_hot", "read_idx", "resolve_data_dir", "validation_count",
+    "DATASETS", "DataError", "Dataset", "default_data_dir", "download_dataset", "is_array_file",
+    "load_dataset", "load_npz", "make_teacher_data", "one_hot", "read_idx", "resolve_data_dir",
+    "validation_count",
 ]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
@@ -438,6 +439,108 @@ def _normalize_name(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def is_array_file(name: str) -> bool:
+    """True for a data set given as a ``.npz`` file of the user's own arrays."""
+    return isinstance(name, str) and name.strip().lower().endswith(".npz")
+
+
+_NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Dataset:
+    """A data set from the user's own arrays: a ``.npz`` file (``numpy.savez``) holding
+    ``X_train``, ``y_train``, ``X_test``, ``y_test``.
+
+    Inputs are ``(N, d)`` features, ``(N, H, W)`` grey images or ``(N, C, H, W)`` images
+    (flattened, their shape kept for convolutional networks); ``uint8`` inputs are pixels and
+    are scaled to ``[0, 1]`` like the built-in image sets, other numbers are taken as they
+    are.  Integer (or boolean) targets are class labels 0..k-1 (k = the largest label + 1);
+    float targets, ``(N,)`` or ``(N, k)``, make a regression data set.  No pickled objects
+    are read.
+
+    Raises:
+        DataError: A missing or unreadable file, a missing array, mismatched lengths or
+            shapes, non-numeric arrays, NaN/inf, negative labels or a single class.
+    """
+    import zipfile
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"no data file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = list(npz.files)
+            missing = [k for k in _NPZ_KEYS if k not in found]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; a data file "
+                                f"holds {', '.join(_NPZ_KEYS)} (found: "
+                                f"{', '.join(found) or 'none'})")
+            arrays = {k: npz[k] for k in _NPZ_KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"{path} is not a readable .npz data file (numpy.savez with "
+                        f"{', '.join(_NPZ_KEYS)}; no pickled objects): {exc}") from None
+    shape = None
+    for split in ("train", "test"):
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+            raise DataError(f"{path}: X_{split} and y_{split} must be numeric arrays, got "
+                            f"{X.dtype} and {y.dtype}")
+        if X.ndim not in (2, 3, 4) or len(X) == 0:
+            raise DataError(f"{path}: X_{split} must be (N, d) features or (N, H, W) / "
+                            f"(N, C, H, W) images with N >= 1, got shape {X.shape}")
+        if y.ndim not in (1, 2) or len(y) != len(X):
+            raise DataError(f"{path}: y_{split} must hold one label or target row per sample "
+                            f"of X_{split} ({len(X)}), got shape {y.shape}")
+        if X.ndim > 2:
+            here = (1, *X.shape[1:]) if X.ndim == 3 else tuple(X.shape[1:])
+            if shape is not None and here != shape:
+                raise DataError(f"{path}: train images are {shape}, test images {here}")
+            shape = here
+        if not np.isfinite(X.astype(np.float64)).all():
+            raise DataError(f"{path}: X_{split} contains NaN or infinite values")
+        if not np.isfinite(y.astype(np.float64)).all():
+            raise DataError(f"{path}: y_{split} contains NaN or infinite values")
+    if (arrays["X_train"].ndim > 2) != (arrays["X_test"].ndim > 2):
+        raise DataError(f"{path}: X_train and X_test must both be images or both features")
+    kinds = {arrays["y_train"].dtype.kind == "f", arrays["y_test"].dtype.kind == "f"}
+    if len(kinds) > 1:
+        raise DataError(f"{path}: y_train and y_test must both be class labels (integers) or "
+                        "both regression targets (floats)")
+    X = {}
+    for split in ("train", "test"):
+        a = arrays[f"X_{split}"]
+        t = torch.from_numpy(np.ascontiguousarray(a).reshape(len(a), -1).astype(np.float64))
+        X[split] = (t / 255.0 if a.dtype == np.uint8 else t).to(dtype)
+    if kinds == {True}:  # regression
+        y = {k: torch.from_numpy(arrays[f"y_{k}"].reshape(len(arrays[f"y_{k}"]), -1)
+                                 .astype(np.float64)).to(dtype) for k in ("train", "test")}
+        if y["train"].shape[1] != y["test"].shape[1]:
+            raise DataError(f"{path}: y_train has {y['train'].shape[1]} target columns, "
+                            f"y_test {y['test'].shape[1]}")
+        n_classes = 0
+    else:
+        y = {}
+        for split in ("train", "test"):
+            labels = arrays[f"y_{split}"]
+            if labels.ndim != 1:
+                raise DataError(f"{path}: class labels y_{split} must be 1-D, got shape "
+                                f"{labels.shape}")
+            if labels.min() < 0:
+                raise DataError(f"{path}: class labels must be 0, 1, ..., k-1; y_{split} "
+                                f"holds {int(labels.min())}")
+            y[split] = torch.from_numpy(labels.astype(np.int64))
+        n_classes = int(max(y["train"].max(), y["test"].max())) + 1
+        if n_classes < 2:
+            raise DataError(f"{path}: the labels hold a single class (0); classification "
+                            "needs at least 2")
+    if X["train"].shape[1] != X["test"].shape[1]:
+        raise DataError(f"{path}: X_train has {X['train'].shape[1]} features per sample, "
+                        f"X_test {X['test'].shape[1]}")
+    return Dataset(str(path), X["train"], y["train"], X["test"], y["test"], n_classes, shape)
+
+
 def _subset_indices(n_available: int, n_train: int, seed: int) -> np.ndarray:
     """Sorted indices of a seeded random subset of size ``n_train``."""
     if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)):
@@ -483,7 +586,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
     """Load a data set by name.
 
     Args:
-        name: One of :data:`DATASETS`.
+        name: One of :data:`DATASETS`, or the path of a ``.npz`` file of your own arrays
+            (:func:`load_npz`).
         data_dir: Root data folder holding ``<name>/`` (None: :func:`default_data_dir`).
         n_train: Keep a random training subset of this size (seeded by ``seed``).
         seed: Seed of the training subset, of the validation split and of the ``synthetic``
@@ -501,15 +605,19 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
         DataError: Unknown name, missing or malformed files, bad ``n_train`` or ``val_size``,
             NaN/inf values.
     """
-    key = _normalize_name(name)
-    if key not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}")
     if not dtype.is_floating_point:
         raise DataError(f"dtype must be a floating point type, got {dtype}")
-    root = resolve_data_dir(data_dir)
-    if key == "synthetic":
+    key = _normalize_name(name)
+    if is_array_file(name):
+        ds = load_npz(name, dtype)
+        key = ds.name
+    elif key not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASETS)}, or "
+                        "a .npz file of your own arrays")
+    elif key == "synthetic":
         ds = make_teacher_data(2000, 500, seed=seed, dtype=dtype)
     else:
+        root = resolve_data_dir(data_dir)
         if key == "digits":  # pixel values 0..16
             arrays, shape, scale = _load_digits(), (1, 8, 8), 16.0
         elif key == "cifar10":

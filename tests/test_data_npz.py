@@ -1,0 +1,143 @@
+"""Data sets of the user's own arrays: ``load_dataset("file.npz")`` and ``--dataset FILE.npz``.
+Every malformed file is a DataError that names the problem."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from liftnet.cli import main
+from liftnet.data import DataError, load_dataset
+
+
+def _arrays(n=120, m=40, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((d, k))
+    X, Xt = rng.standard_normal((n, d)), rng.standard_normal((m, d))
+    return {"X_train": X, "y_train": (X @ W).argmax(1), "X_test": Xt,
+            "y_test": (Xt @ W).argmax(1)}
+
+
+def _save(tmp_path, name="own.npz", **arrays):
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_features_and_labels_are_loaded_as_given(tmp_path):
+    arrays = _arrays()
+    ds = load_dataset(str(_save(tmp_path, **arrays)), dtype=torch.float64, val_size=20,
+                      n_train=100, seed=3)
+    assert ds.n_classes == 3 and ds.image_shape is None and ds.n_features == 6
+    assert len(ds.X_train) == 80 and len(ds.X_val) == 20 and len(ds.X_test) == 40
+    torch.testing.assert_close(ds.X_test, torch.from_numpy(arrays["X_test"]))
+    assert torch.equal(ds.y_test, torch.from_numpy(arrays["y_test"]).long())
+    # the training subset and the validation set are rows of X_train with their labels
+    rows = {tuple(r): int(c) for r, c in zip(arrays["X_train"].round(12), arrays["y_train"],
+                                             strict=True)}
+    for X, y in ((ds.X_train, ds.y_train), (ds.X_val, ds.y_val)):
+        assert all(rows[tuple(r)] == int(c) for r, c in zip(X.numpy().round(12), y,
+                                                             strict=True))
+    std = load_dataset(str(tmp_path / "own.npz"), standardize=True, dtype=torch.float64)
+    torch.testing.assert_close(std.X_train.mean(0), torch.zeros(6, dtype=torch.float64),
+                               atol=1e-12, rtol=0)
+
+
+def test_images_are_flattened_and_uint8_pixels_scaled(tmp_path):
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, (30, 2, 5, 4), dtype=np.uint8)
+    grey = rng.random((10, 5, 4))
+    ds = load_dataset(str(_save(tmp_path, X_train=imgs, y_train=np.arange(30) % 2,
+                                X_test=imgs[:10], y_test=np.arange(10) % 2)))
+    assert ds.image_shape == (2, 5, 4) and ds.n_features == 40
+    torch.testing.assert_close(ds.X_train[3], torch.from_numpy(imgs[3].reshape(-1) / 255.0)
+                               .float())
+    ds = load_dataset(str(_save(tmp_path, "grey.npz", X_train=grey, y_train=np.arange(10) % 2,
+                                X_test=grey, y_test=np.arange(10) % 2)))
+    assert ds.image_shape == (1, 5, 4)
+    torch.testing.assert_close(ds.X_train, torch.from_numpy(grey.reshape(10, -1)).float())
+
+
+def test_float_targets_make_a_regression_set(tmp_path):
+    a = _arrays()
+    ds = load_dataset(str(_save(tmp_path, X_train=a["X_train"], y_train=a["X_train"][:, 0],
+                                X_test=a["X_test"], y_test=a["X_test"][:, 0])))
+    assert ds.n_classes == 0 and ds.y_train.shape == (120, 1) and ds.y_train.is_floating_point()
+    two = load_dataset(str(_save(tmp_path, "two.npz", X_train=a["X_train"],
+                                 y_train=a["X_train"][:, :2], X_test=a["X_test"],
+                                 y_test=a["X_test"][:, :2])))
+    assert two.y_test.shape == (40, 2)
+
+
+def _bad(case):
+    a = _arrays()
+    nan = a["X_train"].copy()
+    nan[3, 1] = np.nan
+    return {
+        "missing": ({k: v for k, v in a.items() if k != "y_test"},
+                    r"missing array\(s\) y_test; a data file holds X_train, y_train, X_test, "
+                    r"y_test \(found: X_train, y_train, X_test\)"),
+        "lengths": ({**a, "y_train": a["y_train"][:-1]},
+                    r"y_train must hold one label or target row per sample of X_train \(120\)"),
+        "nan": ({**a, "X_train": nan}, "X_train contains NaN or infinite values"),
+        "negative": ({**a, "y_test": a["y_test"] - 1}, "labels must be 0, 1, ..., k-1; "
+                                                       "y_test holds -1"),
+        "features": ({**a, "X_test": a["X_test"][:, :4]}, "X_train has 6 features per sample, "
+                                                         "X_test 4"),
+        "strings": ({**a, "y_train": a["y_train"].astype(str)}, "must be numeric arrays"),
+        "mixed": ({**a, "y_test": a["y_test"].astype(float)}, "must both be class labels"),
+        "one class": ({**a, "y_train": 0 * a["y_train"], "y_test": 0 * a["y_test"]},
+                      "single class"),
+        "1-d inputs": ({**a, "X_train": a["X_train"][:, 0]}, r"X_train must be \(N, d\)"),
+        "objects": ({**a, "X_train": np.array([{"a": 1}] * 120, dtype=object)},
+                    "not a readable .npz data file"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["missing", "lengths", "nan", "negative", "features",
+                                  "strings", "mixed", "one class", "1-d inputs", "objects"])
+def test_malformed_files_are_clear_errors(tmp_path, case):
+    arrays, message = _bad(case)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message):
+        load_dataset(str(path))
+
+
+def test_unreadable_or_absent_files(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(DataError, match="not a readable .npz data file"):
+        load_dataset(str(junk))
+    with pytest.raises(DataError, match="no data file at"):
+        load_dataset(str(tmp_path / "absent.npz"))
+    with pytest.raises(DataError, match="or a .npz file of your own arrays"):
+        load_dataset("mnist_")
+
+
+def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys):
+    path = _save(tmp_path, **_arrays(n=300, m=100))
+    out, model = tmp_path / "run.json", tmp_path / "model.pt"
+    assert main(["train", "--method", "fenchel", "--dataset", str(path), "--epochs", "5",
+                 "--batch-size", "50", "--quiet", "--out", str(out), "--save", str(model)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["arch"] == "6-300-3" and rec["dataset"] == str(path)
+    assert rec["test_accuracy"] > 0.8  # a linear teacher: chance is about 1/3
+    scores = tmp_path / "scores.json"
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["accuracy"] == pytest.approx(rec["test_accuracy"],
+                                                                       abs=1e-12)
+    before = path.read_bytes()
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(path)]) == 2
+    assert "--out names the --dataset file" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(model), "--out", str(path)]) == 2
+    assert "--out names the data file" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert main(["train", "--dataset", str(tmp_path / "absent.npz"), "--epochs", "1"]) == 2
+    assert "no data file at" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "mnst"])
+    assert "choose from digits, mnist" in capsys.readouterr().err
