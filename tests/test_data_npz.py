@@ -141,3 +141,30 @@ def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "mnst"])
     assert "choose from digits, mnist" in capsys.readouterr().err
+
+
+def test_cli_regression_reports_losses_and_stops_on_the_validation_loss(tmp_path, capsys):
+    """A file with float targets: the record gives the validation and test losses (mean over
+    samples of ||output - y||^2) of the kept epoch, the best validation epoch and its test
+    loss; `evaluate` scores the saved model to the same test loss."""
+    rng = np.random.default_rng(2)
+    X, Xt = rng.standard_normal((300, 5)), rng.standard_normal((80, 5))
+    def f(A):
+        return np.stack([np.maximum(A[:, 0] + A[:, 1], 0), 0.5 * A[:, 2]], 1)
+    path = _save(tmp_path, X_train=X, y_train=f(X), X_test=Xt, y_test=f(Xt))
+    out, model = tmp_path / "run.json", tmp_path / "model.pt"
+    assert main(["train", "--method", "fenchel", "--loss", "mse", "--dataset", str(path),
+                 "--epochs", "60", "--batch-size", "50", "--val-size", "0.2", "--patience",
+                 "3", "--quiet", "--out", str(out), "--save", str(model)]) == 0
+    rec = json.loads(out.read_text())
+    losses = [e["val_loss"] for e in rec["history"]]
+    best = losses.index(min(losses)) + 1
+    assert rec["early_stopping"]["restored_epoch"] == best == rec["best_val"]["epoch"]
+    assert rec["val_loss"] == min(losses) == rec["best_val"]["val_loss"]
+    assert rec["test_loss"] == rec["history"][best - 1]["test_loss"] == rec["best_val"][
+        "test_loss"]
+    assert rec["test_loss"] < 0.1 * float((f(Xt) ** 2).sum(1).mean())  # it learned
+    assert f"test loss {rec['test_loss']:.4g}" in capsys.readouterr().out
+    scores = tmp_path / "scores.json"
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["loss"] == pytest.approx(rec["test_loss"], rel=1e-9)

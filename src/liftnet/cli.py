@@ -248,6 +248,12 @@ def _validation_summary(history: list[dict[str, Any]], held_out: bool,
     with its test accuracy), for a run with a validation set."""
     if not held_out:
         return {}
+    losses = [e for e in history if e.get("val_loss") is not None]
+    if losses:  # a regression: the lowest validation loss
+        best = min(losses, key=lambda e: e["val_loss"])  # first of the ties
+        return {"val_loss": chosen.get("val_loss"),
+                "best_val": {"epoch": best["epoch"], "val_loss": best["val_loss"],
+                             "test_loss": best.get("test_loss")}}
     scored = [e for e in history if e.get("val_accuracy") is not None]
     best = max(scored, key=lambda e: e["val_accuracy"], default=None)  # first of the ties
     return {"val_accuracy": chosen.get("val_accuracy"),
@@ -353,6 +359,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         "train_accuracy": last.get("train_accuracy"),
         **_validation_summary(res.history, ds.X_val is not None, last),
         "test_accuracy": last.get("test_accuracy"),
+        **({"test_loss": last["test_loss"]} if last.get("test_loss") is not None else {}),
         "wall_seconds": wall,
         "history": res.history,
         # one figure per hidden layer, on the test set (paper 001, Table 3)
@@ -493,6 +500,15 @@ def _report_train(record: dict[str, Any]) -> str | None:
             line += (f"validation accuracy {record['val_accuracy']:.4f} (best "
                      f"{best['val_accuracy']:.4f} after epoch {best['epoch']}), ")
         line += f"test accuracy {acc[1]:.4f}"
+    else:  # a regression: mean squared errors (summed over the outputs)
+        best = record.get("best_val")
+        parts = []
+        if record.get("val_loss") is not None and best is not None:
+            parts.append(f"validation loss {record['val_loss']:.4g} (best "
+                         f"{best['val_loss']:.4g} after epoch {best['epoch']})")
+        if record.get("test_loss") is not None:
+            parts.append(f"test loss {record['test_loss']:.4g}")
+        line += ", ".join(parts) or "no held-out scores"
     if "test_accuracy_lifted_rule" in record:
         line += f", test accuracy (lifted rule) {record['test_accuracy_lifted_rule']:.4f}"
     stop = record.get("early_stopping")

@@ -174,16 +174,24 @@ def scores(net: Network, params: Params, X_test: Tensor | None, y_test: Tensor |
            X_val: Tensor | None, y_val: Tensor | None) -> dict[str, float | None]:
     """The held-out part of an epoch's history entry: ``val_accuracy`` (only when a validation
     set is given; None for regression, which gets ``val_loss`` instead: the mean over samples
-    of ||output - y||^2) and ``test_accuracy`` (None without a test set or for regression)."""
+    of ||output - y||^2) and ``test_accuracy`` (None without a test set or for regression,
+    which gets ``test_loss``)."""
     out: dict[str, float | None] = {}
     if X_val is not None:
         out["val_accuracy"] = accuracy(net, params, X_val, y_val)
         if out["val_accuracy"] is None:
-            Y = targets_for(net, y_val, torch.float64)
-            diff = net.outputs(params, X_val).double() - Y
-            out["val_loss"] = float((diff**2).sum(1).mean())
+            out["val_loss"] = squared_error(net, params, X_val, y_val)
     out["test_accuracy"] = accuracy(net, params, X_test, y_test) if X_test is not None else None
+    if X_test is not None and out["test_accuracy"] is None and len(X_test):
+        out["test_loss"] = squared_error(net, params, X_test, y_test)
     return out
+
+
+def squared_error(net: Network, params: Params, X: Tensor, y: Tensor) -> float:
+    """Mean over the samples of ||output - y||^2 (float64): the loss a regression's history
+    reports for its validation and test sets."""
+    diff = net.outputs(params, X).double() - targets_for(net, y, torch.float64)
+    return float((diff**2).sum(1).mean())
 
 
 def postfix(entry: dict[str, Any]) -> dict[str, str]:
