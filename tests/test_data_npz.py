@@ -94,11 +94,24 @@ def _bad(case):
         "1-d inputs": ({**a, "X_train": a["X_train"][:, 0]}, r"X_train must be \(N, d\)"),
         "objects": ({**a, "X_train": np.array([{"a": 1}] * 120, dtype=object)},
                     "not a readable .npz data file"),
+        "huge label": ({**a, "y_train": a["y_train"] + 10**7},
+                       r"k <= 100000 .* y_train holds 1000000\d"),
+        "image shapes": ({**a, "X_train": a["X_train"].reshape(120, 2, 3),
+                          "X_test": a["X_test"].reshape(40, 3, 2)},
+                         r"train images are \(1, 2, 3\), test images \(1, 3, 2\)"),
+        "images and features": ({**a, "X_train": a["X_train"].reshape(120, 2, 3)},
+                                "both be images or both features"),
+        "nan target": ({**a, "y_train": np.where(np.arange(120) == 5, np.nan, 1.0),
+                        "y_test": np.ones(40)}, "y_train contains NaN or infinite values"),
+        "target columns": ({**a, "y_train": np.ones((120, 2)), "y_test": np.ones((40, 3))},
+                           "y_train has 2 target columns, y_test 3"),
     }[case]
 
 
 @pytest.mark.parametrize("case", ["missing", "lengths", "nan", "negative", "features",
-                                  "strings", "mixed", "one class", "1-d inputs", "objects"])
+                                  "strings", "mixed", "one class", "1-d inputs", "objects",
+                                  "huge label", "image shapes", "images and features",
+                                  "nan target", "target columns"])
 def test_malformed_files_are_clear_errors(tmp_path, case):
     arrays, message = _bad(case)
     path = tmp_path / "bad.npz"
@@ -107,11 +120,27 @@ def test_malformed_files_are_clear_errors(tmp_path, case):
         load_dataset(str(path))
 
 
+def test_label_count_and_columns(tmp_path):
+    """k covers the test labels too; (N, 1) integer labels are (N,) labels."""
+    a = _arrays()
+    ds = load_dataset(str(_save(tmp_path, **{**a, "y_test": np.where(
+        np.arange(40) == 7, 4, a["y_test"])})))
+    assert ds.n_classes == 5  # label 4 appears in the test set only
+    col = load_dataset(str(_save(tmp_path, "col.npz", **{**a, "y_train": a["y_train"][:, None]})))
+    assert col.y_train.shape == (120,) and torch.equal(col.y_train,
+                                                      torch.from_numpy(a["y_train"]).long())
+
+
 def test_unreadable_or_absent_files(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")
     with pytest.raises(DataError, match="not a readable .npz data file"):
         load_dataset(str(junk))
+    npy = tmp_path / "plain.npz"  # a .npy file under another name
+    with open(npy, "wb") as fh:
+        np.save(fh, np.zeros(3))
+    with pytest.raises(DataError, match="not a readable .npz data file .* not a zip archive"):
+        load_dataset(str(npy))
     with pytest.raises(DataError, match="no data file at"):
         load_dataset(str(tmp_path / "absent.npz"))
     with pytest.raises(DataError, match="or a .npz file of your own arrays"):
@@ -168,3 +197,40 @@ def test_cli_regression_reports_losses_and_stops_on_the_validation_loss(tmp_path
     scores = tmp_path / "scores.json"
     assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
     assert json.loads(scores.read_text())["loss"] == pytest.approx(rec["test_loss"], rel=1e-9)
+
+
+def test_evaluate_finds_the_file_from_another_folder_and_notices_a_change(tmp_path,
+                                                                          monkeypatch, capsys):
+    """A run on a relative path records the absolute one: `evaluate` scores the same file
+    (with the run's validation set) from any folder; a file changed since then is scored as
+    another data set, with a warning, and has no validation set."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    arrays = _arrays(n=200, m=60)
+    _save(work, "own.npz", **arrays)
+    monkeypatch.chdir(work)
+    assert main(["train", "--method", "fenchel", "--dataset", "own.npz", "--epochs", "2",
+                 "--batch-size", "50", "--val-size", "40", "--quiet", "--out", "run.json",
+                 "--save", "model.pt"]) == 0
+    rec = json.loads((work / "run.json").read_text())
+    assert rec["dataset"] == str(work / "own.npz") and len(rec["config"]["data_sha256"]) == 64
+    np.savez(elsewhere / "own.npz", **_arrays(n=200, m=60, seed=5))  # a decoy of that name
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", "--model", str(work / "model.pt"), "--split", "val",
+                 "--out", "val.json"]) == 0
+    got = json.loads((elsewhere / "val.json").read_text())
+    assert got["n"] == 40 and got["accuracy"] == pytest.approx(rec["val_accuracy"], abs=1e-12)
+    np.savez(work / "own.npz", **{**arrays, "X_test": arrays["X_test"] + 1.0})  # changed
+    assert main(["evaluate", "--model", str(work / "model.pt"), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "changed since" in err and "the validation set is part of the training run" in err
+
+
+def test_float_targets_with_cross_entropy_is_a_clear_error(tmp_path, capsys):
+    a = _arrays()
+    path = _save(tmp_path, **{**a, "y_train": a["y_train"].astype(float),
+                              "y_test": a["y_test"].astype(float)})
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--quiet"]) == 2
+    assert "holds float targets, a regression: train it with --loss mse, or save the labels " \
+           "as integers" in capsys.readouterr().err

@@ -68,6 +68,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _dataset_key(name: str) -> tuple[str, bool]:
+    """The data set as records and saved models name it (a data file by its absolute path,
+    so that `evaluate` finds it from any folder), and whether it is a file."""
+    if datamod.is_array_file(name):
+        return os.path.abspath(os.path.expanduser(name)), True
+    return name, False
+
+
 def _dataset(text: str) -> str:
     """--dataset: a built-in data set's name or a .npz file of the user's arrays."""
     if datamod.is_array_file(text) or text in datamod.DATASETS:
@@ -245,7 +253,8 @@ def _validation_summary(history: list[dict[str, Any]], held_out: bool,
                         chosen: dict[str, Any]) -> dict[str, Any]:
     """``val_accuracy`` of the ``chosen`` epoch (the last, or the best one that early
     stopping restored) and ``best_val`` (the first epoch of the highest validation accuracy,
-    with its test accuracy), for a run with a validation set."""
+    with its test accuracy), for a run with a validation set; for a regression ``val_loss``
+    and the epoch of the lowest validation loss, with its test loss."""
     if not held_out:
         return {}
     losses = [e for e in history if e.get("val_loss") is not None]
@@ -276,11 +285,15 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         # --lam / --gamma / --gamma-out over the per-layer defaults they would be shadowed by
         hp = lenet5_hyperparameters(hp)
     method = get_method(args.method, **hp)
+    dataset, data_file = _dataset_key(args.dataset)
     ds = datamod.load_dataset(
-        args.dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,
+        dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,
         standardize=args.standardize, download=args.download, dtype=dtype,
         val_size=args.val_size,
     ).to(device=device, dtype=dtype)
+    if ds.n_classes == 0 and args.loss == "ce":
+        raise ValueError(f"{args.dataset} holds float targets, a regression: train it with "
+                         "--loss mse, or save the labels as integers for classification")
     n_out = ds.n_classes if ds.n_classes > 0 else ds.y_train.reshape(len(ds.y_train), -1).shape[1]
     if args.arch == "auto":
         spec = f"{ds.n_features}-300-{n_out}"
@@ -345,7 +358,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     record: dict[str, Any] = {
         "method": method.key,
         "arch": net.spec,
-        "dataset": args.dataset,
+        "dataset": dataset,
         "config": {
             **method.hyperparameters(),
             "activation": args.activation, "loss": args.loss, "epochs": epochs,
@@ -354,6 +367,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
             "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
+            **({"data_sha256": datamod.file_sha256(dataset)} if data_file else {}),
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
@@ -380,7 +394,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         return record  # the first process writes the files
     if args.save:
         save_model(args.save, net, params,
-                   {"method": method.key, "dataset": args.dataset, "config": record["config"]})
+                   {"method": method.key, "dataset": dataset, "config": record["config"]})
     if args.out:
         write_json(args.out, record)
     return record
@@ -426,9 +440,16 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if dataset is None:
         raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
                          "was trained on")
-    if args.out is not None and datamod.is_array_file(dataset) and _same_file(args.out, dataset):
+    dataset, data_file = _dataset_key(dataset)
+    if args.out is not None and data_file and _same_file(args.out, dataset):
         raise ValueError(f"--out names the data file ({dataset}); the scores would overwrite it")
     same_data = dataset == trained_on
+    if same_data and data_file and isinstance(config.get("data_sha256"), str) and (
+            os.path.isfile(dataset) and datamod.file_sha256(dataset) != config["data_sha256"]):
+        print(f"liftnet: warning: {dataset} changed since {args.model} was trained on it; it "
+              "is scored as another data set (without the run's training subset, validation "
+              "set or standardisation)", file=sys.stderr)
+        same_data = False
     if args.split == "val" and not same_data:
         raise ValueError(f"--split val: the validation set is part of the training run's data "
                          f"set ({trained_on}); there is none for --dataset {dataset}")

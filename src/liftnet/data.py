@@ -33,9 +33,9 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 __all__ = [
-    "DATASETS", "DataError", "Dataset", "default_data_dir", "download_dataset", "is_array_file",
-    "load_dataset", "load_npz", "make_teacher_data", "one_hot", "read_idx", "resolve_data_dir",
-    "validation_count",
+    "DATASETS", "MAX_CLASSES", "DataError", "Dataset", "default_data_dir", "download_dataset",
+    "file_sha256", "is_array_file", "load_dataset", "load_npz", "make_teacher_data", "one_hot",
+    "read_idx", "resolve_data_dir", "validation_count",
 ]
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
@@ -445,6 +445,71 @@ def is_array_file(name: str) -> bool:
 
 
 _NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
+#: the most classes a data file's labels may name (labels 0..k-1; one output unit each)
+MAX_CLASSES = 100_000
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes (hex), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of a data file, or a DataError that says what is wrong with it."""
+    import zipfile
+
+    if not path.is_file():
+        raise DataError(f"no data file at {path}")
+    if not zipfile.is_zipfile(path):  # e.g. a .npy or a text file given another name
+        raise DataError(f"{path} is not a readable .npz data file (numpy.savez with "
+                        f"{', '.join(_NPZ_KEYS)}): it is not a zip archive")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            found = list(npz.files)
+            missing = [k for k in _NPZ_KEYS if k not in found]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; a data file "
+                                f"holds {', '.join(_NPZ_KEYS)} (found: "
+                                f"{', '.join(found) or 'none'})")
+            return {k: npz[k] for k in _NPZ_KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"{path} is not a readable .npz data file (numpy.savez with "
+                        f"{', '.join(_NPZ_KEYS)}; no pickled objects): {exc}") from None
+
+
+def _npz_inputs(path: Path, split: str, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """(N, d) inputs of one split: flattened, uint8 pixels scaled to [0, 1], in ``dtype``
+    (one conversion, no float64 detour)."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{path}: X_{split} contains NaN or infinite values")
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    flat = np.ascontiguousarray(a.reshape(len(a), -1), dtype=np_dtype)
+    if a.dtype == np.uint8:
+        flat *= np_dtype(1.0 / 255.0)
+    return torch.from_numpy(flat).to(dtype)
+
+
+def _npz_labels(path: Path, split: str, labels: np.ndarray) -> torch.Tensor:
+    """Class labels of one split as int64, (N,) (an (N, 1) column is taken as (N,))."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise DataError(f"{path}: class labels y_{split} must be 1-D (one integer per "
+                        f"sample), got shape {labels.shape}")
+    if len(labels) and labels.min() < 0:
+        raise DataError(f"{path}: class labels must be 0, 1, ..., k-1; y_{split} holds "
+                        f"{int(labels.min())}")
+    if len(labels) and int(labels.max()) >= MAX_CLASSES:
+        raise DataError(f"{path}: class labels must be 0, 1, ..., k-1 with k <= {MAX_CLASSES} "
+                        f"(one output unit per class); y_{split} holds {int(labels.max())}: "
+                        "number the classes from 0")
+    return torch.from_numpy(labels.astype(np.int64))
 
 
 def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Dataset:
@@ -454,33 +519,17 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
     Inputs are ``(N, d)`` features, ``(N, H, W)`` grey images or ``(N, C, H, W)`` images
     (flattened, their shape kept for convolutional networks); ``uint8`` inputs are pixels and
     are scaled to ``[0, 1]`` like the built-in image sets, other numbers are taken as they
-    are.  Integer (or boolean) targets are class labels 0..k-1 (k = the largest label + 1);
-    float targets, ``(N,)`` or ``(N, k)``, make a regression data set.  No pickled objects
-    are read.
+    are.  Integer (or boolean) targets are class labels 0..k-1 (k = the largest label + 1,
+    at most :data:`MAX_CLASSES`; ``(N,)`` or ``(N, 1)``); float targets, ``(N,)`` or
+    ``(N, k)``, make a regression data set.  No pickled objects are read.
 
     Raises:
         DataError: A missing or unreadable file, a missing array, mismatched lengths or
-            shapes, non-numeric arrays, NaN/inf, negative labels or a single class.
+            shapes, non-numeric arrays, NaN/inf, negative or too large labels or a single
+            class.
     """
-    import zipfile
-
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"no data file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            found = list(npz.files)
-            missing = [k for k in _NPZ_KEYS if k not in found]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; a data file "
-                                f"holds {', '.join(_NPZ_KEYS)} (found: "
-                                f"{', '.join(found) or 'none'})")
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{path} is not a readable .npz data file (numpy.savez with "
-                        f"{', '.join(_NPZ_KEYS)}; no pickled objects): {exc}") from None
+    arrays = _read_npz(path)
     shape = None
     for split in ("train", "test"):
         X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
@@ -498,9 +547,7 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
             if shape is not None and here != shape:
                 raise DataError(f"{path}: train images are {shape}, test images {here}")
             shape = here
-        if not np.isfinite(X.astype(np.float64)).all():
-            raise DataError(f"{path}: X_{split} contains NaN or infinite values")
-        if not np.isfinite(y.astype(np.float64)).all():
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise DataError(f"{path}: y_{split} contains NaN or infinite values")
     if (arrays["X_train"].ndim > 2) != (arrays["X_test"].ndim > 2):
         raise DataError(f"{path}: X_train and X_test must both be images or both features")
@@ -508,11 +555,6 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
     if len(kinds) > 1:
         raise DataError(f"{path}: y_train and y_test must both be class labels (integers) or "
                         "both regression targets (floats)")
-    X = {}
-    for split in ("train", "test"):
-        a = arrays[f"X_{split}"]
-        t = torch.from_numpy(np.ascontiguousarray(a).reshape(len(a), -1).astype(np.float64))
-        X[split] = (t / 255.0 if a.dtype == np.uint8 else t).to(dtype)
     if kinds == {True}:  # regression
         y = {k: torch.from_numpy(arrays[f"y_{k}"].reshape(len(arrays[f"y_{k}"]), -1)
                                  .astype(np.float64)).to(dtype) for k in ("train", "test")}
@@ -521,20 +563,13 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
                             f"y_test {y['test'].shape[1]}")
         n_classes = 0
     else:
-        y = {}
-        for split in ("train", "test"):
-            labels = arrays[f"y_{split}"]
-            if labels.ndim != 1:
-                raise DataError(f"{path}: class labels y_{split} must be 1-D, got shape "
-                                f"{labels.shape}")
-            if labels.min() < 0:
-                raise DataError(f"{path}: class labels must be 0, 1, ..., k-1; y_{split} "
-                                f"holds {int(labels.min())}")
-            y[split] = torch.from_numpy(labels.astype(np.int64))
+        y = {split: _npz_labels(path, split, arrays[f"y_{split}"]) for split in ("train", "test")}
         n_classes = int(max(y["train"].max(), y["test"].max())) + 1
         if n_classes < 2:
             raise DataError(f"{path}: the labels hold a single class (0); classification "
                             "needs at least 2")
+    X = {split: _npz_inputs(path, split, arrays[f"X_{split}"], dtype)
+         for split in ("train", "test")}
     if X["train"].shape[1] != X["test"].shape[1]:
         raise DataError(f"{path}: X_train has {X['train'].shape[1]} features per sample, "
                         f"X_test {X['test'].shape[1]}")
