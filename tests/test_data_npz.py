@@ -234,3 +234,27 @@ def test_float_targets_with_cross_entropy_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--dataset", str(path), "--epochs", "1", "--quiet"]) == 2
     assert "holds float targets, a regression: train it with --loss mse, or save the labels " \
            "as integers" in capsys.readouterr().err
+
+
+def test_real_mnist_saved_as_a_file_loads_as_the_built_in_set(tmp_path):
+    """A slice of the real MNIST files written as uint8 images in a .npz loads to the very
+    floats and labels of the built-in loader (pixels / 255), with its image shape."""
+    import os
+    from pathlib import Path
+
+    from liftnet import data
+
+    root = Path(os.environ.get("LIFTNET_DATA")
+                or Path(__file__).resolve().parents[2] / "shared" / "data")
+    files = {k: root / "mnist" / f for k, f in data._IDX_FILES.items()}
+    assert all(p.is_file() for p in files.values()), f"the real-data test needs {root}/mnist"
+    raw = {k: data.read_idx(p) for k, p in files.items()}
+    builtin = load_dataset("mnist", data_dir=root)
+    path = _save(tmp_path, "mnist.npz", X_train=raw["train_images"][:500],
+                 y_train=raw["train_labels"][:500], X_test=raw["test_images"][:200],
+                 y_test=raw["test_labels"][:200])
+    ds = load_dataset(str(path))
+    assert ds.image_shape == (1, 28, 28) and ds.n_classes == 10
+    assert torch.equal(ds.X_train, builtin.X_train[:500])
+    assert torch.equal(ds.X_test, builtin.X_test[:200])
+    assert torch.equal(ds.y_train, builtin.y_train[:500])

@@ -489,10 +489,10 @@ def _npz_inputs(path: Path, split: str, a: np.ndarray, dtype: torch.dtype) -> to
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{path}: X_{split} contains NaN or infinite values")
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    flat = np.ascontiguousarray(a.reshape(len(a), -1), dtype=np_dtype)
+    out = torch.from_numpy(np.ascontiguousarray(a.reshape(len(a), -1), dtype=np_dtype))
     if a.dtype == np.uint8:
-        flat *= np_dtype(1.0 / 255.0)
-    return torch.from_numpy(flat).to(dtype)
+        out /= 255.0  # as the built-in image sets: the same floats for the same pixels
+    return out.to(dtype)
 
 
 def _npz_labels(path: Path, split: str, labels: np.ndarray) -> torch.Tensor:
