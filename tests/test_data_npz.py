@@ -136,6 +136,18 @@ def test_unreadable_or_absent_files(tmp_path):
     junk.write_bytes(b"not a zip file")
     with pytest.raises(DataError, match="not a readable .npz data file"):
         load_dataset(str(junk))
+    import zipfile
+
+    raw = tmp_path / "raw.npz"  # a zip whose members are not .npy arrays
+    with zipfile.ZipFile(raw, "w") as zf:
+        for key in ("X_train", "y_train", "X_test", "y_test"):
+            zf.writestr(key, b"0123")
+    with pytest.raises(DataError, match="X_train, y_train, X_test, y_test not stored as numpy "
+                                        "arrays"):
+        load_dataset(str(raw))
+    empty = _save(tmp_path, "nofeatures.npz", **{**_arrays(), "X_train": np.zeros((120, 0))})
+    with pytest.raises(DataError, match=r"N, d >= 1, got shape \(120, 0\)"):
+        load_dataset(str(empty))
     npy = tmp_path / "plain.npz"  # a .npy file under another name
     with open(npy, "wb") as fh:
         np.save(fh, np.zeros(3))
@@ -147,7 +159,7 @@ def test_unreadable_or_absent_files(tmp_path):
         load_dataset("mnist_")
 
 
-def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys):
+def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys, monkeypatch):
     path = _save(tmp_path, **_arrays(n=300, m=100))
     out, model = tmp_path / "run.json", tmp_path / "model.pt"
     assert main(["train", "--method", "fenchel", "--dataset", str(path), "--epochs", "5",
@@ -160,6 +172,9 @@ def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys):
     assert json.loads(scores.read_text())["accuracy"] == pytest.approx(rec["test_accuracy"],
                                                                        abs=1e-12)
     before = path.read_bytes()
+    monkeypatch.setenv("HOME", str(tmp_path))  # "~/own.npz" names the data file too
+    assert main(["train", "--dataset", "~/own.npz", "--epochs", "1", "--save", str(path)]) == 2
+    assert "--save names the --dataset file" in capsys.readouterr().err
     assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(path)]) == 2
     assert "--out names the --dataset file" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(model), "--out", str(path)]) == 2

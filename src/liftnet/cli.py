@@ -227,9 +227,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if _same_file(path, args.init_from):
                 raise ValueError(f"{flag} names the --init-from model ({path}); writing it "
                                  "would destroy the starting weights")
-    if datamod.is_array_file(args.dataset):
+    data, data_file = _dataset_key(args.dataset)
+    if data_file:
         for flag, path in named:
-            if _same_file(path, args.dataset):
+            if _same_file(path, data):
                 raise ValueError(f"{flag} names the --dataset file ({path}); writing it "
                                  "would destroy the data")
     if args.resume and args.checkpoint is None:
@@ -291,6 +292,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         standardize=args.standardize, download=args.download, dtype=dtype,
         val_size=args.val_size,
     ).to(device=device, dtype=dtype)
+    data_hash = datamod.file_sha256(dataset) if data_file else None  # before any training
     if ds.n_classes == 0 and args.loss == "ce":
         raise ValueError(f"{args.dataset} holds float targets, a regression: train it with "
                          "--loss mse, or save the labels as integers for classification")
@@ -367,7 +369,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
             "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
-            **({"data_sha256": datamod.file_sha256(dataset)} if data_file else {}),
+            **({"data_sha256": data_hash} if data_file else {}),
             "versions": versions(),
         },
         "train_accuracy": last.get("train_accuracy"),
@@ -443,16 +445,20 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     dataset, data_file = _dataset_key(dataset)
     if args.out is not None and data_file and _same_file(args.out, dataset):
         raise ValueError(f"--out names the data file ({dataset}); the scores would overwrite it")
-    same_data = dataset == trained_on
-    if same_data and data_file and isinstance(config.get("data_sha256"), str) and (
-            os.path.isfile(dataset) and datamod.file_sha256(dataset) != config["data_sha256"]):
+    same_data = dataset == trained_on or (
+        data_file and trained_on is not None and datamod.is_array_file(trained_on)
+        and _same_file(dataset, _dataset_key(trained_on)[0]))
+    changed = same_data and data_file and isinstance(config.get("data_sha256"), str) and (
+        os.path.isfile(dataset) and datamod.file_sha256(dataset) != config["data_sha256"])
+    if changed:
         print(f"liftnet: warning: {dataset} changed since {args.model} was trained on it; it "
               "is scored as another data set (without the run's training subset, validation "
               "set or standardisation)", file=sys.stderr)
         same_data = False
     if args.split == "val" and not same_data:
         raise ValueError(f"--split val: the validation set is part of the training run's data "
-                         f"set ({trained_on}); there is none for --dataset {dataset}")
+                         f"set ({trained_on}); there is none for --dataset {dataset}"
+                         + (" (the file changed since training)" if changed else ""))
     was_standardized = bool(config.get("standardize", False))
     standardize = args.standardize
     if standardize is None:

@@ -475,12 +475,17 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)}; a data file "
                                 f"holds {', '.join(_NPZ_KEYS)} (found: "
                                 f"{', '.join(found) or 'none'})")
-            return {k: npz[k] for k in _NPZ_KEYS}
+            arrays = {k: npz[k] for k in _NPZ_KEYS}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path} is not a readable .npz data file (numpy.savez with "
                         f"{', '.join(_NPZ_KEYS)}; no pickled objects): {exc}") from None
+    odd = [k for k, v in arrays.items() if not isinstance(v, np.ndarray)]
+    if odd:  # zip members that are not .npy arrays come back as bytes
+        raise DataError(f"{path}: {', '.join(odd)} not stored as numpy arrays (write the file "
+                        "with numpy.savez)")
+    return arrays
 
 
 def _npz_inputs(path: Path, split: str, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -536,9 +541,9 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
         if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
             raise DataError(f"{path}: X_{split} and y_{split} must be numeric arrays, got "
                             f"{X.dtype} and {y.dtype}")
-        if X.ndim not in (2, 3, 4) or len(X) == 0:
+        if X.ndim not in (2, 3, 4) or X.size == 0:
             raise DataError(f"{path}: X_{split} must be (N, d) features or (N, H, W) / "
-                            f"(N, C, H, W) images with N >= 1, got shape {X.shape}")
+                            f"(N, C, H, W) images with N, d >= 1, got shape {X.shape}")
         if y.ndim not in (1, 2) or len(y) != len(X):
             raise DataError(f"{path}: y_{split} must hold one label or target row per sample "
                             f"of X_{split} ({len(X)}), got shape {y.shape}")
