@@ -40,6 +40,17 @@ def accuracy(net: Network, params: Params, X: Tensor, y: Tensor) -> float | None
     return float((pred == y).double().mean())
 
 
+def squared_error(net: Network, params: Params, X: Tensor, y: Tensor,
+                  out: Tensor | None = None) -> float:
+    """Mean over the samples of ||output - Y||^2 in float64 (Y one-hot for labels; ``out``:
+    the outputs where the caller has them): the regression loss of the history and of
+    :func:`evaluate`."""
+    if out is None:
+        out = net.outputs(params, X)
+    diff = out.double() - targets_for(net, y, torch.float64)
+    return float((diff**2).sum(1).mean())
+
+
 def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
     """Scores of the feed-forward rule on (X, y), as a JSON-ready record.
 
@@ -61,7 +72,7 @@ def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
     if net.loss == "ce":
         loss = float(-(Y * torch.log_softmax(out, dim=1)).sum(1).mean())
     else:
-        loss = float(((out - Y) ** 2).sum(1).mean())
+        loss = squared_error(net, params, X, y, out)
     record: dict = {"n": len(X), "loss": loss}
     if is_classification(y):
         pred = out.argmax(1)

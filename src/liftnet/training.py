@@ -20,7 +20,7 @@ from torch import Tensor
 from .checkpoint import check_same_run, load_checkpoint, run_record, save_checkpoint
 from .graph import Network, Params
 from .methods.base import Method, MethodState, rebind_data_keys_
-from .metrics import accuracy, targets_for
+from .metrics import accuracy, squared_error, targets_for
 
 
 @dataclass
@@ -47,27 +47,24 @@ class BestEpoch:
     score: float = -math.inf
     params: Params | None = None
 
-    def update(self, entry: dict[str, Any], params: Params, *, keep: bool = True,
-               force: bool = False) -> None:
-        """Take ``entry`` (a history entry) and ``params`` (its weights, copied; not kept with
-        ``keep=False``) as the best if its validation score is higher (or ``force``)."""
+    def update(self, entry: dict[str, Any], params: Params | None) -> None:
+        """Take ``entry`` (a history entry) and ``params`` (its weights, copied; None: not
+        known) as the best if its validation score is higher."""
         value = entry.get("val_accuracy")
         if value is None and entry.get("val_loss") is not None:
             value = -entry["val_loss"]
-        if value is not None and (value > self.score or force):
+        if value is not None and value > self.score:
             self.epoch, self.score = int(entry["epoch"]), float(value)
-            self.params = ([(W.detach().clone(), b.detach().clone()) for W, b in params]
-                           if keep else None)
+            self.params = None if params is None else [
+                (W.detach().clone(), b.detach().clone()) for W, b in params]
 
     @classmethod
     def from_history(cls, history: list[dict[str, Any]], params: Params) -> BestEpoch:
         """The best epoch of ``history``, with ``params`` (the weights after its last epoch)
         where that is the best one and None otherwise."""
         best = cls()
-        for entry in history:
-            best.update(entry, params, keep=False)
-        if best.epoch > 0 and best.epoch == len(history):
-            best.update(history[-1], params, force=True)
+        for k, entry in enumerate(history, 1):
+            best.update(entry, params if k == len(history) else None)
         return best
 
     def patience_spent(self, epoch: int, patience: int | None) -> bool:
@@ -185,13 +182,6 @@ def scores(net: Network, params: Params, X_test: Tensor | None, y_test: Tensor |
     if X_test is not None and out["test_accuracy"] is None and len(X_test):
         out["test_loss"] = squared_error(net, params, X_test, y_test)
     return out
-
-
-def squared_error(net: Network, params: Params, X: Tensor, y: Tensor) -> float:
-    """Mean over the samples of ||output - y||^2 (float64): the loss a regression's history
-    reports for its validation and test sets."""
-    diff = net.outputs(params, X).double() - targets_for(net, y, torch.float64)
-    return float((diff**2).sum(1).mean())
 
 
 def postfix(entry: dict[str, Any]) -> dict[str, str]:
