@@ -44,6 +44,7 @@ import torch
 
 from _common import PUBLISHED
 from liftnet import mlp
+from liftnet.allocator import reuse_freed_memory
 from liftnet.convex import (
     bilinear_violations,
     lift,
@@ -276,6 +277,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--starts", type=lambda t: t.split(","), default=list(STARTS),

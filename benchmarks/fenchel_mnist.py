@@ -34,6 +34,7 @@ import torch
 
 from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from liftnet import get_method
+from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset
 from liftnet.graph import lenet5_spec, network
 from liftnet.methods.fenchel import LENET5_APPENDIX_C, LENET5_DEFAULTS, lenet5_hyperparameters
@@ -240,6 +241,7 @@ def parse_value(value: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--figure", type=int, choices=sorted(FIGURES), required=True)
     p.add_argument("--data-dir", default=None)

@@ -36,6 +36,7 @@ import torch
 
 from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from liftnet import Backprop, Lifted, fit, mlp
+from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset
 from liftnet.methods.backprop import OPTIMIZERS
 from liftnet.methods.lifted import PENALTIES
@@ -103,6 +104,7 @@ EXTRA_INITS = ["lifted_calibrated"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--paper", default="004", choices=tuple(SETTINGS),
                    help="which Table 1: paper 004 (default) or paper 000; sets the defaults of "

@@ -17,12 +17,14 @@ import torch
 
 from _common import PUBLISHED, usage_errors
 from liftnet import mlp
+from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset, one_hot
 from liftnet.results import write_json
 from liftnet.solvers import ridge
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--download", action="store_true",

@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import PUBLISHED, refuse_subset_over_published, usage_errors
 from fenchel_mnist import _sync, parse_value, run_model
 from liftnet import get_method
+from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset
 from liftnet.graph import network
 from liftnet.metrics import targets_for
@@ -75,6 +76,7 @@ def fenchel_batch_flops(method, net, ds, state, batch_size: int, batches: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--download", action="store_true",

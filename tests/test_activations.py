@@ -284,3 +284,24 @@ def test_invalid_names_and_parameters() -> None:
         MaxPool(k=2, hinge_weight=0.5)
     with pytest.raises(TypeError, match="Simplex"):
         ACTIVATIONS["simplex"].potential(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("name", [n for n, a in ACTIVATIONS.items() if a.min_curvature() > 0])
+def test_min_curvature_bounds_the_potentials_second_derivative_from_below(name):
+    """inf Phi'' (the X-steps' strong convexity) <= every slope of Phi' = sigma^{-1} on the
+    domain <= sup Phi'' (their Lipschitz constant)."""
+    act = ACTIVATIONS[name]
+    lower, upper = act.domain
+    lo = -3.0 if lower is None else lower
+    hi = 3.0 if upper is None else upper
+    v = torch.linspace(lo, hi, 2001, dtype=torch.float64)
+    slopes = torch.diff(act.inverse(v)) / torch.diff(v)
+    assert float(slopes.min()) >= act.min_curvature() * (1 - 1e-9)
+    assert float(slopes.max()) <= act.curvature() * (1 + 1e-9)
+    assert float(slopes.min()) == pytest.approx(act.min_curvature(), rel=1e-9)  # tight
+
+
+def test_min_curvature_is_zero_unless_declared():
+    assert ACTIVATIONS["sigmoid"].min_curvature() == 0.0  # no claim: FISTA's momentum
+    assert {n for n, a in ACTIVATIONS.items() if a.min_curvature() > 0} >= {
+        "relu", "leaky_relu", "identity", "hardtanh", "piecewise_sigmoid"}

@@ -48,8 +48,9 @@ def _out_loss(U, Y, loss, c):
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("l", [1, 2])
-def test_x_step_matches_scipy(loss, l):
-    net, method, state, X, Y = _problem(loss=loss)
+@pytest.mark.parametrize("x_momentum", ["fista", "strong"])
+def test_x_step_matches_scipy(loss, l, x_momentum):
+    net, method, state, X, Y = _problem(loss=loss, x_momentum=x_momentum)
     Wb = [(W.numpy(), b.numpy()) for W, b in state.params]
     xs = [X.numpy()] + [A.numpy() for A in state.acts]
     lam = TIGHT["lam"]

@@ -103,6 +103,19 @@ def test_conv_rows_and_patches(in_shape, out_c, k, pad, pool):
     assert torch.equal(layer.from_rows(layer.to_rows(V), n), V)
 
 
+@pytest.mark.parametrize("in_shape,out_c,k,pad,pool", CONV_CASES)
+def test_conv_patches_equal_torch_unfold(in_shape, out_c, k, pad, pool):
+    """The im2col rows, built from a strided view, are F.unfold's columns transposed."""
+    layer = Conv2d(in_shape, out_c, k, padding=pad, pool=pool)
+    n = 3
+    X = _randn(n, layer.input_size, g=_gen(4))
+    imgs = X.reshape(n, *in_shape)
+    if pool > 1:
+        imgs = F.avg_pool2d(imgs, pool)
+    cols = F.unfold(imgs, k, padding=pad)  # (n, C k k, positions)
+    assert torch.equal(layer.patches(X), cols.transpose(1, 2).reshape(-1, cols.shape[1]))
+
+
 @pytest.mark.parametrize("in_shape,pool", [((2, 4, 4), 2), ((3, 6, 6), 3), ((1, 8, 8), 1)])
 def test_pooled_dense_layer(in_shape, pool):
     g = _gen(4)

@@ -41,7 +41,7 @@ INVALID = {
                 {"extrapolation": 1.0}, {"extrapolation": -0.1},
                 {"target_extrapolation": "1,0"}, {"target_extrapolation": "nan"},
                 {"gamma": 1e300}, {"lams": "1e39"}, {"tol": 2.0}, {"gamma": 1e-35},
-                {"lams": "1,1e-300"}],
+                {"lams": "1,1e-300"}, {"x_momentum": "nesterov"}],
     "bregman": [{"tau": 0.0}, {"x_steps": 0}, {"w_steps": 0}, {"alternations": 0},
                 {"rho": -1.0}, {"loss_weight": float("nan")}, {"tol": 0.0}, {"init": "zeros"},
                 {"tol": 10.0}, {"rho": 1e300}],

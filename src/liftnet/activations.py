@@ -101,6 +101,11 @@ class Activation(ABC):
         1), None where unbounded or not set."""
         return None
 
+    def min_curvature(self) -> float:
+        """inf Phi'' on dom Phi, i.e. 1 / sup sigma' (ReLU: 1): the modulus of strong convexity
+        of Phi, which Fenchel's X-steps use for their momentum; 0 where not set (no claim)."""
+        return 0.0
+
     def potential(self, v: Tensor) -> Tensor:
         """Phi(v) = int_0^v sigma^{-1}(t) dt elementwise, +inf outside dom Phi."""
         lower, upper = self.domain
@@ -149,6 +154,9 @@ class ReLU(Activation):
     def curvature(self) -> float:
         return 1.0
 
+    def min_curvature(self) -> float:
+        return 1.0
+
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
 
@@ -187,6 +195,9 @@ class LeakyReLU(Activation):
 
     def curvature(self) -> float:
         return 1.0 / self.alpha
+
+    def min_curvature(self) -> float:
+        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.alpha)
@@ -279,6 +290,9 @@ class HardTanh(Activation):
     def curvature(self) -> float:
         return 1.0
 
+    def min_curvature(self) -> float:
+        return 1.0
+
     def torch_module(self) -> nn.Module:
         return nn.Hardtanh(-1.0, 1.0)
 
@@ -342,6 +356,9 @@ class PiecewiseSigmoid(Activation):
         return v
 
     def curvature(self) -> float:
+        return 1.0
+
+    def min_curvature(self) -> float:
         return 1.0
 
     def torch_module(self) -> nn.Module:
@@ -472,6 +489,9 @@ class Identity(Activation):
         return v
 
     def curvature(self) -> float:
+        return 1.0
+
+    def min_curvature(self) -> float:
         return 1.0
 
     def torch_module(self) -> nn.Module:

@@ -27,6 +27,7 @@ import torch
 
 from . import data as datamod
 from . import distributed
+from .allocator import reuse_freed_memory
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import lenet5_hyperparameters
@@ -625,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     run, report = _commands()[args.command]
+    reuse_freed_memory()  # liftnet.allocator: large freed blocks reused, not page-faulted in
     try:
         record = run(args)
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:

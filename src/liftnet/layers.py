@@ -60,8 +60,9 @@ def _pool(X: Tensor, shape: Shape3 | None, pool: int) -> Tensor:
 
 def _unpool(G: Tensor, pool: int) -> Tensor:
     """Adjoint of :func:`_pool` on images G (N, C, H', W') -> flat (N, C*H*W)."""
-    if pool > 1:
-        G = G.repeat_interleave(pool, dim=2).repeat_interleave(pool, dim=3) / pool**2
+    if pool > 1:  # every value spread over its pool x pool block: one copy, of an expanded view
+        n, c, h, w = G.shape
+        G = (G / pool**2)[:, :, :, None, :, None].expand(n, c, h, pool, w, pool)
     return G.reshape(G.shape[0], -1)
 
 
@@ -217,8 +218,13 @@ class Conv2d:
     def patches(self, X: Tensor) -> Tensor:
         """im2col rows: (N * positions, C*k*k), in the order of ``W.reshape(out, -1)``."""
         Xi = _pool(X, self.in_shape, self.pool)
-        cols = F.unfold(Xi, self.kernel_size, padding=self.padding)  # (N, Ckk, P)
-        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        k, p = self.kernel_size, self.padding
+        if p:
+            Xi = F.pad(Xi, (p, p, p, p))
+        # windows as a view (N, C, H', W', k, k), copied once into rows (N, H', W', C, k, k):
+        # the same matrix as F.unfold followed by a transpose, in half the time
+        view = Xi.unfold(2, k, 1).unfold(3, k, 1)
+        return view.permute(0, 2, 3, 1, 4, 5).reshape(-1, Xi.shape[1] * k * k)
 
     def to_rows(self, U: Tensor) -> Tensor:
         """(N, out_channels*P) -> (N*P, out_channels)."""
