@@ -72,6 +72,25 @@ def test_x_step_matches_scipy(loss, l, x_momentum):
     np.testing.assert_allclose(Z, ref.x.reshape(shape), atol=1e-5)
 
 
+@pytest.mark.parametrize("x_momentum,expected", [("fista", 0.0), ("strong", 2 * TIGHT["lam"])])
+def test_x_momentum_gives_apg_the_x_steps_modulus(monkeypatch, x_momentum, expected):
+    """x_momentum="strong": the X-step's strong convexity 2 lam inf F'' (ReLU: 2 lam) reaches
+    the solver; "fista" passes none."""
+    import liftnet.methods.fenchel as fenchel_module
+
+    seen = []
+    real = fenchel_module.apg
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["strong_convexity"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fenchel_module, "apg", spy)
+    net, method, state, X, Y = _problem(x_momentum=x_momentum)
+    method._x_step(net, state, X, Y, 1)
+    assert seen == [expected]
+
+
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("l", [0, 1, 2])
 @pytest.mark.parametrize("wide", [False, True])

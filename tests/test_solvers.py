@@ -585,6 +585,27 @@ def test_apg_strongly_convex_momentum_matches_lsq_linear_in_fewer_steps():
             apg(lambda x: x, lambda x: x, torch.zeros(2), 1.0, strong_convexity=bad)
 
 
+@pytest.mark.parametrize("mu", [0.0, 0.3])
+def test_apg_second_point_carries_the_strongly_convex_momentum(mu):
+    """f(x) = a x^2 / 2 - c x with a step 1/L, L = 4a: after the first step x1 the gradient is
+    evaluated at x1 + beta (x1 - x0), beta = (1 - q) / (1 + q), q = sqrt(mu / L); FISTA's first
+    beta is 0."""
+    a, c, L = 1.0, 2.0, 4.0
+    points = []
+
+    def grad(x):
+        points.append(float(x))
+        return a * x - c
+
+    apg(grad, lambda x: x, torch.tensor(10.0, dtype=torch.float64), L, tol=1e-12,
+        max_iter=3, strong_convexity=mu)
+    x0 = 10.0
+    x1 = x0 - (a * x0 - c) / L
+    q = math.sqrt(mu / L)
+    beta = (1 - q) / (1 + q) if mu else 0.0
+    assert points[:2] == pytest.approx([x0, x1 + beta * (x1 - x0)], rel=1e-15, abs=0)
+
+
 def test_lipschitz_sym(monkeypatch):
     g = _gen(23)
     B = torch.randn(40, 40, generator=g, dtype=torch.float64)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
 import sys
 
 import pytest
@@ -50,9 +52,60 @@ def test_sum64_keeps_rows_together_and_refuses_other_lengths(monkeypatch):
     assert sum64(lambda a: a, torch.zeros(0, 3)) == 0.0
 
 
-def test_reuse_freed_memory_can_be_turned_off(monkeypatch):
-    monkeypatch.setenv("LIFTNET_REUSE_MEMORY", "0")
-    assert reuse_freed_memory() is False
+def test_sum64_scalars_are_summed_whole_and_chunks_follow_the_widest_row(monkeypatch):
+    monkeypatch.setattr(sums, "CHUNK_ELEMENTS", 8)
+    assert sum64(lambda a: a * 2, torch.tensor(1.5)) == 3.0
+    seen = []
+
+    def rows(a, b):
+        seen.append(b.shape[0])
+        return a.sum(1) + b.sum(1)
+
+    A, B = torch.ones(10, 1), torch.ones(10, 4)
+    assert sum64(rows, A, B) == 50.0
+    assert max(seen) == 2  # 8 elements over rows of 4, not of 1
+
+
+_FAULTS = """
+import resource, sys, torch
+from liftnet.allocator import reuse_freed_memory
+changed = reuse_freed_memory()
+for _ in range(2):  # 40 MB, freed and allocated again below; the heap settles in two
+    x = torch.ones(10 << 20)
+    del x
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    x = torch.ones(10 << 20)
+    del x
+print(int(changed), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(env_value: str) -> tuple[int, int]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
+    env["LIFTNET_REUSE_MEMORY"] = env_value
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"),
+                    reason="reuse_freed_memory changes glibc's allocator only")
+def test_reuse_freed_memory_stops_page_faults_of_reallocated_blocks():
+    """In a fresh process: five allocations of a 40 MB array fault its 10,000 pages in every
+    time with glibc's defaults (above its mmap threshold), hardly at all after the call."""
+    changed, faults = _faults("1")
+    off, faults_off = _faults("off")
+    assert (changed, off) == (1, 0)
+    assert faults_off > 5 * 5000  # about 10,240 pages per allocation
+    assert faults < faults_off / 10
+
+
+def test_reuse_freed_memory_leaves_user_settings_alone(monkeypatch):
+    for value in ("0", "false", "OFF", "no"):
+        monkeypatch.setenv("LIFTNET_REUSE_MEMORY", value)
+        assert reuse_freed_memory() is False
     monkeypatch.setenv("LIFTNET_REUSE_MEMORY", "1")
-    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert reuse_freed_memory() is glibc
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert reuse_freed_memory() is False

@@ -102,9 +102,10 @@ class Activation(ABC):
         return None
 
     def min_curvature(self) -> float:
-        """inf Phi'' on dom Phi, i.e. 1 / sup sigma' (ReLU: 1): the modulus of strong convexity
-        of Phi, which Fenchel's X-steps use for their momentum; 0 where not set (no claim)."""
-        return 0.0
+        """inf Phi'' on dom Phi = 1 / sup sigma' = 1 / ``slope`` (Phi' = sigma^{-1}; ReLU: 1,
+        sigmoid: 4): the modulus of strong convexity of Phi, which Fenchel's X-steps may use
+        for their momentum (``x_momentum="strong"``); 0 (no claim) where ``slope`` is unset."""
+        return 1.0 / self.slope if self.slope else 0.0
 
     def potential(self, v: Tensor) -> Tensor:
         """Phi(v) = int_0^v sigma^{-1}(t) dt elementwise, +inf outside dom Phi."""
@@ -154,9 +155,6 @@ class ReLU(Activation):
     def curvature(self) -> float:
         return 1.0
 
-    def min_curvature(self) -> float:
-        return 1.0
-
     def torch_module(self) -> nn.Module:
         return nn.ReLU()
 
@@ -195,9 +193,6 @@ class LeakyReLU(Activation):
 
     def curvature(self) -> float:
         return 1.0 / self.alpha
-
-    def min_curvature(self) -> float:
-        return 1.0
 
     def torch_module(self) -> nn.Module:
         return nn.LeakyReLU(self.alpha)
@@ -290,9 +285,6 @@ class HardTanh(Activation):
     def curvature(self) -> float:
         return 1.0
 
-    def min_curvature(self) -> float:
-        return 1.0
-
     def torch_module(self) -> nn.Module:
         return nn.Hardtanh(-1.0, 1.0)
 
@@ -356,9 +348,6 @@ class PiecewiseSigmoid(Activation):
         return v
 
     def curvature(self) -> float:
-        return 1.0
-
-    def min_curvature(self) -> float:
         return 1.0
 
     def torch_module(self) -> nn.Module:
@@ -489,9 +478,6 @@ class Identity(Activation):
         return v
 
     def curvature(self) -> float:
-        return 1.0
-
-    def min_curvature(self) -> float:
         return 1.0
 
     def torch_module(self) -> nn.Module:

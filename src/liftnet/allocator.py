@@ -3,18 +3,21 @@ size does not page-fault its memory in again.
 
 The block solvers allocate many arrays of several MB per step (a (392,000 x 6) output of
 LeNet-5's first convolution is 9 MB in float32, its im2col rows 39 MB).  glibc serves blocks
-above its mmap threshold (at most 32 MB, adapted at run time) with fresh ``mmap`` pages and
+above its mmap threshold (adapted at run time up to 32 MB) with fresh ``mmap`` pages and
 returns them to the system on ``free``; every new array then pays a page fault per 4 KB on first
 touch, which on a CPU costs more than the arithmetic on it (an element-wise subtraction of two
-such arrays: about 10 ms instead of 1.5 ms).  Raising the mmap and trim thresholds makes the
-heap reuse those blocks: one LeNet-5 batch of Fenchel took 1.0 s instead of 1.3 s, with the
-same iterates (benchmarks/README.md).  The price is that the process keeps up to
-``trim_threshold`` bytes of freed memory instead of giving them back at once.
+such arrays: about 10 ms instead of 1.5 ms).  Raising the mmap threshold to 64 MiB (32 MiB
+where glibc refuses more) and the trim threshold to 1 GiB makes the heap reuse those blocks:
+one LeNet-5 batch of Fenchel took 1.0 s instead of 1.3 s, with the same iterates
+(benchmarks/README.md).  The price: freed blocks below the threshold may stay with the process
+instead of going back to the system at once (the heap gives back only its free top, beyond
+1 GiB), so a process that allocated many large arrays keeps that memory until it exits.
 
 The command line and the benchmark scripts call :func:`reuse_freed_memory` at start; library
-users may call it themselves (it changes the whole process's allocator).  Set
-``LIFTNET_REUSE_MEMORY=0`` to leave the allocator alone.  Elsewhere than Linux with glibc it
-does nothing.
+users may call it themselves (it changes the whole process's allocator).  It does nothing
+where ``LIFTNET_REUSE_MEMORY`` is 0 / false / off / no, where the user tuned glibc's malloc
+already (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``), and
+elsewhere than Linux with glibc.
 """
 
 from __future__ import annotations
@@ -27,18 +30,21 @@ import sys
 __all__ = ["reuse_freed_memory"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-MMAP_THRESHOLD = 256 << 20  # blocks above this still come from mmap (full-batch arrays)
-TRIM_THRESHOLD = 1 << 30  # free heap above this is given back to the system
+MMAP_THRESHOLDS = (64 << 20, 32 << 20)  # tried in turn: older glibc refuses above 32 MiB
+TRIM_THRESHOLD = 1 << 30  # free heap top above this is given back to the system
+_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 
 
 def reuse_freed_memory() -> bool:
-    """Raise glibc's mmap threshold to 256 MiB and its trim threshold to 1 GiB.
+    """Raise glibc's mmap threshold (64 MiB, else 32 MiB) and then its trim threshold (1 GiB).
 
-    Returns True when the allocator was changed, False where it does not apply (not Linux,
-    not glibc, or ``LIFTNET_REUSE_MEMORY=0``).  Results do not depend on it."""
-    if os.environ.get("LIFTNET_REUSE_MEMORY", "1").strip() == "0":
+    Returns True when both were changed, False when nothing was (see the module docstring for
+    where it does not apply).  The trim threshold is only set after the mmap threshold was
+    accepted: setting it alone would freeze glibc's mmap threshold at its 128 KiB start.
+    Results do not depend on it."""
+    if os.environ.get("LIFTNET_REUSE_MEMORY", "1").strip().lower() in ("0", "false", "off", "no"):
         return False
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or any(v in os.environ for v in _USER_SETTINGS):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -46,5 +52,6 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    return mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    if not any(mallopt(_M_MMAP_THRESHOLD, size) == 1 for size in MMAP_THRESHOLDS):
+        return False
+    return mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1

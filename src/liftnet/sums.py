@@ -25,13 +25,16 @@ CHUNK_ELEMENTS = 1 << 16
 def sum64(fn: Callable[..., Tensor], *tensors: Tensor) -> float:
     """``float(fn(*(t.double() for t in tensors)).sum())``, evaluated by chunks of rows.
 
-    Every tensor must have the same first dimension (rows); ``fn`` is element-wise along the
-    rows (any row of its result depends only on the same rows of its arguments)."""
+    ``fn`` must be element-wise along the rows (any row of its result depends only on the same
+    rows of its arguments), and the tensors must have the same number of rows; scalars (0-dim
+    tensors) and tensors on a GPU are evaluated whole."""
+    if not tensors or any(t.dim() == 0 for t in tensors):
+        return float(fn(*(t.double() for t in tensors)).sum())
     n = tensors[0].shape[0]
     if any(t.shape[0] != n for t in tensors):
         raise ValueError(f"sum64: tensors with different numbers of rows, "
                          f"{[tuple(t.shape) for t in tensors]}")
-    row = max(1, tensors[0][:1].numel()) if n else 1
+    row = max(1, *(t[:1].numel() for t in tensors))  # the widest row sets the chunk
     step = max(1, CHUNK_ELEMENTS // row)
     if tensors[0].device.type != "cpu" or step >= n:
         return float(fn(*(t.double() for t in tensors)).sum())

@@ -200,7 +200,8 @@ class Fenchel(Method):
             published figures' setting) or ``"strong"`` (beyond the paper: the constant
             momentum of Nesterov's scheme for strongly convex problems, from the modulus
             2 lam inf F'' of the X-step, e.g. 2 lam for ReLU; the same subproblem to the same
-            tolerance in fewer steps: LeNet-5's first X-step 40 instead of 60).
+            tolerance, often in fewer steps: LeNet-5's largest X-step, that of the first
+            convolution's output, 40 instead of 60; not always, so not the default).
         init: weight initialisation (authors: xavier).
         bias_init: initial biases (authors: 0.1).
     """
