@@ -277,7 +277,8 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
+    if argv is None:  # run as a script: liftnet.allocator, large blocks reused
+        reuse_freed_memory()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--starts", type=lambda t: t.split(","), default=list(STARTS),

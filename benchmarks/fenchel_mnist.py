@@ -241,7 +241,8 @@ def parse_value(value: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
+    if argv is None:  # run as a script: liftnet.allocator, large blocks reused
+        reuse_freed_memory()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--figure", type=int, choices=sorted(FIGURES), required=True)
     p.add_argument("--data-dir", default=None)

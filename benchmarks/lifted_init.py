@@ -104,7 +104,8 @@ EXTRA_INITS = ["lifted_calibrated"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
+    if argv is None:  # run as a script: liftnet.allocator, large blocks reused
+        reuse_freed_memory()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--paper", default="004", choices=tuple(SETTINGS),
                    help="which Table 1: paper 004 (default) or paper 000; sets the defaults of "

@@ -24,7 +24,8 @@ from liftnet.solvers import ridge
 
 
 def main(argv: list[str] | None = None) -> int:
-    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
+    if argv is None:  # run as a script: liftnet.allocator, large blocks reused
+        reuse_freed_memory()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--download", action="store_true",

@@ -76,7 +76,8 @@ def fenchel_batch_flops(method, net, ds, state, batch_size: int, batches: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    reuse_freed_memory()  # liftnet.allocator: large blocks reused, not page-faulted in
+    if argv is None:  # run as a script: liftnet.allocator, large blocks reused
+        reuse_freed_memory()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=None)
     p.add_argument("--download", action="store_true",

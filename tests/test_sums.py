@@ -109,3 +109,17 @@ def test_reuse_freed_memory_leaves_user_settings_alone(monkeypatch):
     monkeypatch.setenv("LIFTNET_REUSE_MEMORY", "1")
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert reuse_freed_memory() is False
+
+
+def test_the_program_tunes_the_allocator_and_a_python_call_does_not(monkeypatch):
+    import liftnet.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "reuse_freed_memory", lambda: calls.append(1))
+    with pytest.raises(SystemExit):
+        cli.main(["no-such-command"])
+    assert calls == []
+    monkeypatch.setattr(sys, "argv", ["liftnet", "no-such-command"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert calls == [1]

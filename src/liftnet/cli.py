@@ -612,6 +612,11 @@ def load_plugins(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``liftnet`` program.  Run as a program (``argv`` None: the command line's own
+    arguments) it first has glibc keep large freed blocks for reuse (liftnet.allocator); a call
+    from Python with an explicit ``argv`` leaves the process's allocator alone."""
+    if argv is None:
+        reuse_freed_memory()  # liftnet.allocator: large freed blocks reused, not page-faulted in
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
@@ -626,7 +631,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     run, report = _commands()[args.command]
-    reuse_freed_memory()  # liftnet.allocator: large freed blocks reused, not page-faulted in
     try:
         record = run(args)
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
