@@ -145,6 +145,16 @@ def test_register_activation_errors(registries):
         register_activation(Odd())
 
     @dataclass(frozen=True)
+    class Steep(ReLU):  # claims more strong convexity than its Lipschitz constant allows
+        name: ClassVar[str] = "steep"
+
+        def min_curvature(self) -> float:
+            return 50.0
+
+    with pytest.raises(ValueError, match=r"0 <= min_curvature\(\) <= curvature\(\)"):
+        register_activation(Steep())
+
+    @dataclass(frozen=True)
     class NoStep(ReLU):
         name: ClassVar[str] = "nostep"
         fenchel_x_step: ClassVar[str | None] = None

@@ -645,6 +645,13 @@ def register_activation(activation: Activation, *, replace: bool = False) -> Act
                 f"activation {name!r} declares fenchel_x_step={step!r} but "
                 + (f"does not define {', '.join(missing)}" if missing
                    else f"its slope (sup sigma') is {activation.slope!r}, not a number > 0"))
+        if step == "euclidean":  # strong convexity <= Lipschitz constant of Phi'
+            low, high = activation.min_curvature(), activation.curvature()
+            if not (isinstance(low, (int, float)) and isinstance(high, (int, float))
+                    and 0 <= low <= high < math.inf):
+                raise ValueError(f"activation {name!r}: need 0 <= min_curvature() <= "
+                                 f"curvature() < inf (inf and sup of Phi''), got {low!r} and "
+                                 f"{high!r}")
     if activation.box is not None:
         _check_box(activation)
     ACTIVATIONS[name] = activation
