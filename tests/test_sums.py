@@ -39,7 +39,7 @@ def test_sum64_sees_changes_below_float32_resolution(monkeypatch):
     U2[0, 0] = 1.0 + 2.0**-20  # changes the sum of squares by about 2e-6 of 1e5
     square = lambda u: u * u  # noqa: E731
     assert float((U2 * U2).sum()) == float((U * U).sum())  # float32 misses it
-    assert sum64(square, U2, ) - sum64(square, U) == pytest.approx(2.0**-19, rel=1e-3)
+    assert sum64(square, U2) - sum64(square, U) == pytest.approx(2.0**-19, rel=1e-3)
 
 
 def test_sum64_keeps_rows_together_and_refuses_other_lengths(monkeypatch):

@@ -375,9 +375,10 @@ class Fenchel(Method):
                 data += self._out_term(net, Y)[0](U)
             else:
                 name = layer.activation  # the gap F(V) + F*(U) - <U, V> (Theorem 1)
+                potential = get_activation(name).potential
                 data += 2.0 * lams[l] * sum64(
-                    lambda u, v, name=name: (get_activation(name).potential(v)
-                                             + conjugate(name, u) - u * v), U, xs[l + 1])
+                    lambda u, v, name=name, potential=potential: (
+                        potential(v) + conjugate(name, u) - u * v), U, xs[l + 1])
             reg += rhos[l] * float(torch.linalg.vector_norm(W)) ** 2
         data = sum_value(state, data, X.device)  # distributed: every process's samples
         return (data + reg) / count_samples(state, X)
