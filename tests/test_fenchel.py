@@ -645,6 +645,32 @@ def test_identity_w_step_in_sample_space_moves_like_the_primal_form():
     torch.testing.assert_close(dual.W, primal.W, rtol=1e-7, atol=1e-9)
 
 
+def test_conv_w_step_on_images_takes_the_steps_of_the_rows_regression():
+    """A convolution's W-step runs its MM steps as conv2d on the images (Conv2d.design): the
+    same iterates as the regression on the im2col rows towards the same targets in rows."""
+    from liftnet.layers import Conv2d
+    from liftnet.solvers.majorize import augmented_gram, mm_precision, mm_regression
+
+    g = torch.Generator().manual_seed(3)
+    for c in (1, 2):  # the batched product and oneDNN's weight gradient
+        layer = Conv2d((c, 7, 7), 3, 3, padding=1, pool=1)
+        X = torch.rand(4, layer.input_size, generator=g, dtype=torch.float64)
+        W0 = 0.3 * torch.randn(3, c * 9, generator=g, dtype=torch.float64)
+        b0 = torch.zeros(3, dtype=torch.float64)
+        T = torch.rand(4, layer.out_features, generator=g, dtype=torch.float64)
+        design = layer.design(X)
+        H = mm_precision(augmented_gram(design.rows), 2.0, 0.1, 0.1, 0.0)
+        common = dict(W0=W0, b0=b0, g_w=0.1, g_b=0.1, tol=1e-12, max_iter=7)
+        value, grad, _ = fenchel_module.Fenchel._link_term("relu", 1.0, T)
+        on_images = mm_regression(design, grad, value, W0.clone(), b0.clone(), H, **common)
+        value, grad, _ = fenchel_module.Fenchel._link_term("relu", 1.0, layer.to_rows(T))
+        on_rows = mm_regression(design.rows, grad, value, W0.clone(), b0.clone(), H, **common)
+        assert on_images.iterations == on_rows.iterations >= 3
+        assert not torch.allclose(on_images.W, W0)
+        torch.testing.assert_close(on_images.W, on_rows.W, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(on_images.b, on_rows.b, rtol=1e-10, atol=1e-12)
+
+
 def test_lenet5_hyperparameters_let_scalars_override_the_per_layer_defaults():
     from liftnet.graph import lenet5_spec, network
     from liftnet.methods.fenchel import LENET5_DEFAULTS, lenet5_hyperparameters

@@ -116,6 +116,38 @@ def test_conv_patches_equal_torch_unfold(in_shape, out_c, k, pad, pool):
     assert torch.equal(layer.patches(X), cols.transpose(1, 2).reshape(-1, cols.shape[1]))
 
 
+@pytest.mark.parametrize("in_shape,out_c,k,pad,pool", CONV_CASES)
+def test_conv_design_is_the_rows_regression(in_shape, out_c, k, pad, pool):
+    """The W-step design of a convolution (conv2d, and its weight gradient: oneDNN's, or the
+    batched product for one input channel) is the regression on the im2col rows, laid out
+    channel-major like forward; for a dense layer it is the rows themselves."""
+    g = _gen(5)
+    layer = Conv2d(in_shape, out_c, k, padding=pad, pool=pool)
+    n = 3
+    X = _randn(n, layer.input_size, g=g)
+    theta = _randn(out_c, in_shape[0] * k * k + 1, g=g)  # [W, b]: the MM loop's column slices
+    W, b = theta[:, :-1], theta[:, -1]
+    design = layer.design(X)
+    assert torch.equal(design.rows, layer.patches(X))
+    assert design.signed is bool((X < 0).any())
+    U = design.apply(W, b)
+    torch.testing.assert_close(U, layer.forward(X, W.reshape(layer.weight_shape), b),
+                               rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.to_rows(U), design.rows @ W.T + b, rtol=0, atol=1e-10)
+    G = _randn(n, layer.out_features, g=g)
+    gW, gb = design.adjoint(G)
+    R = layer.to_rows(G)
+    torch.testing.assert_close(gW, R.T @ design.rows, rtol=0, atol=1e-10)
+    torch.testing.assert_close(gb, R.sum(0), rtol=0, atol=1e-12)
+    assert design.signed is False or layer.design(X.abs()).signed is False
+    dense = Dense(layer.out_features, 4)
+    rows = dense.design(U)
+    assert rows.rows is U and rows.signed is None
+    G4 = _randn(n, 4, g=g)
+    torch.testing.assert_close(rows.adjoint(G4)[0], G4.T @ U, rtol=0, atol=1e-12)
+    torch.testing.assert_close(rows.adjoint(G4)[1], G4.sum(0), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("in_shape,pool", [((2, 4, 4), 2), ((3, 6, 6), 3), ((1, 8, 8), 1)])
 def test_pooled_dense_layer(in_shape, pool):
     g = _gen(4)

@@ -191,6 +191,12 @@ def test_augmented_gram_of_signed_float32_rows_is_exact():
     np.testing.assert_allclose(G, A.T @ A, rtol=1e-12, atol=1e-9)
     ev = np.linalg.eigvalsh(G)
     np.testing.assert_allclose(ev, np.linalg.eigvalsh(A.T @ A), rtol=1e-9, atol=1e-9)
+    # the caller's hint: signed=True is the same float64 product, signed=False the float32 one
+    Pt = torch.from_numpy(P)
+    assert torch.equal(augmented_gram(Pt, signed=True), torch.from_numpy(G))
+    G32 = augmented_gram(Pt, signed=False).numpy()
+    assert not np.array_equal(G32, G)
+    np.testing.assert_allclose(G32, A.T @ A, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("curv", "g_w", "g_b", "rho"),

@@ -14,7 +14,10 @@ For the lifted methods a layer also exposes its linear structure:
 * ``patches(X)`` and ``to_rows(U)``: the design matrix (rows = samples for a dense layer, samples
   times output positions for a convolution) and the matching target rows, such that
   ``to_rows(forward(X, W, b)) == patches(X) @ W.reshape(W.shape[0], -1).T + b``: every W-step is
-  then a regression on rows, whatever the layer kind.
+  then a regression on rows, whatever the layer kind;
+* ``design(X)``: the same regression as a linear map in the layer's own layout (a
+  :class:`~liftnet.solvers.majorize.Design`): for a convolution ``conv2d`` on the images and a
+  batched product with the patches, 2-3x faster than the products with the im2col rows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .activations import get_activation
+from .solvers.majorize import RowDesign
 
 Shape3 = tuple[int, int, int]
 
@@ -132,6 +136,10 @@ class Dense:
         """Design rows of the W-step: Pool(X) flattened, (N, in_features)."""
         return _pool(X, self.in_shape, self.pool).reshape(X.shape[0], -1) if self.pool > 1 else X
 
+    def design(self, X: Tensor) -> RowDesign:
+        """The W-step's design: the rows :meth:`patches`, outputs (N, out_features)."""
+        return RowDesign(self.patches(X))
+
     def to_rows(self, U: Tensor) -> Tensor:
         return U
 
@@ -217,14 +225,18 @@ class Conv2d:
 
     def patches(self, X: Tensor) -> Tensor:
         """im2col rows: (N * positions, C*k*k), in the order of ``W.reshape(out, -1)``."""
+        return _im2col(self._padded(X), self.kernel_size)
+
+    def design(self, X: Tensor) -> ConvDesign:
+        """The W-step's design in the layer's layout: outputs (N, out_features) channel-major,
+        as :meth:`forward`; its ``rows`` are :meth:`patches`."""
+        return ConvDesign(self._padded(X), self.kernel_size)
+
+    def _padded(self, X: Tensor) -> Tensor:
+        """Pool(X) as images, zero-padded: (N, C, H + 2 padding, W + 2 padding)."""
         Xi = _pool(X, self.in_shape, self.pool)
-        k, p = self.kernel_size, self.padding
-        if p:
-            Xi = F.pad(Xi, (p, p, p, p))
-        # windows as a view (N, C, H', W', k, k), copied once into rows (N, H', W', C, k, k):
-        # the same matrix as F.unfold followed by a transpose, in half the time
-        view = Xi.unfold(2, k, 1).unfold(3, k, 1)
-        return view.permute(0, 2, 3, 1, 4, 5).reshape(-1, Xi.shape[1] * k * k)
+        p = self.padding
+        return F.pad(Xi, (p, p, p, p)) if p else Xi
 
     def to_rows(self, U: Tensor) -> Tensor:
         """(N, out_channels*P) -> (N*P, out_channels)."""
@@ -234,6 +246,46 @@ class Conv2d:
     def from_rows(self, R: Tensor, n: int) -> Tensor:
         """Inverse of :meth:`to_rows`."""
         return R.reshape(n, -1, self.out_channels).transpose(1, 2).reshape(n, -1)
+
+
+def _im2col(Xi: Tensor, k: int) -> Tensor:
+    """Rows (N * H' * W', C*k*k) of the k x k windows of images Xi (N, C, H, W), stride 1."""
+    # windows as a view (N, C, H', W', k, k), copied once into rows (N, H', W', C, k, k):
+    # the same matrix as F.unfold followed by a transpose, in half the time
+    view = Xi.unfold(2, k, 1).unfold(3, k, 1)
+    return view.permute(0, 2, 3, 1, 4, 5).reshape(-1, Xi.shape[1] * k * k)
+
+
+class ConvDesign:
+    """A convolution's W-step design (:class:`~liftnet.solvers.majorize.Design`) on padded
+    images Xi (N, C, H, W): ``apply`` is ``conv2d`` (outputs (N, out * positions), channel-major),
+    ``adjoint`` its weight gradient: oneDNN's, or for one input channel (where that is 3x
+    slower) the sum of the per-image products G_n (out, positions) @ rows_n (positions, k*k)."""
+
+    def __init__(self, Xi: Tensor, k: int) -> None:
+        self.images, self.k = Xi, k
+        self.rows = _im2col(Xi, k)
+        self.signed = bool((Xi < 0).any())  # the rows are copies of these numbers (and zeros)
+
+    def _kernel_shape(self, m: int) -> tuple[int, int, int, int]:
+        return (m, self.images.shape[1], self.k, self.k)
+
+    def apply(self, W: Tensor, b: Tensor) -> Tensor:
+        # contiguous: the MM loop passes column slices of [W, b]
+        Wk = W.reshape(self._kernel_shape(W.shape[0])).contiguous()
+        return F.conv2d(self.images, Wk, b.contiguous()).reshape(self.images.shape[0], -1)
+
+    def adjoint(self, G: Tensor) -> tuple[Tensor, Tensor]:
+        n, c = self.images.shape[:2]
+        m = G.shape[1] * n // self.rows.shape[0]  # G: (N, m * positions)
+        Gn = G.reshape(n, m, -1)
+        if c == 1:
+            gW = torch.bmm(Gn, self.rows.view(n, -1, self.rows.shape[1])).sum(0)
+        else:
+            h = self.images.shape[2] - self.k + 1
+            gW = torch.nn.grad.conv2d_weight(self.images, self._kernel_shape(m),
+                                             Gn.reshape(n, m, h, -1)).reshape(m, -1)
+        return gW, Gn.sum((0, 2))
 
 
 Layer = Dense | Conv2d

@@ -36,7 +36,8 @@ Block-coordinate descent, one sweep per alternation (Algorithm 2, K = ``alternat
   rho_l ||W||^2 + gamma_l ||(W, b) - (W, b)^0||^2``, a regression through a convex function of
   the outputs, solved by majorisation-minimisation with the shared matrix
   ``curv * A^T A + 2 (gamma + rho) I`` (A the design rows: samples, or im2col patches of a
-  convolution) (:func:`~liftnet.solvers.mm_regression`; in sample space,
+  convolution; a convolution's steps run as ``conv2d`` on the images, ``Conv2d.design``)
+  (:func:`~liftnet.solvers.mm_regression`; in sample space,
   :func:`~liftnet.solvers.mm_regression_dual`, when a batch has fewer rows than the layer has
   inputs) to a relative step ``tol``.
 
@@ -67,7 +68,7 @@ from ..activations import ACTIVATIONS, get_activation
 from ..divergences import conjugate
 from ..graph import Network, Params
 from ..solvers import apg, bregman_gradient
-from ..solvers.majorize import augmented_gram, mm_precision, mm_regression
+from ..solvers.majorize import RowDesign, augmented_gram, mm_precision, mm_regression
 from ..solvers.majorize_dual import dual_applies, mm_regression_dual, sample_precision
 from ..sums import sum64
 from .base import (
@@ -353,8 +354,10 @@ class Fenchel(Method):
         def value(U: Tensor) -> float:  # in float64, by chunks of rows (liftnet.sums)
             return 2.0 * lam * sum64(lambda u, t: conjugate(name, u) - u * t, U, T)
 
-        def grad(U: Tensor) -> Tensor:  # out of place: map(U) is U itself for identity
-            return (act.map(U) - T).mul_(2.0 * lam)
+        def grad(U: Tensor) -> Tensor:
+            G = act.map(U)  # U itself for the identity: then out of place
+            G = G.sub_(T) if G is not U else G - T
+            return G.mul_(2.0 * lam)
 
         return value, grad, 2.0 * lam * act.slope  # grad is 2 lam slope-Lipschitz
 
@@ -470,16 +473,15 @@ class Fenchel(Method):
         lower, upper = get_activation(name).domain
         return Z if lower is None and upper is None else Z.clamp(lower, upper)
 
-    def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int, rows: bool,
+    def _next_term(self, net: Network, state: FenchelState, Y: Tensor, l: int,
                    target: Tensor | None = None):
-        """The term of link l as a function of U_l (rows layout for W-steps), towards
-        ``target`` instead of X_{l+1} where given."""
+        """The term of link l as a function of U_l (N, out_features), towards ``target``
+        instead of X_{l+1} where given."""
         layer = net.layers[l]
         if l == len(net.layers) - 1:
             return self._out_term(net, Y)
         T = state.acts[l] if target is None else target
-        return self._link_term(layer.activation, self.layer_lams(net)[l],
-                               layer.to_rows(T) if rows else T)
+        return self._link_term(layer.activation, self.layer_lams(net)[l], T)
 
     def _x_step(self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, l: int) -> Tensor:
         """X_l <- argmin_Z 2 lam_{l-1} (F(Z) - <U_{l-1}, Z>) + phi_l(layer_l(Z))  (14)-(16)."""
@@ -490,7 +492,7 @@ class Fenchel(Method):
         x_below = X if l == 1 else state.acts[l - 2]
         U_prev = self._pre_activation(net, state, l - 1, x_below)
         W, b = state.params[l]
-        value_next, grad_next, curv = self._next_term(net, state, Y, l, rows=False)
+        value_next, grad_next, curv = self._next_term(net, state, Y, l)
 
         def f(Z: Tensor) -> float:
             own = sum64(lambda z, u: act.potential(z) - u * z, Z, U_prev)
@@ -542,29 +544,33 @@ class Fenchel(Method):
         layer = net.layers[l]
         W, b = state.params[l]
         x_in = X if l == 0 else state.acts[l - 1]
-        value, grad, curv = self._next_term(net, state, Y, l, rows=True, target=target)
+        # the link's term and the outputs in the layer's own layout (design(x_in).apply)
+        value, grad, curv = self._next_term(net, state, Y, l, target=target)
         g, gb = self.layer_gammas(net)[l], self.layer_bias_gammas(net)[l]
         r = self.layer_rhos(net)[l]
-        P = layer.patches(x_in)
+        design = layer.design(x_in)
+        P = design.rows
         shape = W.shape
         W_rows, W0_rows = W.reshape(shape[0], -1), prev[0].reshape(shape[0], -1)
-        # the sample-space form needs every row: not in distributed training
-        dual = state.reducer is None and dual_applies(P.shape[0], P.shape[1], g, gb, r)
+        # the sample-space form needs every row (not in distributed training) and the rows'
+        # layout (a dense layer's)
+        dual = (state.reducer is None and isinstance(design, RowDesign)
+                and dual_applies(P.shape[0], P.shape[1], g, gb, r))
         key = (data_key(X), curv, g, gb, r, dual, state.reducer)  # reduced Gram: other key
         if l == 0 and state.cache.get("key") == key:
             precision = state.cache["precision"]
         else:
             precision = (sample_precision(P, curv, gb) if dual else mm_precision(
-                sum_samples(state, augmented_gram(P)), curv, g, gb, r))
+                sum_samples(state, augmented_gram(P, signed=design.signed)), curv, g, gb, r))
             if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
                 state.cache = {"key": key, "precision": precision}
-        U_start = layer.to_rows(self._pre_activation(net, state, l, x_in))
+        U_start = self._pre_activation(net, state, l, x_in)
         common = dict(W0=W0_rows, b0=prev[1], g_w=g, g_b=gb, rho=r, tol=self.tol,
                       max_iter=self.max_inner, U=U_start)
         if dual:  # fewer rows than inputs (a batch into a wide layer): sample space
             res = mm_regression_dual(P, grad, value, W_rows, b, precision, curv, **common)
         else:
-            res = mm_regression(P, grad, value, W_rows, b, precision, **common,
+            res = mm_regression(design, grad, value, W_rows, b, precision, **common,
                                 reduce=None if state.reducer is None else state.reducer.sum)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b

@@ -18,6 +18,11 @@ momentum with gradient restart accelerates it.  For quadratic phi with its exact
 the first step is the exact minimiser.  Stopping rule: the step's relative size
 ``||Theta_new - Y||_F / max(||Theta_new||_F, 1e-12) <= tol`` at a point without momentum, or
 ``max_iter`` steps.  The returned point is never worse than the start (by the objective).
+
+The design enters only through the linear map ``(W, b) -> A Theta^T`` and its adjoint, so it may
+be given as the rows P or as a :class:`Design` that computes them another way, in the layout it
+likes (a convolution: ``conv2d`` on the images, outputs channel-major, 2-3x faster than the
+products with its im2col rows); ``grad_u`` and ``value_u`` then take that layout.
 """
 
 from __future__ import annotations
@@ -25,11 +30,40 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["MMResult", "augmented_gram", "mm_precision", "mm_regression"]
+__all__ = ["Design", "MMResult", "RowDesign", "augmented_gram", "mm_precision", "mm_regression"]
+
+
+class Design(Protocol):
+    """The design of a regression as a linear map: ``rows`` is the matrix P (R, d) (for the
+    Gram matrix), ``apply(W, b)`` the outputs P W^T + 1 b^T in the design's own layout (any
+    arrangement of the same R x m numbers), ``adjoint(G)`` the pair (G^T P, G^T 1) for a G in
+    that layout, i.e. the gradient of <G, apply(W, b)> in W (m, d) and b (m,); ``signed``
+    whether the rows have negative entries (None: unknown; see :func:`augmented_gram`)."""
+
+    rows: Tensor
+    signed: bool | None
+
+    def apply(self, W: Tensor, b: Tensor) -> Tensor: ...
+
+    def adjoint(self, G: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+class RowDesign:
+    """The design rows P (R, d) themselves: outputs (R, m)."""
+
+    def __init__(self, P: Tensor) -> None:
+        self.rows, self.signed = P, None
+
+    def apply(self, W: Tensor, b: Tensor) -> Tensor:
+        return torch.addmm(b, self.rows, W.T)
+
+    def adjoint(self, G: Tensor) -> tuple[Tensor, Tensor]:
+        return G.T @ self.rows, G.sum(0)
 
 
 @dataclass(eq=False)
@@ -43,7 +77,7 @@ class MMResult:
     converged: bool
 
 
-def augmented_gram(P: Tensor, chunk: int = 4096) -> Tensor:
+def augmented_gram(P: Tensor, chunk: int = 4096, signed: bool | None = None) -> Tensor:
     """A^T A for A = [P, 1], (d+1, d+1) in float64, accumulated over chunks of rows.
 
     A chunk of non-negative float32 rows (im2col patches of images or of ReLU activations) is
@@ -53,10 +87,15 @@ def augmented_gram(P: Tensor, chunk: int = 4096) -> Tensor:
     layer at a batch of 500).  Rows of both signs (standardised inputs, tanh activations) are
     multiplied in float64: in float32 their cancellations lose small eigenvalues (-2e-3 on
     standardised MNIST), and the MM steps built on the matrix then stop being majorisations.
+    ``signed``: whether P has negative entries, where the caller knows it more cheaply (e.g.
+    from the images a convolution's rows are copied from); None: read from P.
     """
     d = P.shape[1]
     G = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=P.device)
-    signed = P.dtype != torch.float64 and bool((P < 0).any())
+    if P.dtype == torch.float64:
+        signed = False  # multiplied in float64 anyway
+    elif signed is None:
+        signed = bool((P < 0).any())
     for i in range(0, len(P), chunk):
         rows = P[i : i + chunk].double() if signed else P[i : i + chunk]
         G[:d, :d] += (rows.T @ rows).double()
@@ -86,7 +125,7 @@ def mm_precision(gram: Tensor, curvature: float, g_w: float, g_b: float, rho: fl
 
 
 def mm_regression(
-    P: Tensor,
+    P: Tensor | Design,
     grad_u: Callable[[Tensor], Tensor],
     value_u: Callable[[Tensor], float],
     W: Tensor,
@@ -106,7 +145,7 @@ def mm_regression(
     """Solve the problem of the module docstring from (W, b).
 
     Args:
-        P: design rows (R, d).
+        P: design rows (R, d), or a :class:`Design` (outputs U and gradients in its layout).
         grad_u: U (R, m) -> grad phi(U) (R, m).
         value_u: U -> phi(U) (a float), used only to keep the result no worse than the
             start: evaluate it in float64 (a float32 sum over many rows cannot see the
@@ -123,7 +162,8 @@ def mm_regression(
     """
     W0 = W if W0 is None else W0
     b0 = b if b0 is None else b0
-    Hinv = precision.to(P.dtype)
+    design = RowDesign(P) if isinstance(P, Tensor) else P
+    Hinv = precision.to(design.rows.dtype)
 
     def total(Wc: Tensor, bc: Tensor, U: Tensor) -> float:
         out = value_u(U)
@@ -137,12 +177,9 @@ def mm_regression(
             out += rho * float(torch.linalg.vector_norm(Wc)) ** 2
         return out
 
-    def forward(Wc: Tensor, bc: Tensor) -> Tensor:
-        return torch.addmm(bc, P, Wc.T)
-
     theta = torch.cat([W, b[:, None]], dim=1)
     start = theta
-    U = forward(W, b) if U is None else U
+    U = design.apply(W, b) if U is None else U
     f_start = total(W, b, U)
     y, y_is_x, t = theta, True, 1.0
     Uy = U  # the outputs at y: U's extrapolation like y's (linear in theta), not a product
@@ -150,8 +187,8 @@ def mm_regression(
     d = W.shape[1]
     while it < max_iter:
         Wy, by = y[:, :d], y[:, d]
-        G = grad_u(Uy)
-        grad = torch.cat([G.T @ P, G.sum(0)[:, None]], dim=1)
+        gW, gb = design.adjoint(grad_u(Uy))
+        grad = torch.cat([gW, gb[:, None]], dim=1)
         if reduce is not None:
             grad = reduce(grad)
         if g_w or rho:
@@ -162,7 +199,7 @@ def mm_regression(
         it += 1
         step_rel = float(torch.linalg.vector_norm(new - y)) / max(
             float(torch.linalg.vector_norm(new)), 1e-12)
-        U_new = forward(new[:, :d], new[:, d])
+        U_new = design.apply(new[:, :d], new[:, d])
         if y_is_x and step_rel <= tol:
             theta, U, converged = new, U_new, True
             break
@@ -174,7 +211,7 @@ def mm_regression(
             beta = (t - 1.0) / t_new
             if beta:
                 y = new + beta * (new - theta)
-                Uy = torch.add(U_new, U_new - U, alpha=beta)
+                Uy = torch.lerp(U, U_new, 1.0 + beta)  # U_new + beta (U_new - U), one pass
             else:
                 y, Uy = new, U_new
             theta, U, y_is_x, t = new, U_new, beta == 0.0, t_new

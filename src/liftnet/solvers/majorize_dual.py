@@ -129,8 +129,8 @@ def mm_regression_dual(
             t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_new
             if beta and alpha is not None:
-                alpha_y = new + beta * (new - alpha)
-                U_y = U_new + beta * (U_new - U)
+                alpha_y = torch.lerp(alpha, new, 1.0 + beta)  # new + beta (new - alpha)
+                U_y = torch.lerp(U, U_new, 1.0 + beta)
             else:
                 alpha_y, U_y = new, U_new
             alpha, U, y_is_x, t = new, U_new, alpha_y is new, t_new
