@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 
 import pytest
 import torch
@@ -81,6 +83,11 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
     (["--method", "backprop", "--lr", "1e39"], "lr must be at most 1e+30"),
     (["--method", "backprop", "--lifted-rule"], "--lifted-rule applies to --method lifted only"),
     (["--out", ""], "--out: empty file name"),
+    (["--arch", "2x4x8-conv4k3-10", "--method", "fenchel"],
+     "digits images are 1x8x8; start the architecture with 1x8x8"),
+    (["--method", "fenchel", "--lam", "2", "--lams", "1"], "--lam and --lams both given"),
+    (["--method", "fenchel", "--gamma-out", "2", "--gammas", "1,1"],
+     "--gamma-out and --gammas both given"),
 ])
 def test_bad_input_gets_a_clear_error(argv, message, capsys):
     assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
@@ -133,6 +140,43 @@ def test_long_output_name_is_written(tmp_path):
     write_json(long, {"ok": 1})
     assert json.loads(long.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == [long.name]
+
+
+def test_output_through_a_symlink_updates_its_target(tmp_path):
+    from liftnet.results import write_json
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "run.json").write_text('{"old": 1}')
+    link = tmp_path / "run.json"
+    link.symlink_to(store / "run.json")
+    assert write_json(link, {"new": 2}) == link
+    assert link.is_symlink() and json.loads((store / "run.json").read_text()) == {"new": 2}
+    dangling = tmp_path / "later.json"
+    dangling.symlink_to(store / "later.json")
+    write_json(dangling, {"ok": 1})
+    assert dangling.is_symlink() and json.loads((store / "later.json").read_text()) == {"ok": 1}
+    assert sorted(p.name for p in store.iterdir()) == ["later.json", "run.json"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_output_to_a_named_pipe_is_written_into_the_pipe(tmp_path):
+    """A target that is not a regular file (a pipe, /dev/stdout) is written in place: renaming
+    a temporary file over it would replace the node (it once replaced /dev/null)."""
+    import threading
+
+    from liftnet.results import write_json
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_json(fifo, {"through": "pipe"})
+    reader.join(timeout=30)
+    assert json.loads(got[0]) == {"through": "pipe"}
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary file left
 
 
 def test_failed_write_leaves_existing_results_untouched(tmp_path, monkeypatch, capsys):
@@ -313,7 +357,9 @@ def test_validation_set_is_reported_and_evaluated_as_in_training(tmp_path, capsy
                  "synthetic"]) == 2
     assert "the validation set is part of the training run's data set (digits)" in (
         capsys.readouterr().err)
-    for bad, message in (("1.5", r"or a share in \(0, 1\), got 1.5"), ("x", "expected a count"),
+    for bad, message in (("1.5", r"a share must lie in \(0, 1\), got 1.5"),
+                         ("1.0", "write a count without a decimal point"),
+                         ("x", "expected a count"),
                          ("0.0", r"or a share in \(0, 1\)"),
                          ("2000", "holds out 2000 of the 1437 training samples"),
                          ("2e3", "holds out 2000 of the 1437 training samples")):  # a count

@@ -59,6 +59,16 @@ def test_images_are_flattened_and_uint8_pixels_scaled(tmp_path):
                                 X_test=grey, y_test=np.arange(10) % 2)))
     assert ds.image_shape == (1, 5, 4)
     torch.testing.assert_close(ds.X_train, torch.from_numpy(grey.reshape(10, -1)).float())
+    with pytest.raises(DataError, match=r"X_test holds values up to \S+e\+(299|300), beyond "
+                       "the range of float32"):
+        load_dataset(str(_save(tmp_path, "wide.npz", X_train=grey, y_train=np.arange(10) % 2,
+                               X_test=grey * 1e300, y_test=np.arange(10) % 2)))
+    # one split as uint8 pixels, the other as numbers: they would end up on scales 255 apart
+    for X_test in (imgs[:10].astype(np.float32), imgs[:10].astype(np.uint16)):
+        with pytest.raises(DataError, match="X_train is uint8 and X_test"):
+            load_dataset(str(_save(tmp_path, "mixed.npz", X_train=imgs,
+                                   y_train=np.arange(30) % 2, X_test=X_test,
+                                   y_test=np.arange(10) % 2)))
 
 
 def test_float_targets_make_a_regression_set(tmp_path):
@@ -179,6 +189,8 @@ def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys, monkeypatch):
     assert "--out names the --dataset file" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(model), "--out", str(path)]) == 2
     assert "--out names the data file" in capsys.readouterr().err
+    assert main(["export", "--model", str(model), "--out", str(path)]) == 2
+    assert "--out names the model's data file" in capsys.readouterr().err
     assert path.read_bytes() == before
     assert main(["train", "--dataset", str(tmp_path / "absent.npz"), "--epochs", "1"]) == 2
     assert "no data file at" in capsys.readouterr().err

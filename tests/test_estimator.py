@@ -95,6 +95,11 @@ def test_warm_start_continues_from_the_last_weights(digits):
         assert torch.equal(W, W1) and torch.equal(b, b1)
     clf.set_params(hidden_layer_sizes=(16,)).fit(X, y)  # another network: a fresh start
     assert clf.params_[0][0].shape == (16, 64)
+    with pytest.raises(ValueError, match=r"warm_start needs y of the same classes .* y has "
+                       r"\[5, 6"):
+        clf.fit(X, y + 5)  # the old output units would answer for other classes
+    with pytest.raises(ValueError, match=r"random_state must be an integer in \[0, 2\*\*32\)"):
+        LiftedClassifier("lifted", epochs=1, random_state=-1).fit(X, y)
 
 
 def test_string_labels_and_a_squared_loss_method(digits):

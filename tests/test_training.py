@@ -30,6 +30,9 @@ def _data(n=12, d=4, dtype=torch.float32):
     (lambda X, y: (X.half(), y), "float32 or float64, got torch.float16"),
     (lambda X, y: (X[:0], y[:0]), "empty"),
     (lambda X, y: (X[None], y), "2-D"),
+    (lambda X, y: (X * 1e20, y), r"inputs reach \d.*e\+20, too large for torch.float32"),
+    (lambda X, y: (X, y == 1), "labels are torch.bool: give class labels as int64"),
+    (lambda X, y: (X, y.to(torch.int8) - 1), "labels are torch.int8"),
 ])
 def test_bad_training_data_gets_a_clear_error(net, mutate, message):
     X, y = mutate(*_data())
@@ -51,6 +54,20 @@ def test_bad_test_data_and_loop_arguments(net):
         fit(Lifted(), net, X, y, epochs=1, batch_size=2.5, progress=False)
     with pytest.raises(ValueError, match="state must be a MethodState"):
         fit(Lifted(), net, X, y, epochs=1, state=object(), progress=False)
+    with pytest.raises(ValueError, match=r"method must be a training method .* call it"):
+        fit(Lifted, net, X, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="method must be a training method"):
+        fit("lifted", net, X, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="net must be a Network"):
+        fit(Lifted(), "4-8-3", X, y, epochs=1, progress=False)
+    for seed in (1.5, "1", -1, 2**64, True):
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+            fit(Lifted(), net, X, y, epochs=1, seed=seed, progress=False)
+    # numpy integers (a grid search's np.arange) are integers: the same run as Python ints
+    a = fit(Lifted(), net, X, y, epochs=np.int64(2), batch_size=np.int32(6), seed=np.int64(1),
+            progress=False)
+    b = fit(Lifted(), net, X, y, epochs=2, batch_size=6, seed=1, progress=False)
+    assert len(a.history) == 2 and torch.equal(a.state.params[0][0], b.state.params[0][0])
     with pytest.raises(ValueError, match=r"layer 0: expected a \(W, b\) pair"):
         fit(Lifted(), net, X, y, epochs=1, params=[(1.0, 2.0), (3.0, 4.0)], progress=False)
 

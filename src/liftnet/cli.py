@@ -96,6 +96,9 @@ def _val_size(text: str) -> int | float:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a count (e.g. 5000) or a share (e.g. 0.1), got {text!r}") from None
+    if value >= 1.0 and "." in text:  # 1.0: a share of everything, or a mistyped count?
+        raise argparse.ArgumentTypeError(
+            f"a share must lie in (0, 1), got {text}; write a count without a decimal point")
     if value >= 1.0 and value.is_integer():  # 5e3: a count written as a float
         return int(value)
     if not 0.0 < value < 1.0:
@@ -203,6 +206,10 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
                     f"--{name.replace('_', '-')} is not a hyperparameter of method {args.method}"
                 )
             hp[name] = value
+    for scalar, per_layer in (("lam", "lams"), ("gamma", "gammas"), ("gamma_out", "gammas")):
+        if scalar in hp and per_layer in hp:  # the list would win and the scalar be ignored
+            raise ValueError(f"--{scalar.replace('_', '-')} and --{per_layer} both given: "
+                             f"--{per_layer} sets every layer's value; give one of them")
     return hp
 
 
@@ -315,6 +322,13 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             f"--arch {args.arch}: {args.dataset} has {ds.n_features} inputs and {n_out} "
             f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
         )
+    arch_shape = getattr(net.layers[0], "in_shape", None)
+    if arch_shape is not None and ds.image_shape is not None and (
+            tuple(arch_shape) != tuple(ds.image_shape)):
+        shape = "x".join(map(str, ds.image_shape))
+        raise ValueError(f"--arch {args.arch}: {args.dataset} images are {shape}; start the "
+                         f"architecture with {shape} (the same pixel count in another shape "
+                         "would scramble the images)")
     init_params = None
     if args.init_from:
         saved, init_params, _ = load_model(args.init_from)
@@ -510,7 +524,12 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
     if _same_file(args.out, args.model):
         raise ValueError(f"--out names the model file ({args.model}); the export would "
                          "overwrite it")
-    net, params, _ = load_model(args.model)
+    net, params, meta = load_model(args.model)
+    trained_on = _saved_run(meta)[0]
+    if trained_on is not None and datamod.is_array_file(trained_on) and _same_file(
+            args.out, _dataset_key(trained_on)[0]):
+        raise ValueError(f"--out names the model's data file ({trained_on}); the export would "
+                         "overwrite it")
     export_program(net, params, args.out)
     return {"model": str(args.model), "out": str(args.out), "arch": net.spec,
             "inputs": net.sizes[0]}

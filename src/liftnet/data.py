@@ -494,6 +494,9 @@ def _npz_inputs(path: Path, split: str, a: np.ndarray, dtype: torch.dtype) -> to
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{path}: X_{split} contains NaN or infinite values")
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    if a.size and a.dtype.kind in "fiu" and np.abs(a).max() > np.finfo(np_dtype).max:
+        raise DataError(f"{path}: X_{split} holds values up to {float(np.abs(a).max()):.3g}, "
+                        f"beyond the range of {np.dtype(np_dtype).name}; rescale them")
     out = torch.from_numpy(np.ascontiguousarray(a.reshape(len(a), -1), dtype=np_dtype))
     if a.dtype == np.uint8:
         out /= 255.0  # as the built-in image sets: the same floats for the same pixels
@@ -573,6 +576,12 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
         if n_classes < 2:
             raise DataError(f"{path}: the labels hold a single class (0); classification "
                             "needs at least 2")
+    pixels = {split: arrays[f"X_{split}"].dtype == np.uint8 for split in ("train", "test")}
+    if pixels["train"] != pixels["test"]:  # one would be scaled by 1/255, the other not
+        raise DataError(
+            f"{path}: X_train is {arrays['X_train'].dtype} and X_test {arrays['X_test'].dtype}; "
+            "uint8 inputs are pixels scaled to [0, 1], so store both splits as uint8 or both "
+            "as numbers on the same scale")
     X = {split: _npz_inputs(path, split, arrays[f"X_{split}"], dtype)
          for split in ("train", "test")}
     if X["train"].shape[1] != X["test"].shape[1]:

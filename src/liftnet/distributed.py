@@ -132,6 +132,7 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
+    epochs, batch_size = int(epochs), int(batch_size)
     method.check_network(net)
 
 

@@ -170,6 +170,10 @@ class _LiftedEstimator(BaseEstimator):
         Xt = torch.tensor(X, dtype=_DTYPES[self.dtype], device=device)
         if y.is_floating_point():
             y = y.to(Xt.dtype)
+        if isinstance(self.random_state, int | np.integer) and not isinstance(
+                self.random_state, bool) and not 0 <= self.random_state < 2**32:
+            raise ValueError(f"random_state must be an integer in [0, 2**32), a "
+                             f"RandomState or None, got {self.random_state!r}")
         seed = int(check_random_state(self.random_state).randint(2**31 - 1)) if not isinstance(
             self.random_state, int | np.integer) else int(self.random_state)
         start = None
@@ -300,7 +304,12 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         """Train on X (n_samples, n_features) and class labels y (n_samples,)."""
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        classes, codes = np.unique(y, return_inverse=True)
+        if self.warm_start and hasattr(self, "params_") and not np.array_equal(
+                classes, self.classes_):  # the old output units belong to the old classes
+            raise ValueError(f"warm_start needs y of the same classes as the previous fit: it "
+                             f"had {self.classes_.tolist()}, y has {classes.tolist()}")
+        self.classes_ = classes
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the "
                              f"data, got 1 class ({self.classes_[0]!r})")

@@ -52,8 +52,20 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Write through a temporary file in the same directory, then rename: an existing file is
-    replaced whole or not at all."""
+    replaced whole or not at all.  A symbolic link is followed (the file it names is replaced,
+    the link kept); a target that exists and is not a regular file (``/dev/stdout``, a named
+    pipe, a device) is written in place, since renaming over it would replace the node."""
     path = check_writable(path)
+    given = path
+    if path.is_symlink():
+        path = check_writable(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        try:
+            with open(path, "wb") as fh:
+                write(fh)
+        except OSError as exc:
+            raise OSError(f"cannot write {given}: {exc.strerror or exc}") from None
+        return given
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".liftnet-", suffix=".tmp", dir=path.parent)
@@ -76,7 +88,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return given
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

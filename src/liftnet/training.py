@@ -130,6 +130,14 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
         raise ValueError(f"{what} labels must be a 1-D (N,) tensor, got shape {tuple(y.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError(f"{what} inputs contain NaN or infinite values")
+    big = float(X.abs().max())
+    if big * big * X.shape[1] * len(X) > torch.finfo(X.dtype).max / 1e3:
+        raise ValueError(  # the solvers' Gram matrices (sums of x^2 over rows) would overflow
+            f"{what} inputs reach {big:.3g}, too large for {X.dtype} arithmetic (the solvers' "
+            "sums of squares overflow); rescale them (e.g. --standardize) or use float64")
+    if y.dtype in (torch.bool, torch.int8) or y.is_complex():
+        raise ValueError(f"{what} labels are {y.dtype}: give class labels as int64 "
+                         "(y.long()) or regression targets as floats")
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
         k = net.sizes[-1]
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
@@ -147,7 +155,7 @@ def check_fit_arguments(net: Network, X: Tensor, y: Tensor, X_test: Tensor | Non
     """The checks of :func:`fit` (and of :func:`liftnet.distributed.fit_distributed` on each
     shard): loop settings, training, validation and test data, with clear errors."""
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"{name} must be an integer, got {value!r}")
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -256,8 +264,18 @@ def fit(
             ``best_epoch`` and ``best_params`` of the result (kept with every validation set)
             are then the weights to use.
     """
+    if not isinstance(method, Method):
+        hint = " (an instance: call it)" if isinstance(method, type) else ""
+        raise ValueError(f"method must be a training method such as get_method('fenchel') or "
+                         f"Fenchel(), got {method!r}{hint}")
+    if not isinstance(net, Network):
+        raise ValueError(f"net must be a Network (e.g. network('784-300-10')), got {net!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
+            0 <= seed < 2**63):
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
+    seed, epochs, batch_size = int(seed), int(epochs), int(batch_size)  # e.g. numpy integers
     check_patience(patience, X_val)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint to resume from")
