@@ -323,3 +323,22 @@ def test_objective_equals_the_formula_away_from_the_feed_forward_point(arch, act
     assert method.objective(net, state, X, Y) == pytest.approx(data / n + reg + prox, rel=1e-12)
     state.prev = None  # no proximal centre (full batch, or the first mini-batch): no gamma term
     assert method.objective(net, state, X, Y) == pytest.approx(data / n + reg, rel=1e-12)
+
+
+def test_lifted_prediction_rule_bad_input_is_a_clear_error(small_data):
+    X, y = small_data[:2]
+    net = mlp([X.shape[1], 6, int(y.max()) + 1], loss="ce")
+    params = fit(Lifted(), net, X, y, epochs=1, progress=False).state.params
+    with pytest.raises(ValueError, match=rf"X must be a tensor of shape \(N, {X.shape[1]}\)"):
+        lifted_predict(net, params, X[:, :-1])
+    with pytest.raises(ValueError, match="X must be a tensor of shape"):
+        lifted_predict(net, params, X.numpy())
+    with pytest.raises(ValueError, match="lams must be finite numbers > 0"):
+        lifted_predict(net, params, X, lams=[-1.0, -1.0])
+    with pytest.raises(ValueError, match="lams must be finite numbers > 0"):
+        lifted_predict(net, params, X, lams=[float("nan"), 1.0])
+    from liftnet.graph import network
+
+    conv = network("1x2x2-conv2k1-3")
+    with pytest.raises(ValueError, match="for dense networks without pooling"):
+        lifted_predict(conv, [], torch.rand(2, 4))

@@ -40,6 +40,22 @@ def test_from_torch_refuses_unknown_modules():
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU()))
     with pytest.raises(ValueError, match=r"Softshrink\(0.25\): no registered activation"):
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.25), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="from_torch reads an nn.Sequential .* got int"):
+        from_torch(3)
+
+
+def test_from_torch_reads_a_linear_layer_and_nested_sequentials():
+    lin = nn.Linear(3, 2)
+    net, params = from_torch(lin)
+    assert net.sizes == (3, 2) and torch.equal(params[0][0], lin.weight.detach())
+    inner = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    model = nn.Sequential(inner, nn.Sequential(nn.Linear(4, 5), nn.Tanh()), nn.Linear(5, 2))
+    net, params = from_torch(model)
+    assert net.sizes == (3, 4, 5, 2)
+    assert [la.activation for la in net.layers[:-1]] == ["relu", "tanh"]
+    X = torch.randn(7, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(net.forward(params, X), model(X))
 
 
 def test_check_params_names_the_bad_shape():

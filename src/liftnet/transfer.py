@@ -79,10 +79,23 @@ def from_torch(model: nn.Sequential, *, loss: str = "ce") -> tuple[Network, Para
     modules (the inverse of :func:`to_torch` for dense networks: an activation module is read
     as the registered activation whose ``torch_module()`` it equals, same class and settings);
     parameters are detached copies."""
+    if isinstance(model, nn.Linear):
+        model = nn.Sequential(model)
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"from_torch reads an nn.Sequential of Linear layers and activations, "
+                         f"got {type(model).__name__}")
+    flat = []
+    stack = list(model)[::-1]
+    while stack:  # nested Sequentials read as one sequence
+        module = stack.pop()
+        if isinstance(module, nn.Sequential):
+            stack.extend(list(module)[::-1])
+        else:
+            flat.append(module)
     layers: list[Dense] = []
     params: Params = []
     pending: nn.Linear | None = None
-    for module in model:
+    for module in flat:
         if isinstance(module, nn.Linear):
             if pending is not None:
                 layers.append(Dense(pending.in_features, pending.out_features, "identity"))

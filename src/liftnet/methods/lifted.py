@@ -40,6 +40,7 @@ batch (full-batch mode: across epochs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -352,7 +353,13 @@ def lifted_predict(
     """
     if penalty not in PENALTIES:
         raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+    if not all(layer.plain for layer in net.layers):
+        raise ValueError(f"the lifted prediction rule is for dense networks without pooling; "
+                         f"{net.spec} is not one")
     net.check_params(params)
+    if not isinstance(X, Tensor) or X.ndim != 2 or X.shape[1] != net.sizes[0]:
+        shape = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
+        raise ValueError(f"X must be a tensor of shape (N, {net.sizes[0]}), got {shape}")
     L = net.n_hidden
     acts, pre = net.forward_all(params, X)
     if L == 0:
@@ -363,6 +370,12 @@ def lifted_predict(
     lams = [1.0] * (L + 1) if lams is None else list(lams)
     if len(lams) != L + 1:
         raise ValueError(f"expected {L + 1} link weights lams, got {len(lams)}")
+    try:
+        ok = all(math.isfinite(float(v)) and float(v) > 0 for v in lams)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"link weights lams must be finite numbers > 0, got {lams}")
 
     def grad(xs: list[Tensor]) -> list[Tensor]:
         chain = [X, *xs]
