@@ -194,6 +194,9 @@ def test_cli_trains_and_evaluates_on_a_file(tmp_path, capsys, monkeypatch):
     assert path.read_bytes() == before
     assert main(["train", "--dataset", str(tmp_path / "absent.npz"), "--epochs", "1"]) == 2
     assert "no data file at" in capsys.readouterr().err
+    from liftnet.cli import _dataset
+
+    assert _dataset("MNIST") == "mnist" and _dataset("Fashion_MNIST") == "fashion-mnist"
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "mnst"])
     assert "choose from digits, mnist" in capsys.readouterr().err

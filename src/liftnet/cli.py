@@ -81,6 +81,9 @@ def _dataset(text: str) -> str:
     """--dataset: a built-in data set's name or a .npz file of the user's arrays."""
     if datamod.is_array_file(text) or text in datamod.DATASETS:
         return text
+    name = text.strip().lower().replace("_", "-")  # as load_dataset reads MNIST, fashion_mnist
+    if name in datamod.DATASETS:
+        return name
     raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from "
                                      f"{', '.join(datamod.DATASETS)}, or give a .npz file)")
 
@@ -532,7 +535,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
                          "overwrite it")
     export_program(net, params, args.out)
     return {"model": str(args.model), "out": str(args.out), "arch": net.spec,
-            "inputs": net.sizes[0]}
+            "inputs": net.sizes[0], "dtype": str(params[0][0].dtype)}
 
 
 def _report_train(record: dict[str, Any]) -> str | None:
@@ -574,7 +577,8 @@ def _report_evaluate(record: dict[str, Any]) -> str:
 
 def _report_export(record: dict[str, Any]) -> str:
     return (f"wrote {record['out']}: {record['arch']} as a torch.export program; run it with "
-            f"torch.export.load(path).module()(x), x of shape (N, {record['inputs']})")
+            f"torch.export.load(path).module()(x), x of shape (N, {record['inputs']}) and "
+            f"dtype {record['dtype']}")
 
 
 def _commands() -> dict[str, tuple[Any, Any]]:

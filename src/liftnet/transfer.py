@@ -53,7 +53,8 @@ def to_torch(net: Network, params: Params) -> nn.Sequential:
 def export_program(net: Network, params: Params, path: str | os.PathLike) -> Path:
     """Write the feed-forward network as a ``torch.export`` program (a ``.pt2`` file):
     ``torch.export.load(path).module()`` runs it on flat inputs ``(N, d_0)`` for any batch size,
-    with torch alone (no liftnet, no Python class of ours).  Written atomically."""
+    in the weights' dtype (float64 inputs for a ``--dtype float64`` model), with torch alone (no
+    liftnet, no Python class of ours).  Written atomically."""
     model = to_torch(net, params).eval()
     W = params[0][0]
     example = torch.zeros(2, net.layers[0].input_size, dtype=W.dtype, device=W.device)
