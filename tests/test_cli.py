@@ -78,6 +78,8 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--seed", str(2**64)], "--seed must be below 2**63"),
     (["--arch", "64--10"], "architecture must look like '784-300-10'"),
+    (["--arch", "1x8x8-pool16-10", "--method", "fenchel"],
+     "average pooling by 16 needs H and W divisible by 16, got input shape (1, 8, 8)"),
     (["--lam", "1e39"], "lam must be at most 1e+30"),
     (["--tol", "10"], "tol must be < 1 (a relative tolerance), got 10.0"),
     (["--method", "backprop", "--lr", "1e39"], "lr must be at most 1e+30"),

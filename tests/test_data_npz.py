@@ -212,6 +212,10 @@ def test_cli_regression_reports_losses_and_stops_on_the_validation_loss(tmp_path
         return np.stack([np.maximum(A[:, 0] + A[:, 1], 0), 0.5 * A[:, 2]], 1)
     path = _save(tmp_path, X_train=X, y_train=f(X), X_test=Xt, y_test=f(Xt))
     out, model = tmp_path / "run.json", tmp_path / "model.pt"
+    assert main(["train", "--loss", "mse", "--dataset", str(path), "--lifted-rule",
+                 "--quiet", "--out", str(out)]) == 2
+    assert "--lifted-rule scores a classification accuracy" in capsys.readouterr().err
+    assert not out.exists()
     assert main(["train", "--method", "fenchel", "--loss", "mse", "--dataset", str(path),
                  "--epochs", "60", "--batch-size", "50", "--val-size", "0.2", "--patience",
                  "3", "--quiet", "--out", str(out), "--save", str(model)]) == 0

@@ -307,6 +307,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     if ds.n_classes == 0 and args.loss == "ce":
         raise ValueError(f"{args.dataset} holds float targets, a regression: train it with "
                          "--loss mse, or save the labels as integers for classification")
+    if args.lifted_rule and ds.n_classes == 0:
+        raise ValueError(f"--lifted-rule scores a classification accuracy; {args.dataset} "
+                         "holds float targets, a regression")
     n_out = ds.n_classes if ds.n_classes > 0 else ds.y_train.reshape(len(ds.y_train), -1).shape[1]
     if args.arch == "auto":
         spec = f"{ds.n_features}-300-{n_out}"

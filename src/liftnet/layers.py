@@ -87,12 +87,12 @@ class Dense:
     in_shape: Shape3 | None = None
 
     def __post_init__(self) -> None:
+        _check_pool(self.in_shape, self.pool, "dense layer")  # first: a misfit pool gives 0 inputs
         if self.in_features < 1 or self.out_features < 1:
             raise ValueError(
                 f"layer sizes must be >= 1, got {self.in_features}->{self.out_features}"
             )
         get_activation(self.activation)  # raises on an unknown name
-        _check_pool(self.in_shape, self.pool, "dense layer")
         if self.in_shape is not None and math.prod(_pooled(self.in_shape, self.pool)) != (
                 self.in_features):
             raise ValueError(
