@@ -132,7 +132,6 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
-    epochs, batch_size = int(epochs), int(batch_size)
     method.check_network(net)
 
 
@@ -201,6 +200,8 @@ def fit_distributed(
         problem = None
     except ValueError as exc:
         problem = str(exc)
+    if problem is None:  # numpy integers are integers (checked): plain ints from here on
+        epochs, batch_size = int(epochs), int(batch_size)
     settings = (epochs, batch_size, seed, repr(method), repr(net),
                 str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience)
     count = len(X) if isinstance(X, Tensor) else 0

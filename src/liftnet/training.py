@@ -130,7 +130,8 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
         raise ValueError(f"{what} labels must be a 1-D (N,) tensor, got shape {tuple(y.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError(f"{what} inputs contain NaN or infinite values")
-    big = float(X.abs().max())
+    low, high = torch.aminmax(X)  # no |X| copy of a large training set
+    big = max(-float(low), float(high))
     if big * big * X.shape[1] * len(X) > torch.finfo(X.dtype).max / 1e3:
         raise ValueError(  # the solvers' Gram matrices (sums of x^2 over rows) would overflow
             f"{what} inputs reach {big:.3g}, too large for {X.dtype} arithmetic (the solvers' "
