@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from liftnet import fit, get_method
 from liftnet.estimator import LiftedClassifier, LiftedRegressor
-from liftnet.graph import lenet5_spec, network
+from liftnet.graph import lenet5_spec, mlp, network
 from liftnet.methods.fenchel import LENET5_DEFAULTS
 
 ESTIMATORS = [
@@ -135,6 +135,23 @@ def test_nested_method_parameters_replace_the_method_and_grid_search(digits):
     assert search.best_estimator_.method_.lam == search.best_params_["method__lam"]
 
 
+def test_a_scalar_hyperparameter_with_the_list_that_replaces_it_is_refused():
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(8,))
+    for both, names in (({"method__lam": 2.0, "method__lams": "1"}, "method__lam and method__lams"),
+                        ({"method__gamma_out": 5.0, "method__gammas": "1,1"},
+                         "method__gamma_out and method__gammas")):
+        with pytest.raises(ValueError, match=f"{names} both given"):
+            clf.set_params(**both)
+        assert clf.method_params is None  # nothing changed
+    own = LiftedClassifier(get_method("fenchel", lams="5"), method_params={"lam": 2.0})
+    with pytest.raises(ValueError, match="method__lam would be ignored: the method's lams"):
+        own._method()
+    assert own.set_params(method__lams=None)._method().layer_lams(mlp("4-3-2")) == [2.0]
+    # LeNet-5's per-layer defaults give way to a scalar given alone, as on the command line
+    lenet = LiftedClassifier("fenchel", hidden_layer_sizes="lenet5", method_params={"lam": 3.0})
+    assert lenet._method().layer_lams(lenet5_net()) == [3.0] * 4
+
+
 def lenet5_net():
     return network(lenet5_spec((1, 28, 28), 10), loss="ce")
 
@@ -178,6 +195,14 @@ def test_convolutional_network_from_tokens_and_lenet5_needs_the_image_shape(digi
     with pytest.raises(ValueError, match="does not support Conv2d"):
         LiftedClassifier("lifted", hidden_layer_sizes="conv4k3-16",
                          image_shape=(1, 8, 8)).fit(X, y)
+    with pytest.raises(ValueError, match="LeNet-5 needs images of at least 28x28 pixels, got 8x8"):
+        LiftedClassifier("fenchel", hidden_layer_sizes="lenet5", image_shape=(1, 8, 8)).fit(X, y)
+    with pytest.raises(ValueError, match="the network takes 784 input features"):
+        LiftedClassifier("fenchel", hidden_layer_sizes="lenet5",
+                         image_shape=(1, 28, 28)).fit(X, y)  # the digits have 64
+    for bad in ((8, 8), 64, (1, 8, -8), (1, 8.0, 8)):
+        with pytest.raises(ValueError, match="image_shape must be \\(C, H, W\\)"):
+            LiftedClassifier(hidden_layer_sizes="conv4k3-16", image_shape=bad).fit(X, y)
 
 
 def test_regressor_keeps_the_targets_shape():

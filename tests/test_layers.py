@@ -270,6 +270,10 @@ def test_lenet5_for_cifar_shapes():
     assert net.sizes == (3072, 6 * 28 * 28, 16 * 10 * 10, 120, 84, 10)
     assert net.spec == spec
     assert lenet5_spec((1, 28, 28), 5).endswith("-84-5")
+    with pytest.raises(ValueError, match="at least 28x28 pixels, got 27x32"):
+        lenet5_spec((3, 27, 32))
+    with pytest.raises(ValueError, match=r"image shape \(C, H, W\), got \(28, 28\)"):
+        lenet5_spec((28, 28))
 
 
 @pytest.mark.parametrize("spec", [

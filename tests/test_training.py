@@ -40,6 +40,16 @@ def test_bad_training_data_gets_a_clear_error(net, mutate, message):
         fit(Lifted(), net, X, y, epochs=1, progress=False)
 
 
+def test_integer_labels_for_a_regression_network_name_the_mismatch():
+    X, y = _data()
+    with pytest.raises(ValueError, match=r"integer class labels \(range \[0, 2\]\) but 4-5-1 "
+                                         "has one output, a regression: give float targets"):
+        fit(Lifted(), mlp("4-5-1", loss="mse"), X, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*give float targets"):
+        fit(Lifted(), mlp("4-5-2", loss="mse"), X, y, epochs=1, progress=False)
+    fit(Lifted(), mlp("4-5-1", loss="mse"), X, y.double()[:, None], epochs=1, progress=False)
+
+
 def test_bad_test_data_and_loop_arguments(net):
     X, y = _data()
     with pytest.raises(ValueError, match="both X_test and y_test"):

@@ -30,7 +30,7 @@ from . import distributed
 from .allocator import reuse_freed_memory
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
-from .methods.fenchel import lenet5_hyperparameters
+from .methods.fenchel import lenet5_hyperparameters, shadowed
 from .metrics import LINEAR_SHARE_DEFINITION, evaluate, linear_share
 from .results import check_writable, load_model, save_model, versions, write_json
 from .training import fit, resolve_device
@@ -209,10 +209,9 @@ def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
                     f"--{name.replace('_', '-')} is not a hyperparameter of method {args.method}"
                 )
             hp[name] = value
-    for scalar, per_layer in (("lam", "lams"), ("gamma", "gammas"), ("gamma_out", "gammas")):
-        if scalar in hp and per_layer in hp:  # the list would win and the scalar be ignored
-            raise ValueError(f"--{scalar.replace('_', '-')} and --{per_layer} both given: "
-                             f"--{per_layer} sets every layer's value; give one of them")
+    for scalar, per_layer in shadowed(hp):  # the list would win and the scalar be ignored
+        raise ValueError(f"--{scalar.replace('_', '-')} and --{per_layer} both given: "
+                         f"--{per_layer} sets every layer's value; give one of them")
     return hp
 
 
@@ -316,7 +315,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     elif args.arch == "lenet5":
         if ds.image_shape is None or len(ds.image_shape) != 3:
             raise ValueError(f"--arch lenet5 needs an image data set; {args.dataset} is not one")
-        if min(ds.image_shape[1:]) < 28:
+        if min(ds.image_shape[1:]) < 28:  # lenet5_spec says it too, without the file's name
             raise ValueError(f"--arch lenet5 needs images of at least 28x28 pixels; {args.dataset}"
                              f" has {ds.image_shape[1]}x{ds.image_shape[2]}")
         spec = lenet5_spec(tuple(ds.image_shape), n_out)

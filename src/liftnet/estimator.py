@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .graph import Network, lenet5_spec, network
 from .methods import Method, get_method
-from .methods.fenchel import lenet5_hyperparameters
+from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, shadowed
 from .training import fit, resolve_device
 from .transfer import to_torch
 
@@ -87,12 +87,21 @@ class _LiftedEstimator(BaseEstimator):
             raise ValueError(f"method_params must be a dict of the method's hyperparameters, "
                              f"got {type(self.method_params).__name__}")
         overrides = dict(self.method_params or {})
+        for scalar, per_layer in shadowed(overrides):
+            raise ValueError(f"method__{scalar} and method__{per_layer} both given: "
+                             f"{per_layer} sets every layer's value; give one of them")
         if isinstance(self.method, Method):
             known = {f.name for f in dataclasses.fields(self.method)}
             unknown = sorted(set(overrides) - known)
             if unknown:
                 raise ValueError(f"{', '.join('method__' + k for k in unknown)}: not a "
                                  f"hyperparameter of method {self.method.key!r}")
+            for scalar, per_layer in SHADOWED_BY:
+                if (overrides.get(scalar) is not None and per_layer not in overrides
+                        and getattr(self.method, per_layer, None) is not None):
+                    raise ValueError(f"method__{scalar} would be ignored: the method's "
+                                     f"{per_layer} sets every layer's value; set "
+                                     f"method__{per_layer} instead")
             return dataclasses.replace(self.method, **overrides) if overrides else self.method
         if isinstance(self.method, str):
             lenet = self.method == "fenchel" and self.hidden_layer_sizes == "lenet5"
@@ -139,13 +148,13 @@ class _LiftedEstimator(BaseEstimator):
         if hidden == "lenet5":
             if self.image_shape is None:
                 raise ValueError("hidden_layer_sizes='lenet5' needs image_shape=(C, H, W)")
-            return network(lenet5_spec(tuple(self.image_shape), n_out), loss=loss,
-                           activation=self.activation)
+            spec = lenet5_spec(self._image_shape(), n_out)
+            return self._checked(network(spec, loss=loss, activation=self.activation), n_features)
         if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
             hidden = (int(hidden),)
         if isinstance(hidden, str):  # tokens: "conv6k5p2-pool2-120"
-            head = ("x".join(str(s) for s in self.image_shape) if self.image_shape is not None
-                    else str(n_features))
+            head = ("x".join(str(s) for s in self._image_shape())
+                    if self.image_shape is not None else str(n_features))
             spec = "-".join(t for t in (head, hidden.strip("-"), str(n_out)) if t)
         else:
             try:
@@ -154,7 +163,21 @@ class _LiftedEstimator(BaseEstimator):
                 raise ValueError(f"hidden_layer_sizes must be widths like (100,), architecture "
                                  f"tokens or 'lenet5', got {hidden!r}") from None
             spec = [n_features, *sizes, n_out]
-        net = network(spec, loss=loss, activation=self.activation)
+        return self._checked(network(spec, loss=loss, activation=self.activation), n_features)
+
+    def _image_shape(self) -> tuple[int, int, int]:
+        shape = self.image_shape
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = ()
+        if len(dims) != 3 or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                     and s >= 1 for s in dims):
+            raise ValueError(f"image_shape must be (C, H, W), three positive integers, "
+                             f"got {shape!r}")
+        return tuple(int(s) for s in dims)
+
+    def _checked(self, net: Network, n_features: int) -> Network:
         if net.layers[0].input_size != n_features:
             raise ValueError(f"the network takes {net.layers[0].input_size} input features "
                              f"(image_shape {self.image_shape}), the data has {n_features}")

@@ -233,8 +233,13 @@ _SHAPE = re.compile(r"(\d+)x(\d+)x(\d+)")
 def lenet5_spec(in_shape: tuple[int, int, int] = (1, 28, 28), n_out: int = 10) -> str:
     """LeNet-5 as in paper 003 section 5.2: conv 6@5x5, average pool 2, conv 16@5x5, average
     pool 2, dense 120, 84, n_out, ReLU.  28x28 inputs are zero-padded to 32x32 by the first
-    convolution (padding 2, the authors' padding of the images)."""
-    c, h, w = in_shape
+    convolution (padding 2, the authors' padding of the images).  Smaller images are refused
+    with a message (the network is the paper's, for 28x28 pixels and up)."""
+    if len(in_shape) != 3:
+        raise ValueError(f"LeNet-5 needs an image shape (C, H, W), got {tuple(in_shape)}")
+    c, h, w = (int(s) for s in in_shape)
+    if min(h, w) < 28:
+        raise ValueError(f"LeNet-5 needs images of at least 28x28 pixels, got {h}x{w}")
     pad = "p2" if (h, w) == (28, 28) else ""
     return f"{c}x{h}x{w}-conv6k5{pad}-pool2-conv16k5-pool2-120-84-{n_out}"
 

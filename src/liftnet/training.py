@@ -142,9 +142,17 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
         k = net.sizes[-1]
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            got = f"range [{int(y.min())}, {int(y.max())}]"
+            if k == 1:  # e.g. a regression model scored on a classification data set
+                raise ValueError(
+                    f"{what} labels are integer class labels ({got}) but {net.spec} has one "
+                    "output, a regression: give float targets, or a network with one output "
+                    "per class")
+            hint = ("; integer labels are classes (one-hot targets of the squared loss): give "
+                    "float targets for a regression") if net.loss == "mse" else ""
             raise ValueError(
                 f"{what} labels must lie in [0, {k - 1}] for an output of width {k}, "
-                f"got range [{int(y.min())}, {int(y.max())}]"
+                f"got {got}{hint}"
             )
     elif not torch.isfinite(y).all():
         raise ValueError(f"{what} targets contain NaN or infinite values")

@@ -106,6 +106,17 @@ LENET5_APPENDIX_C = {"lams": "5,5,1,1", "gammas": "1e-4,1e-2,1,1,1", "loss_weigh
 LENET5_DEFAULTS = {**LENET5_APPENDIX_C, "target_extrapolation": "300,30,1,1"}
 
 
+# scalar hyperparameters that a per-layer list replaces when both are set
+SHADOWED_BY = (("lam", "lams"), ("gamma", "gammas"), ("gamma_out", "gammas"))
+
+
+def shadowed(overrides: dict) -> list[tuple[str, str]]:
+    """The (scalar, list) pairs both set (not None) in ``overrides``: the list would win and
+    the scalar be ignored, which callers refuse with a message in their own words."""
+    return [(s, p) for s, p in SHADOWED_BY
+            if overrides.get(s) is not None and overrides.get(p) is not None]
+
+
 def lenet5_hyperparameters(overrides: dict | None = None,
                            base: dict | None = None) -> dict:
     """``base`` (default :data:`LENET5_DEFAULTS`) with ``overrides`` on top, where a scalar
