@@ -387,8 +387,8 @@ def test_early_stopping_saves_and_reports_the_best_validation_epoch(tmp_path, ca
     vals = [h["val_accuracy"] for h in rec["history"]]
     best = vals.index(max(vals)) + 1
     stop = rec["early_stopping"]
-    assert stop == {"patience": 2, "stopped_early": True, "epochs_run": best + 2,
-                    "restored_epoch": best}
+    assert stop == {"patience": 2, "min_delta": 0.0, "stopped_early": True,
+                    "epochs_run": best + 2, "restored_epoch": best}
     assert len(vals) == best + 2 < 40
     chosen = rec["history"][best - 1]
     assert (rec["val_accuracy"], rec["test_accuracy"], rec["train_accuracy"]) == (
@@ -419,9 +419,20 @@ def test_early_stopping_saves_and_reports_the_best_validation_epoch(tmp_path, ca
     plain = json.loads(out.read_text())
     assert "early_stopping" not in plain
     assert plain["test_accuracy"] == rec["history"][-1]["test_accuracy"]
+    # --min-delta: a gain must beat the best by more than D; 1.0 (all of the accuracy)
+    # leaves only the first epoch as a gain, so the run stops after 1 + patience epochs
+    assert main([*common, "--patience", "2", "--min-delta", "1", "--epochs", "40",
+                 "--out", str(out)]) == 0
+    stop = json.loads(out.read_text())["early_stopping"]
+    assert stop["min_delta"] == 1.0 and stop["epochs_run"] == 3 and stop["stopped_early"]
     for args, message in ((["--patience", "0"], "--patience must be >= 1, got 0"),
                           (["--patience", "3"], "--patience (early stopping) needs a "
-                                                "validation set: add --val-size")):
+                                                "validation set: add --val-size"),
+                          (["--min-delta", "0.01"], "--min-delta applies to early stopping"),
+                          (["--patience", "2", "--min-delta", "-1"],
+                           "--min-delta must be a finite number >= 0, got -1.0"),
+                          (["--patience", "2", "--min-delta", "nan"],
+                           "--min-delta must be a finite number >= 0, got nan")):
         argv = [a for a in common if a not in ("--val-size", "0.2")] if "3" in args else common
         assert main([*argv, "--epochs", "2", *args]) == 2
         assert message in capsys.readouterr().err

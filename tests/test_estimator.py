@@ -265,7 +265,18 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits):
                           method_params={"lr": 1e-2}).fit(X, X[:, 10])
     assert all(v <= 0 for v in reg.validation_scores_)  # minus the validation loss
     assert reg.best_validation_score_ == max(reg.validation_scores_)
+    # tol: a gain must beat the best by more than tol (scikit-learn's rule), as fit's min_delta
+    loose = LiftedRegressor("backprop", hidden_layer_sizes=(16,), epochs=300, batch_size=50,
+                            early_stopping=True, n_iter_no_change=2, tol=0.05,
+                            method_params={"lr": 1e-2}).fit(X, X[:, 10])
+    assert loose.n_iter_ < reg.n_iter_
+    assert loose.validation_scores_ == reg.validation_scores_[:loose.n_iter_]
+    gains = [v for k, v in enumerate(loose.validation_scores_)
+             if v > max(loose.validation_scores_[:k], default=-np.inf) + 0.05]
+    assert loose.validation_scores_.index(gains[-1]) + 1 + 2 == loose.n_iter_
     for bad, message in (({"validation_fraction": 1.0}, r"validation_fraction must be in \(0, 1\)"),
+                         ({"tol": -1e-3}, "tol must be a finite number >= 0"),
+                         ({"tol": float("inf")}, "tol must be a finite number >= 0"),
                          ({"validation_fraction": "0.1"}, "validation_fraction must be in"),
                          ({"n_iter_no_change": 0}, "n_iter_no_change must be an integer >= 1"),
                          ({"validation_fraction": 0.99}, "early_stopping: cannot hold out")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -170,7 +172,50 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(net):
     assert len(exact.history) == best + 3 and not exact.stopped_early
 
 
+def _replay(scores, patience, min_delta):
+    """The epoch where early stopping with ``min_delta`` stops (scikit-learn's ``tol`` rule:
+    a gain counts only above best + min_delta; the best score moves with every gain)."""
+    best, improved = -math.inf, 0
+    for k, v in enumerate(scores, 1):
+        if k - 1 - improved >= patience and k > 1:
+            return k - 1
+        if v > best + min_delta:
+            improved = k
+        best = max(best, v)
+    return len(scores) if len(scores) - improved >= patience else None
+
+
+def test_min_delta_counts_only_gains_above_it_and_keeps_the_best_weights():
+    """fit(patience, min_delta): gains of at most min_delta do not reset the patience, so the
+    run stops earlier on a slowly falling validation loss, while best_epoch and best_params
+    are still those of the lowest loss."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    Y = torch.sin(X @ torch.randn(4, 2, generator=g, dtype=torch.float64))
+    net = mlp("4-8-2", loss="mse")
+    args = {"epochs": 80, "batch_size": 20, "X_val": X[:20] + 0.05, "y_val": Y[:20],
+            "progress": False, "patience": 3}
+    plain = fit(Backprop(lr=0.02), net, X, Y, **args)
+    losses = [e["val_loss"] for e in plain.history]
+    gains = sorted(a - b for a, b in zip(losses, losses[1:], strict=False) if a > b)
+    delta = gains[len(gains) // 2]  # a typical gain
+    res = fit(Backprop(lr=0.02), net, X, Y, min_delta=delta, **args)
+    cut = [e["val_loss"] for e in res.history]
+    assert cut == losses[:len(cut)]  # the same run, cut earlier
+    assert len(cut) < len(losses) and res.stopped_early
+    assert len(cut) == _replay([-v for v in losses], 3, delta)
+    best = cut.index(min(cut)) + 1
+    assert res.best_epoch == best
+    short = fit(Backprop(lr=0.02), net, X, Y, epochs=best, batch_size=20, progress=False)
+    torch.testing.assert_close(res.best_params, short.state.params)
+    assert _replay([-v for v in losses], 3, 0.0) == len(losses)  # min_delta 0: plain rule
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"patience": 2, "min_delta": -0.1}, "min_delta must be a finite number >= 0"),
+    ({"patience": 2, "min_delta": float("nan")}, "min_delta must be a finite number >= 0"),
+    ({"patience": 2, "min_delta": "0.1"}, "min_delta must be a finite number >= 0"),
+    ({"min_delta": 0.01}, "min_delta applies to early stopping: give patience too"),
     ({"patience": 0}, "patience must be an integer >= 1"),
     ({"patience": 2.5}, "patience must be an integer >= 1"),
     ({"patience": True}, "patience must be an integer >= 1"),

@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import importlib
 import importlib.util
+import math
 import os
 import sys
 import typing
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early stopping (needs --val-size): stop after N epochs without a "
                         "better validation accuracy; the model saved and scored is then the "
                         "best validation epoch's")
+    t.add_argument("--min-delta", type=float, default=0.0, metavar="D",
+                   help="with --patience: only a validation accuracy above the best by more "
+                        "than D (a share, e.g. 0.001; for regression the validation loss "
+                        "below it by more than D) counts as better (default 0)")
     t.add_argument("--standardize", action="store_true", help="standardise the features")
     t.add_argument("--epochs", type=int, default=None, help="default: the method's")
     t.add_argument("--batch-size", type=int, default=None,
@@ -251,6 +256,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if args.val_size is None:
             raise ValueError("--patience (early stopping) needs a validation set: add "
                              "--val-size N|SHARE")
+    if not 0.0 <= args.min_delta < math.inf:
+        raise ValueError(f"--min-delta must be a finite number >= 0, got {args.min_delta}")
+    if args.min_delta and args.patience is None:
+        raise ValueError("--min-delta applies to early stopping: give --patience too")
     if args.lifted_rule and args.method != "lifted":
         raise ValueError("--lifted-rule applies to --method lifted only")
     for flag, value, least in (("--epochs", args.epochs, 1), ("--seed", args.seed, 0)):
@@ -363,6 +372,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=batch_size, seed=args.seed, X_test=ds.X_test, y_test=ds.y_test,
             params=init_params, progress=not args.quiet and rank == 0,
             X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
+            min_delta=args.min_delta,
         )
     else:
         res = fit(
@@ -370,6 +380,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
             params=init_params, checkpoint=args.checkpoint, resume=resume,
             X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
+            min_delta=args.min_delta,
         )
     wall = res.wall_seconds  # with a resumed checkpoint: every epoch's training time
     # early stopping hands back the best validation epoch's weights; otherwise the last ones
@@ -404,7 +415,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.patience is not None:
         record["early_stopping"] = {
-            "patience": args.patience, "stopped_early": res.stopped_early,
+            "patience": args.patience, "min_delta": args.min_delta,
+            "stopped_early": res.stopped_early,
             "epochs_run": len(res.history), "restored_epoch": res.best_epoch}
     if args.lifted_rule and ds.n_classes > 0 and isinstance(method, Lifted):
         out, _ = lifted_predict(net, params, ds.X_test, penalty=method.penalty,

@@ -153,6 +153,7 @@ def fit_distributed(
     progress: bool | None = None,
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
     patience: int | None = None,
+    min_delta: float = 0.0,
 ) -> FitResult:
     """Train ``net`` with ``method`` on the union of every process's shard ``(X, y)``.
 
@@ -182,6 +183,8 @@ def fit_distributed(
         patience: early stopping, as in :func:`liftnet.fit`: every process stops together,
             once one process's validation scores say so; each returns the best epoch (and
             weights) of its own validation scores, the same on all with one validation set.
+        min_delta: with ``patience``, the smallest improvement that counts, as in
+            :func:`liftnet.fit`.
 
     Returns:
         FitResult whose history holds the global objective and training accuracy.
@@ -196,14 +199,15 @@ def fit_distributed(
     try:
         _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed,
                        X_val, y_val)
-        check_patience(patience, X_val)
+        check_patience(patience, X_val, min_delta)
         problem = None
     except ValueError as exc:
         problem = str(exc)
     if problem is None:  # numpy integers are integers (checked): plain ints from here on
-        epochs, batch_size = int(epochs), int(batch_size)
+        epochs, batch_size, min_delta = int(epochs), int(batch_size), float(min_delta)
     settings = (epochs, batch_size, seed, repr(method), repr(net),
-                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience)
+                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience,
+                repr(min_delta))
     count = len(X) if isinstance(X, Tensor) else 0
     reports: list[Any] = [None] * world
     dist.all_gather_object(reports, (problem, settings, count), group=group)
@@ -212,7 +216,8 @@ def fit_distributed(
             raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
     if any(other != settings for _, other, _ in reports):
         raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
-                         "dtype, test or validation set or patience: every process must call "
+                         "dtype, test or validation set, patience or min_delta: every "
+                         "process must call "
                          "fit_distributed with the same settings")
     n_local = len(X)
     n = sum(count for _, _, count in reports)
@@ -273,7 +278,7 @@ def fit_distributed(
                     f"{method.key}: the objective became {entry['objective']} at epoch {epoch}"
                     "; check the data scale and the method's hyperparameters")
             result.history.append(entry)
-            best.update(entry, state.params)
+            best.update(entry, state.params, min_delta)
             if bar is not None:
                 bar.set_postfix(postfix(entry))
             if callback is not None:

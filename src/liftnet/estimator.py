@@ -19,6 +19,7 @@ changing it in place (a method object shared by two estimators stays as it was).
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import Any
 
@@ -62,6 +63,7 @@ class _LiftedEstimator(BaseEstimator):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
+        tol: float = 1e-4,
     ) -> None:
         self.method = method
         self.method_params = method_params
@@ -78,6 +80,7 @@ class _LiftedEstimator(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
     # -------------------------------------------------------------- nested method parameters
     def _method(self) -> Method:
@@ -209,7 +212,8 @@ class _LiftedEstimator(BaseEstimator):
         held: dict[str, Any] = {}
         if self.early_stopping:
             train, val = self._validation_split(y, seed)
-            held = {"X_val": Xt[val], "y_val": y[val], "patience": int(self.n_iter_no_change)}
+            held = {"X_val": Xt[val], "y_val": y[val], "patience": int(self.n_iter_no_change),
+                    "min_delta": float(self.tol)}
             Xt, y = Xt[train], y[train]
         result = fit(
             method, net, Xt, y,
@@ -245,6 +249,10 @@ class _LiftedEstimator(BaseEstimator):
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or \
                 patience < 1:
             raise ValueError(f"n_iter_no_change must be an integer >= 1, got {patience!r}")
+        tol = self.tol
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (
+                0 <= tol < math.inf):
+            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
     def _validation_split(self, y: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Training and validation rows for ``early_stopping``: a seeded split of
@@ -305,13 +313,14 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         warm_start: start a new ``fit`` from the weights of the last one (when the network is
             the same), as scikit-learn's ``MLPClassifier``; otherwise from the method's
             initialisation.
-        early_stopping, validation_fraction, n_iter_no_change: early stopping, named as in
-            scikit-learn's MLP: hold out ``validation_fraction`` of the samples (stratified
-            where every class allows it, seeded by ``random_state``), stop after
-            ``n_iter_no_change`` epochs without a higher validation score and keep the best
-            epoch's weights.  Unlike scikit-learn there is no ``tol`` (any gain counts) and the
-            score is the accuracy, or for :class:`LiftedRegressor` minus the validation loss
-            (the squared error summed over the outputs, averaged over the samples), not R^2.
+        early_stopping, validation_fraction, n_iter_no_change, tol: early stopping, named as
+            in scikit-learn's MLP: hold out ``validation_fraction`` of the samples
+            (stratified where every class allows it, seeded by ``random_state``), stop after
+            ``n_iter_no_change`` epochs without a validation score above the best by more
+            than ``tol``, and keep the best epoch's weights.  The score is the accuracy, or
+            for :class:`LiftedRegressor` minus the validation loss (the squared error summed
+            over the outputs, averaged over the samples), not R^2.  ``tol`` applies to early
+            stopping only (the epochs are otherwise ``epochs``, not a convergence test).
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
     (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``; with

@@ -46,39 +46,57 @@ class BestEpoch:
     epoch: int = 0
     score: float = -math.inf
     params: Params | None = None
+    improved: int | None = None  # the last epoch that beat the best by more than min_delta
 
-    def update(self, entry: dict[str, Any], params: Params | None) -> None:
+    def update(self, entry: dict[str, Any], params: Params | None,
+               min_delta: float = 0.0) -> None:
         """Take ``entry`` (a history entry) and ``params`` (its weights, copied; None: not
-        known) as the best if its validation score is higher."""
+        known) as the best if its validation score is higher; an epoch counts as an
+        improvement for early stopping only if it beats the best by more than ``min_delta``
+        (scikit-learn's ``tol``: the best weights are still the highest score's)."""
         value = entry.get("val_accuracy")
         if value is None and entry.get("val_loss") is not None:
             value = -entry["val_loss"]
-        if value is not None and value > self.score:
+        if value is None:
+            return
+        if value > self.score + min_delta:
+            self.improved = int(entry["epoch"])
+        if value > self.score:
             self.epoch, self.score = int(entry["epoch"]), float(value)
             self.params = None if params is None else [
                 (W.detach().clone(), b.detach().clone()) for W, b in params]
 
     @classmethod
-    def from_history(cls, history: list[dict[str, Any]], params: Params) -> BestEpoch:
+    def from_history(cls, history: list[dict[str, Any]], params: Params,
+                     min_delta: float = 0.0) -> BestEpoch:
         """The best epoch of ``history``, with ``params`` (the weights after its last epoch)
         where that is the best one and None otherwise."""
         best = cls()
         for k, entry in enumerate(history, 1):
-            best.update(entry, params if k == len(history) else None)
+            best.update(entry, params if k == len(history) else None, min_delta)
         return best
 
     def patience_spent(self, epoch: int, patience: int | None) -> bool:
-        """True when ``patience`` epochs up to ``epoch`` brought no better validation score."""
-        return patience is not None and self.epoch > 0 and epoch - self.epoch >= patience
+        """True when ``patience`` epochs up to ``epoch`` brought no validation score better
+        than the best by more than ``min_delta`` (see :meth:`update`)."""
+        last = self.epoch if self.improved is None else self.improved  # None: older pickles
+        return patience is not None and self.epoch > 0 and epoch - last >= patience
 
     def into(self, result: FitResult) -> None:
         if self.epoch > 0:
             result.best_epoch, result.best_params = self.epoch, self.params
 
 
-def check_patience(patience: int | None, X_val: Tensor | None) -> None:
-    """Clear errors for an early-stopping ``patience`` that cannot work."""
+def check_patience(patience: int | None, X_val: Tensor | None,
+                   min_delta: float = 0.0) -> None:
+    """Clear errors for an early-stopping ``patience`` (and ``min_delta``) that cannot work."""
+    if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not (
+            0.0 <= float(min_delta) < math.inf):
+        raise ValueError(f"min_delta must be a finite number >= 0 (the validation score's "
+                         f"smallest improvement that resets patience), got {min_delta!r}")
     if patience is None:
+        if min_delta:
+            raise ValueError("min_delta applies to early stopping: give patience too")
         return
     if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
         raise ValueError(f"patience must be an integer >= 1 (epochs without a better "
@@ -242,6 +260,7 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     patience: int | None = None,
+    min_delta: float = 0.0,
 ) -> FitResult:
     """Train ``net`` with ``method`` on (X, y).
 
@@ -272,6 +291,9 @@ def fit(
             validation accuracy (validation loss for regression; needs X_val, y_val).
             ``best_epoch`` and ``best_params`` of the result (kept with every validation set)
             are then the weights to use.
+        min_delta: with ``patience``: an epoch resets the patience only if its validation
+            score beats the best by more than this (accuracy as a share, e.g. 0.001; for
+            regression the validation loss); the best weights are still the best score's.
     """
     if not isinstance(method, Method):
         hint = " (an instance: call it)" if isinstance(method, type) else ""
@@ -285,7 +307,8 @@ def fit(
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
     seed, epochs, batch_size = int(seed), int(epochs), int(batch_size)  # e.g. numpy integers
-    check_patience(patience, X_val)
+    check_patience(patience, X_val, min_delta)
+    min_delta = float(min_delta)
     if resume and checkpoint is None:
         raise ValueError("resume needs the checkpoint to resume from")
     if resume and state is not None:
@@ -311,7 +334,7 @@ def fit(
         if X_val is not None:
             best = saved.get("best")
             if not isinstance(best, BestEpoch):  # an older liftnet's checkpoint
-                best = BestEpoch.from_history(done, state.params)
+                best = BestEpoch.from_history(done, state.params, min_delta)
                 if patience is not None and best.epoch > 0 and best.params is None:
                     raise ValueError(
                         f"cannot resume from {checkpoint} with early stopping: it was written "
@@ -370,7 +393,7 @@ def fit(
                     "check the data scale and the method's hyperparameters"
                 )
             result.history.append(entry)
-            best.update(entry, state.params)
+            best.update(entry, state.params, min_delta)
             if bar is not None:
                 bar.set_postfix(postfix(entry))
             if checkpoint is not None:
