@@ -41,6 +41,8 @@ def _worker(rank, world, init_file, out_file, settings):
             held = {"X_val": X[30 * rank: 30 * rank + 30], "y_val": y[30 * rank: 30 * rank + 30]}
         if "patience" in settings:
             held["patience"] = settings["patience"]
+        if "min_delta" in settings:  # one value per process
+            held["min_delta"] = settings["min_delta"][rank]
         res = fit_distributed(method, net, X[shard], y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
                               seed=3, progress=False, **held)
@@ -187,6 +189,8 @@ def test_a_method_without_support_is_refused(tmp_path):
 @pytest.mark.parametrize("how, message", [
     ({"cut": 88}, "makes 3 batches per epoch; every process needs at least that many samples"),
     ({"disagree": True}, "the processes disagree on epochs"),
+    ({"val": True, "patience": 2, "min_delta": (0.0, 0.01)},
+     "the processes disagree on .* patience or min_delta"),
     ({"method": "admm", "loss": "mse"}, "ADMM trains on the full data set only"),
 ])
 def test_every_process_gets_the_same_clear_error(tmp_path, how, message):
