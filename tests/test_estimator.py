@@ -299,3 +299,76 @@ def test_lenet5_takes_the_clis_fenchel_defaults():
     assert clf.predict(X).shape == (40,)
     own = get_method("fenchel", lam=2.0)  # a method object is used as given
     assert LiftedClassifier(own, hidden_layer_sizes="lenet5")._method() is own
+
+
+def test_partial_fit_is_one_epoch_of_fit_from_the_last_state(digits):
+    """partial_fit: a first call is fit(epochs=1); each next call one more epoch from the last
+    state (Adam's moments included), its batch order seeded by random_state + the call's
+    number; history_ and n_iter_ grow by one epoch per call."""
+    X, Xt, y, yt = digits
+    method = get_method("backprop", lr=3e-2)
+    clf = LiftedClassifier(method, hidden_layer_sizes=(32,), batch_size=100, random_state=4)
+    clf.partial_fit(X[:600], y[:600], classes=np.arange(10))
+    clf.partial_fit(X[600:], y[600:])
+    net = network([64, 32, 10], loss="ce")
+    Xf, yf = torch.tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    first = fit(method, net, Xf[:600], yf[:600], epochs=1, batch_size=100, seed=4,
+                progress=False)
+    second = fit(method, net, Xf[600:], yf[600:], epochs=1, batch_size=100, seed=5,
+                 state=first.state, progress=False)
+    for (W, b), (W1, b1) in zip(clf.params_, second.state.params, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert clf.n_iter_ == 2 and [e["epoch"] for e in clf.history_] == [1, 2]
+    for _ in range(8):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 10 and clf.score(Xt, yt) > 0.9
+    # after fit, partial_fit goes on from the fitted weights (a new state around them)
+    fitted = LiftedClassifier("fenchel", hidden_layer_sizes=(16,), epochs=2).fit(X, y)
+    before = [(W.clone(), b.clone()) for W, b in fitted.params_]
+    fitted.partial_fit(X[:200], y[:200])
+    assert fitted.n_iter_ == 3 and not torch.equal(fitted.params_[0][0], before[0][0])
+    ref = fit(get_method("fenchel"), network([64, 16, 10], loss="ce"), Xf[:200], yf[:200],
+              epochs=1, batch_size=500, seed=0, params=before, progress=False)
+    torch.testing.assert_close(fitted.params_, ref.state.params)
+
+
+def test_partial_fit_refuses_what_it_cannot_continue(digits):
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match=r"partial_fit needs classes=\.\.\. .* on its first"):
+        LiftedClassifier("fenchel").partial_fit(X, y)
+    with pytest.raises(ValueError, match="classes must hold at least 2 classes"):
+        LiftedClassifier("fenchel").partial_fit(X[y == 1], y[y == 1], classes=[1])
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(8,)).partial_fit(
+        X[y < 5], y[y < 5], classes=np.arange(10))  # y need not hold every class
+    with pytest.raises(ValueError, match=r"y has labels outside classes .*: \[10\]"):
+        clf.partial_fit(X[:3], np.array([1, 2, 10]))
+    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differ from the model's"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="features"):  # scikit-learn's n_features_in_ check
+        clf.partial_fit(X[:, :10], y)
+    with pytest.raises(ValueError, match="the method or its hyperparameters changed since: "
+                                         "call fit"):
+        clf.set_params(method__lam=3.0).partial_fit(X, y)
+    with pytest.raises(ValueError, match="the network changed since"):
+        clf.set_params(method__lam=1.0, hidden_layer_sizes=(9,)).partial_fit(X, y)
+    assert clf.n_iter_ == 1  # nothing was trained by the refused calls
+    reg = LiftedRegressor("fenchel", hidden_layer_sizes=(8,)).partial_fit(X, X[:, :2])
+    with pytest.raises(ValueError, match=r"model was fitted to targets of 2 column\(s\)"):
+        reg.partial_fit(X, X[:, 0])
+    reg.partial_fit(X[:100], X[:100, :2])
+    assert reg.predict(X[:5]).shape == (5, 2) and reg.n_iter_ == 2
+
+
+def test_partial_fit_of_a_regressor_learns_over_calls():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 4))
+    y = np.sin(X @ rng.standard_normal(4))
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(32,), batch_size=50,
+                          method_params={"lr": 3e-2})
+    scores = []
+    for k in range(40):
+        part = slice(100 * (k % 4), 100 * (k % 4) + 100)
+        reg.partial_fit(X[part], y[part])
+        scores.append(reg.score(X, y))
+    assert reg.predict(X[:3]).shape == (3,)
+    assert scores[-1] > 0.8 and scores[-1] > scores[0] + 0.3

@@ -186,7 +186,8 @@ class _LiftedEstimator(BaseEstimator):
                              f"(image_shape {self.image_shape}), the data has {n_features}")
         return net
 
-    def _fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
+    def _setup(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str):
+        """(method, device, network, X and y as tensors there, seed): what a fit needs."""
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
         method = self._method()
@@ -202,12 +203,15 @@ class _LiftedEstimator(BaseEstimator):
                              f"RandomState or None, got {self.random_state!r}")
         seed = int(check_random_state(self.random_state).randint(2**31 - 1)) if not isinstance(
             self.random_state, int | np.integer) else int(self.random_state)
+        return method, device, net, Xt, y.to(device), seed
+
+    def _fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
+        method, device, net, Xt, y, seed = self._setup(X, y, n_out, loss)
         start = None
         if self.warm_start and hasattr(self, "params_") and self.net_.spec == net.spec \
                 and self.net_.loss == net.loss:  # scikit-learn's warm start: the last weights
             start = [(W.to(device=device, dtype=Xt.dtype), b.to(device=device, dtype=Xt.dtype))
                      for W, b in self.params_]
-        y = y.to(device)
         self._check_early_stopping()
         held: dict[str, Any] = {}
         if self.early_stopping:
@@ -235,6 +239,36 @@ class _LiftedEstimator(BaseEstimator):
                 self.params_ = result.best_params
         else:  # as scikit-learn's MLP: no validation scores without early stopping
             self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
+        self._state, self._partial_calls = None, 0  # partial_fit goes on from params_
+
+    def _partial_fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
+        """One epoch over (X, y) from the fitted model's state (or a new model's)."""
+        method, device, net, Xt, y, seed = self._setup(X, y, n_out, loss)
+        state, start = None, None
+        if hasattr(self, "params_"):
+            changed = [name for name, old, new in (
+                ("the method or its hyperparameters", self.method_, method),
+                ("the network", (self.net_.spec, self.net_.loss), (net.spec, net.loss)),
+                ("the device or dtype", (self.device_, self.params_[0][0].dtype),
+                 (device, Xt.dtype))) if old != new]
+            if changed:
+                raise ValueError(f"partial_fit continues the fitted model, but "
+                                 f"{' and '.join(changed)} changed since: call fit to start anew")
+            state = getattr(self, "_state", None)
+            if state is None:  # after fit: its weights, a new state around them
+                start = self.params_
+        calls = getattr(self, "_partial_calls", 0)
+        result = fit(
+            method, net, Xt, y, epochs=1,
+            batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
+            seed=(seed + calls) % 2**63, progress=bool(self.verbose), params=start, state=state)
+        entries = [dict(e, epoch=getattr(self, "n_iter_", 0) + 1) for e in result.history]
+        self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
+        self.params_ = result.state.params
+        self.history_ = [*getattr(self, "history_", []), *entries]
+        self.n_iter_ = len(self.history_)
+        self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
+        self._state, self._partial_calls = result.state, calls + 1
 
     def _check_early_stopping(self) -> None:
         """Clear errors for bad early-stopping parameters (checked by every fit)."""
@@ -350,6 +384,35 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
                   self._resolved_loss())
         return self
 
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> LiftedClassifier:
+        """One epoch over (X, y), from where the last ``fit`` or ``partial_fit`` left the model
+        (its method state too, e.g. Adam's moments for ``"backprop"``); a first call starts a
+        new one.  ``classes``: every class of the whole data, required on the first call (as
+        in scikit-learn).  ``early_stopping`` applies to ``fit`` only."""
+        first = not hasattr(self, "classes_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise ValueError("partial_fit needs classes=... (every class of the whole "
+                                 "data) on its first call")
+            self.classes_ = np.unique(np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError(f"classes must hold at least 2 classes, got "
+                                 f"{self.classes_.tolist()}")
+        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
+                                                        self.classes_):
+            raise ValueError(f"classes={np.unique(np.asarray(classes)).tolist()} differ from "
+                             f"the model's {self.classes_.tolist()}")
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has labels outside classes {self.classes_.tolist()}: "
+                             f"{unknown[:5].tolist()}")
+        codes = np.searchsorted(self.classes_, y)
+        self._partial_fit(X, torch.as_tensor(codes, dtype=torch.int64), len(self.classes_),
+                          self._resolved_loss())
+        return self
+
     def predict(self, X: Any) -> np.ndarray:
         """Class labels of X."""
         out = self._outputs(X)
@@ -384,6 +447,22 @@ class LiftedRegressor(RegressorMixin, _LiftedEstimator):
         self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)
         self._fit(X, torch.tensor(Y), Y.shape[1], "mse")
+        return self
+
+    def partial_fit(self, X: Any, y: Any) -> LiftedRegressor:
+        """One epoch over (X, y), from where the last ``fit`` or ``partial_fit`` left the model;
+        a first call starts a new one (see :meth:`LiftedClassifier.partial_fit`)."""
+        first = not hasattr(self, "params_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                             multi_output=True, reset=first)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(len(y), -1)
+        if not first and ((y.ndim == 1) != self._y_1d or Y.shape[1] != self.net_.sizes[-1]):
+            raise ValueError(f"y has shape {y.shape}; the model was fitted to targets of "
+                             f"{self.net_.sizes[-1]} column(s)"
+                             + (" given as a 1-D array" if self._y_1d else ""))
+        self._y_1d = y.ndim == 1
+        self._partial_fit(X, torch.tensor(Y), Y.shape[1], "mse")
         return self
 
     def predict(self, X: Any) -> np.ndarray:
