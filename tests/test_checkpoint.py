@@ -271,3 +271,37 @@ def test_cli_checkpoint_errors_are_clear(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert (tmp_path / "m.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("older", [False, True])
+def test_resuming_with_min_delta_replays_the_history(older, tmp_path):
+    """A checkpoint written without min_delta (or by a liftnet before min_delta: its best
+    epoch has no ``improved``) resumed with min_delta stops where a run with that min_delta
+    from the start stops: the last improvement by more than min_delta comes from the
+    history."""
+    from liftnet import mlp
+    from liftnet.methods.backprop import Backprop
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(60, 4, generator=g, dtype=torch.float64)
+    Y = torch.sin(X @ torch.randn(4, 2, generator=g, dtype=torch.float64))
+    net = mlp("4-8-2", loss="mse")
+    args = {"batch_size": 20, "X_val": X[:20] + 0.05, "y_val": Y[:20], "progress": False,
+            "patience": 3}
+    plain = fit(Backprop(lr=0.02), net, X, Y, epochs=80, **args)
+    losses = [e["val_loss"] for e in plain.history]
+    gains = sorted(a - b for a, b in zip(losses, losses[1:], strict=False) if a > b)
+    delta = gains[len(gains) // 2]
+    whole = fit(Backprop(lr=0.02), net, X, Y, epochs=80, min_delta=delta, **args)
+    assert whole.stopped_early and len(whole.history) < len(plain.history)
+    for k in range(3, len(whole.history)):
+        ck = tmp_path / f"run{k}.ckpt"
+        fit(Backprop(lr=0.02), net, X, Y, epochs=k, checkpoint=ck, **args)
+        payload = torch.load(ck, weights_only=False)
+        if older:
+            del payload["best"].__dict__["improved"]
+        torch.save(payload, ck)
+        resumed = fit(Backprop(lr=0.02), net, X, Y, epochs=80, checkpoint=ck, resume=True,
+                      min_delta=delta, **args)
+        assert len(resumed.history) == len(whole.history), k
+        assert resumed.best_epoch == whole.best_epoch

@@ -3,6 +3,9 @@ trainable method, nested method parameters, and agreement with liftnet.fit."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -263,8 +266,12 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits):
     reg = LiftedRegressor("backprop", hidden_layer_sizes=(16,), epochs=300, batch_size=50,
                           early_stopping=True, n_iter_no_change=2,
                           method_params={"lr": 1e-2}).fit(X, X[:, 10])
-    assert all(v <= 0 for v in reg.validation_scores_)  # minus the validation loss
     assert reg.best_validation_score_ == max(reg.validation_scores_)
+    # a regressor's validation score is R^2 (scale-free, as scikit-learn's), the best epoch's
+    _, rval = train_test_split(np.arange(len(y)), test_size=0.1, random_state=0)
+    assert reg.score(X[rval], X[rval, 10]) == pytest.approx(reg.best_validation_score_,
+                                                            abs=1e-5)
+    assert 0.5 < reg.best_validation_score_ < 1
     # tol: a gain must beat the best by more than tol (scikit-learn's rule), as fit's min_delta
     loose = LiftedRegressor("backprop", hidden_layer_sizes=(16,), epochs=300, batch_size=50,
                             early_stopping=True, n_iter_no_change=2, tol=0.05,
@@ -342,19 +349,29 @@ def test_partial_fit_refuses_what_it_cannot_continue(digits):
         X[y < 5], y[y < 5], classes=np.arange(10))  # y need not hold every class
     with pytest.raises(ValueError, match=r"y has labels outside classes .*: \[10\]"):
         clf.partial_fit(X[:3], np.array([1, 2, 10]))
-    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differ from the model's"):
+    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differ from the fitted model's"):
         clf.partial_fit(X, y, classes=[0, 1])
     with pytest.raises(ValueError, match="features"):  # scikit-learn's n_features_in_ check
         clf.partial_fit(X[:, :10], y)
     with pytest.raises(ValueError, match="the method or its hyperparameters changed since: "
                                          "call fit"):
         clf.set_params(method__lam=3.0).partial_fit(X, y)
-    with pytest.raises(ValueError, match="the network changed since"):
+    with pytest.raises(ValueError, match=r"the network \(its layers, activations or loss\) "
+                                         "changed since"):
         clf.set_params(method__lam=1.0, hidden_layer_sizes=(9,)).partial_fit(X, y)
+    with pytest.raises(ValueError, match="the network .* changed since"):  # not in the spec
+        clf.set_params(hidden_layer_sizes=(8,), activation="leaky_relu").partial_fit(X, y)
     assert clf.n_iter_ == 1  # nothing was trained by the refused calls
+    clf.set_params(activation="relu").partial_fit(X, y)
     reg = LiftedRegressor("fenchel", hidden_layer_sizes=(8,)).partial_fit(X, X[:, :2])
-    with pytest.raises(ValueError, match=r"model was fitted to targets of 2 column\(s\)"):
+    with pytest.raises(ValueError, match=r"fitted to targets given as a 2-D array of 2 "):
         reg.partial_fit(X, X[:, 0])
+    one = LiftedRegressor("fenchel", hidden_layer_sizes=(8,)).partial_fit(X, X[:, :1])
+    with pytest.raises(ValueError, match=r"y has shape \(\d+,\); the model was fitted to "
+                                         r"targets given as a 2-D array of 1 column"):
+        one.partial_fit(X, X[:, 0])
+    with pytest.raises(ValueError, match=r"given as a 1-D array \(n_samples,\)"):
+        LiftedRegressor("fenchel").partial_fit(X, X[:, 0]).partial_fit(X, X[:, :1])
     reg.partial_fit(X[:100], X[:100, :2])
     assert reg.predict(X[:5]).shape == (5, 2) and reg.n_iter_ == 2
 
@@ -372,3 +389,113 @@ def test_partial_fit_of_a_regressor_learns_over_calls():
         scores.append(reg.score(X, y))
     assert reg.predict(X[:3]).shape == (3,)
     assert scores[-1] > 0.8 and scores[-1] > scores[0] + 0.3
+
+
+@pytest.mark.parametrize("key", ["fenchel", "lifted", "pbcd", "admm"])
+def test_partial_fit_starts_new_lifted_variables_on_each_chunk(digits, key):
+    """Each partial_fit call brings new samples: a full-data-set method starts new lifted
+    variables on them even when the chunk has as many rows as the last one (the methods
+    alone would continue the last chunk's, which belong to other samples)."""
+    X, _, y, _ = digits
+    A, yA, B, yB = X[:300], y[:300], X[300:600], y[300:600]
+
+    def second(chunk, labels):
+        clf = LiftedClassifier(key, hidden_layer_sizes=(16,), random_state=0)
+        clf.partial_fit(A, yA, classes=np.arange(10))
+        state = copy.deepcopy(clf._state)
+        clf.partial_fit(chunk, labels)
+        return clf, state
+
+    same, state = second(B, yB)
+    net = network([64, 16, 10], loss=same.loss_)
+    ref = fit(same.method_, net, torch.tensor(B, dtype=torch.float32), torch.as_tensor(yB),
+              epochs=1, batch_size=same.method_.default_batch_size, seed=1, state=state,
+              new_data=True, progress=False)
+    torch.testing.assert_close(same.params_, ref.state.params, rtol=0, atol=0)
+    stale = fit(same.method_, net, torch.tensor(B, dtype=torch.float32), torch.as_tensor(yB),
+                epochs=1, batch_size=same.method_.default_batch_size, seed=1,
+                state=copy.deepcopy(state), progress=False)  # the last chunk's variables
+    assert max(float((W - W1).abs().max()) for (W, _), (W1, _) in
+               zip(stale.state.params, same.params_, strict=True)) > 1e-6
+    # a chunk one row shorter (new variables in any case) is trained the same way
+    short, state = second(B[:-1], yB[:-1])
+    ref = fit(short.method_, net, torch.tensor(B[:-1], dtype=torch.float32),
+              torch.as_tensor(yB[:-1]), epochs=1, batch_size=same.method_.default_batch_size,
+              seed=1, state=state, new_data=True, progress=False)
+    torch.testing.assert_close(short.params_, ref.state.params, rtol=0, atol=0)
+
+
+def test_a_failed_partial_fit_or_fit_leaves_the_model_as_it_was(digits):
+    """A call that fails (divergence, bad labels) keeps the fitted model, its classes and
+    history; params_ is not changed in place by later calls; the error names the model's
+    epoch, not the call's."""
+    X, Xt, y, yt = digits
+    t = X[:, 10]
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(16,), batch_size=100,
+                          method_params={"lr": 0.05, "optimizer": "sgd"})
+    reg.partial_fit(X[:500], t[:500]).partial_fit(X[500:1000], t[500:1000])
+    kept = reg.params_
+    before = [(W.clone(), b.clone()) for W, b in kept]
+    score, history = reg.score(X, t), list(reg.history_)
+    with pytest.raises(FloatingPointError, match=r"in partial_fit \(the model's epoch 3\)"):
+        reg.partial_fit(X[:500], t[:500] * 1e18)  # an outlier chunk: diverges
+    assert reg.params_ is kept and reg.n_iter_ == 2 and reg.history_ == history
+    for (W, b), (W0, b0) in zip(kept, before, strict=True):
+        assert torch.equal(W, W0) and torch.equal(b, b0)
+    assert reg.score(X, t) == score
+    reg.partial_fit(X[:500], t[:500])  # goes on from the kept model
+    assert reg.n_iter_ == 3 and np.isfinite(reg.score(X, t))
+    for (W, b), (W0, b0) in zip(kept, before, strict=True):  # not changed in place
+        assert torch.equal(W, W0) and torch.equal(b, b0)
+    # a failed first call fixes no classes; a failed refit keeps the old classes and model
+    new = LiftedClassifier("fenchel", hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match="labels outside classes"):
+        new.partial_fit(X, y, classes=np.arange(9))
+    assert not hasattr(new, "classes_") and not hasattr(new, "n_features_in_")
+    new.partial_fit(X, y, classes=np.arange(10))
+    assert new.classes_.tolist() == list(range(10))
+    fitted = LiftedClassifier("fenchel", hidden_layer_sizes=(8,), epochs=2).fit(X, y)
+    score = fitted.score(Xt, yt)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        fitted.set_params(early_stopping=True, validation_fraction=1.5).fit(X[:, :5], y + 1)
+    assert fitted.classes_.tolist() == list(range(10)) and fitted.n_features_in_ == 64
+    assert fitted.set_params(early_stopping=False).score(Xt, yt) == score
+
+
+def test_partial_fit_after_fit_goes_on_with_fits_method_state(digits):
+    """After fit, partial_fit continues fit's final method state (Adam's moments); after
+    early stopping restored an earlier epoch, and after pickling, a new state around the
+    weights (a pickle keeps the weights, not the training state)."""
+    X, _, y, _ = digits
+    method = get_method("backprop", lr=3e-2)
+    clf = LiftedClassifier(method, hidden_layer_sizes=(16,), epochs=2, batch_size=100)
+    clf.fit(X, y)
+    state = copy.deepcopy(clf._state)
+    params = [(W.clone(), b.clone()) for W, b in clf.params_]
+    clone = pickle.loads(pickle.dumps(clf))
+    assert not hasattr(clone, "_state")
+    clf.partial_fit(X, y)
+    net = network([64, 16, 10], loss="ce")
+    Xf, yf = torch.tensor(X, dtype=torch.float32), torch.as_tensor(y)
+    ref = fit(method, net, Xf, yf, epochs=1, batch_size=100, seed=0, state=state,
+              new_data=True, progress=False)
+    torch.testing.assert_close(clf.params_, ref.state.params, rtol=0, atol=0)
+    clone.partial_fit(X, y)
+    fresh = fit(method, net, Xf, yf, epochs=1, batch_size=100, seed=0, params=params,
+                progress=False)
+    torch.testing.assert_close(clone.params_, fresh.state.params, rtol=0, atol=0)
+    assert not torch.equal(clone.params_[0][0], clf.params_[0][0])
+
+
+def test_get_params_round_trips_through_set_params():
+    """set_params(**get_params(deep=True)) works when the method has per-layer values (which
+    get_params reports beside their scalar), and leaves the method as it was."""
+    for est in (LiftedClassifier("fenchel", hidden_layer_sizes="lenet5", image_shape=(1, 28, 28)),
+                LiftedClassifier(get_method("fenchel", lams=(2.0, 1.0))),
+                LiftedClassifier("fenchel", method_params={"gammas": (1.0, 2.0)})):
+        method = est._method()
+        est.set_params(**est.get_params(deep=True))
+        assert est._method() == method
+    with pytest.raises(ValueError, match="method__lam and method__lams both given"):
+        LiftedClassifier(get_method("fenchel", lams=(2.0, 1.0))).set_params(
+            method__lam=3.0, method__lams=(2.0, 1.0))

@@ -47,6 +47,8 @@ def test_integer_labels_for_a_regression_network_name_the_mismatch():
     with pytest.raises(ValueError, match=r"integer class labels \(range \[0, 2\]\) but 4-5-1 "
                                          "has one output, a regression: give float targets"):
         fit(Lifted(), mlp("4-5-1", loss="mse"), X, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"integer class labels \(range \[0, 0\]\) but 4-5-1 "):
+        fit(Lifted(), mlp("4-5-1", loss="mse"), X, y * 0, epochs=1, progress=False)  # in range
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*give float targets"):
         fit(Lifted(), mlp("4-5-2", loss="mse"), X, y, epochs=1, progress=False)
     fit(Lifted(), mlp("4-5-1", loss="mse"), X, y.double()[:, None], epochs=1, progress=False)

@@ -18,6 +18,8 @@ changing it in place (a method object shared by two estimators stays as it was).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import math
 import numbers
@@ -40,6 +42,13 @@ from .transfer import to_torch
 __all__ = ["LiftedClassifier", "LiftedRegressor"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays
+        return False
 
 
 class _LiftedEstimator(BaseEstimator):
@@ -139,6 +148,11 @@ class _LiftedEstimator(BaseEstimator):
                              f"{type(self).__name__}; valid parameters: {', '.join(own)} and "
                              "method__<hyperparameter>")
         if nested:
+            reported = self.get_params(deep=True)
+            for scalar, per_layer in SHADOWED_BY:  # get_params reports both of such a pair:
+                if (scalar in nested and per_layer in nested  # keep the round trip working
+                        and _same(nested[scalar], reported.get(f"method__{scalar}"))):
+                    del nested[scalar]
             merged = {**(params.get("method_params", self.method_params) or {}), **nested}
             type(self)(**{**own, **params, "method_params": merged})._method()  # validated
             params["method_params"] = merged
@@ -146,6 +160,26 @@ class _LiftedEstimator(BaseEstimator):
         return self
 
     # -------------------------------------------------------------- fitting
+    @contextlib.contextmanager
+    def _kept_on_failure(self):
+        """A fit or partial_fit that fails (bad input, divergence, interruption) leaves the
+        estimator as it was: its fitted model, classes_ and n_features_in_."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles (and copies) keep the fitted weights, not the method's training state
+        (for full-data-set methods as large as the data): partial_fit after loading starts a
+        new method state around the weights."""
+        state = dict(super().__getstate__())  # (Python 3.11: object's is __dict__ itself)
+        state.pop("_state", None)
+        return state
+
     def _network(self, n_features: int, n_out: int, loss: str) -> Network:
         hidden = self.hidden_layer_sizes
         if hidden == "lenet5":
@@ -214,10 +248,14 @@ class _LiftedEstimator(BaseEstimator):
                      for W, b in self.params_]
         self._check_early_stopping()
         held: dict[str, Any] = {}
+        scale = 1.0  # a regressor's validation score is R^2: 1 - val_loss / scale
         if self.early_stopping:
             train, val = self._validation_split(y, seed)
+            if y.is_floating_point():  # the targets' variance (summed over the outputs)
+                y_val = y[val].double()
+                scale = float(((y_val - y_val.mean(0)) ** 2).sum(1).mean()) or 1.0
             held = {"X_val": Xt[val], "y_val": y[val], "patience": int(self.n_iter_no_change),
-                    "min_delta": float(self.tol)}
+                    "min_delta": float(self.tol) * scale}
             Xt, y = Xt[train], y[train]
         result = fit(
             method, net, Xt, y,
@@ -229,17 +267,18 @@ class _LiftedEstimator(BaseEstimator):
         self.params_ = result.state.params
         self.history_ = result.history
         self.n_iter_ = len(result.history)
+        self._state, self._partial_calls = result.state, 0  # where partial_fit goes on
         if self.early_stopping:  # scikit-learn's MLP: the best validation epoch's weights
             self.validation_scores_ = [
-                e["val_accuracy"] if e["val_accuracy"] is not None else -e["val_loss"]
-                for e in result.history]
+                e["val_accuracy"] if e["val_accuracy"] is not None
+                else 1.0 - e["val_loss"] / scale for e in result.history]
             self.best_epoch_ = result.best_epoch
             self.best_validation_score_ = max(self.validation_scores_, default=None)
-            if result.best_params is not None:
+            if result.best_params is not None and result.best_epoch != self.n_iter_:
                 self.params_ = result.best_params
+                self._state = None  # partial_fit: a new method state around these weights
         else:  # as scikit-learn's MLP: no validation scores without early stopping
             self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
-        self._state, self._partial_calls = None, 0  # partial_fit goes on from params_
 
     def _partial_fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
         """One epoch over (X, y) from the fitted model's state (or a new model's)."""
@@ -248,21 +287,27 @@ class _LiftedEstimator(BaseEstimator):
         if hasattr(self, "params_"):
             changed = [name for name, old, new in (
                 ("the method or its hyperparameters", self.method_, method),
-                ("the network", (self.net_.spec, self.net_.loss), (net.spec, net.loss)),
+                ("the network (its layers, activations or loss)", self.net_, net),
                 ("the device or dtype", (self.device_, self.params_[0][0].dtype),
                  (device, Xt.dtype))) if old != new]
             if changed:
                 raise ValueError(f"partial_fit continues the fitted model, but "
                                  f"{' and '.join(changed)} changed since: call fit to start anew")
             state = getattr(self, "_state", None)
-            if state is None:  # after fit: its weights, a new state around them
-                start = self.params_
-        calls = getattr(self, "_partial_calls", 0)
-        result = fit(
-            method, net, Xt, y, epochs=1,
-            batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
-            seed=(seed + calls) % 2**63, progress=bool(self.verbose), params=start, state=state)
-        entries = [dict(e, epoch=getattr(self, "n_iter_", 0) + 1) for e in result.history]
+            if state is None:  # early stopping's best weights (or a loaded model): a new
+                start = self.params_  # method state around them
+            else:  # trained on a copy: a failed call leaves the model as it was
+                state = copy.deepcopy(state)
+        calls, epoch = getattr(self, "_partial_calls", 0), getattr(self, "n_iter_", 0) + 1
+        try:
+            result = fit(
+                method, net, Xt, y, epochs=1, batch_size=method.default_batch_size
+                if self.batch_size is None else self.batch_size, seed=(seed + calls) % 2**63,
+                progress=bool(self.verbose), params=start, state=state, new_data=True)
+        except FloatingPointError as exc:  # fit counts its own epochs: name the model's
+            raise FloatingPointError(str(exc).replace(
+                " at epoch 1;", f" in partial_fit (the model's epoch {epoch});", 1)) from None
+        entries = [dict(e, epoch=epoch) for e in result.history]
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
         self.params_ = result.state.params
         self.history_ = [*getattr(self, "history_", []), *entries]
@@ -352,9 +397,11 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
             (stratified where every class allows it, seeded by ``random_state``), stop after
             ``n_iter_no_change`` epochs without a validation score above the best by more
             than ``tol``, and keep the best epoch's weights.  The score is the accuracy, or
-            for :class:`LiftedRegressor` minus the validation loss (the squared error summed
-            over the outputs, averaged over the samples), not R^2.  ``tol`` applies to early
-            stopping only (the epochs are otherwise ``epochs``, not a convergence test).
+            for :class:`LiftedRegressor` the validation R^2 (scikit-learn's variance-weighted
+            R^2 for several outputs: 1 - squared error / the targets' variance, both summed
+            over the outputs), so ``tol`` does not depend on the targets' scale.  ``tol``
+            applies to early stopping only (the epochs are otherwise ``epochs``, not a
+            convergence test).
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
     (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``; with
@@ -368,49 +415,59 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
 
     def fit(self, X: Any, y: Any) -> LiftedClassifier:
         """Train on X (n_samples, n_features) and class labels y (n_samples,)."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        classes, codes = np.unique(y, return_inverse=True)
-        if self.warm_start and hasattr(self, "params_") and not np.array_equal(
-                classes, self.classes_):  # the old output units belong to the old classes
-            raise ValueError(f"warm_start needs y of the same classes as the previous fit: it "
-                             f"had {self.classes_.tolist()}, y has {classes.tolist()}")
-        self.classes_ = classes
-        if len(self.classes_) < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the "
-                             f"data, got 1 class ({self.classes_[0]!r})")
-        # squared loss on one-hot targets for the methods without cross-entropy (ADMM, PBCD)
-        self._fit(X, torch.as_tensor(codes, dtype=torch.int64), len(self.classes_),
-                  self._resolved_loss())
+        with self._kept_on_failure():
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+            check_classification_targets(y)
+            classes, codes = np.unique(y, return_inverse=True)
+            if self.warm_start and hasattr(self, "params_") and not np.array_equal(
+                    classes, self.classes_):  # the old output units belong to the old classes
+                raise ValueError(f"warm_start needs y of the same classes as the previous fit: "
+                                 f"it had {self.classes_.tolist()}, y has {classes.tolist()}")
+            if len(classes) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes "
+                                 f"in the data, got 1 class ({classes[0]!r})")
+            # squared loss on one-hot targets for the methods without cross-entropy (ADMM,
+            # PBCD)
+            self._fit(X, torch.as_tensor(codes, dtype=torch.int64), len(classes),
+                      self._resolved_loss())
+            self.classes_ = classes
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> LiftedClassifier:
         """One epoch over (X, y), from where the last ``fit`` or ``partial_fit`` left the model
-        (its method state too, e.g. Adam's moments for ``"backprop"``); a first call starts a
-        new one.  ``classes``: every class of the whole data, required on the first call (as
-        in scikit-learn).  ``early_stopping`` applies to ``fit`` only."""
-        first = not hasattr(self, "classes_")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
-        check_classification_targets(y)
-        if first:
-            if classes is None:
-                raise ValueError("partial_fit needs classes=... (every class of the whole "
-                                 "data) on its first call")
-            self.classes_ = np.unique(np.asarray(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(f"classes must hold at least 2 classes, got "
-                                 f"{self.classes_.tolist()}")
-        elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
-                                                        self.classes_):
-            raise ValueError(f"classes={np.unique(np.asarray(classes)).tolist()} differ from "
-                             f"the model's {self.classes_.tolist()}")
-        unknown = np.setdiff1d(y, self.classes_)
-        if unknown.size:
-            raise ValueError(f"y has labels outside classes {self.classes_.tolist()}: "
-                             f"{unknown[:5].tolist()}")
-        codes = np.searchsorted(self.classes_, y)
-        self._partial_fit(X, torch.as_tensor(codes, dtype=torch.int64), len(self.classes_),
-                          self._resolved_loss())
+        (its method state too, e.g. Adam's moments for ``"backprop"``, except after early
+        stopping restored an earlier epoch's weights or after unpickling: then a new method
+        state around the weights); a first call starts a new model.  Each call's samples are
+        new data: the lifted variables of full-data-set methods start anew on them.
+        ``classes``: every class of the whole data, required on the first call (as in
+        scikit-learn).  ``early_stopping`` applies to ``fit`` only.  A failed call leaves the
+        model as it was."""
+        with self._kept_on_failure():
+            first = not hasattr(self, "params_")
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+            check_classification_targets(y)
+            if first:
+                if classes is None:
+                    raise ValueError("partial_fit needs classes=... (every class of the whole "
+                                     "data) on its first call")
+                known = np.unique(np.asarray(classes))
+                if len(known) < 2:
+                    raise ValueError(f"classes must hold at least 2 classes, got "
+                                     f"{known.tolist()}")
+            else:
+                known = self.classes_
+                if classes is not None and not np.array_equal(np.unique(np.asarray(classes)),
+                                                              known):
+                    raise ValueError(f"classes={np.unique(np.asarray(classes)).tolist()} differ "
+                                     f"from the fitted model's {known.tolist()}")
+            unknown = np.setdiff1d(y, known)
+            if unknown.size:
+                raise ValueError(f"y has labels outside classes {known.tolist()}: "
+                                 f"{unknown[:5].tolist()}")
+            codes = np.searchsorted(known, y)
+            self._partial_fit(X, torch.as_tensor(codes, dtype=torch.int64), len(known),
+                              self._resolved_loss())
+            self.classes_ = known
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -441,28 +498,32 @@ class LiftedRegressor(RegressorMixin, _LiftedEstimator):
 
     def fit(self, X: Any, y: Any) -> LiftedRegressor:
         """Train on X (n_samples, n_features) and targets y."""
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
-                             multi_output=True)
-        y = np.asarray(y, dtype=np.float64)
-        self._y_1d = y.ndim == 1
-        Y = y.reshape(len(y), -1)
-        self._fit(X, torch.tensor(Y), Y.shape[1], "mse")
+        with self._kept_on_failure():
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                                 multi_output=True)
+            y = np.asarray(y, dtype=np.float64)
+            Y = y.reshape(len(y), -1)
+            self._fit(X, torch.tensor(Y), Y.shape[1], "mse")
+            self._y_1d = y.ndim == 1
         return self
 
     def partial_fit(self, X: Any, y: Any) -> LiftedRegressor:
         """One epoch over (X, y), from where the last ``fit`` or ``partial_fit`` left the model;
         a first call starts a new one (see :meth:`LiftedClassifier.partial_fit`)."""
-        first = not hasattr(self, "params_")
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
-                             multi_output=True, reset=first)
-        y = np.asarray(y, dtype=np.float64)
-        Y = y.reshape(len(y), -1)
-        if not first and ((y.ndim == 1) != self._y_1d or Y.shape[1] != self.net_.sizes[-1]):
-            raise ValueError(f"y has shape {y.shape}; the model was fitted to targets of "
-                             f"{self.net_.sizes[-1]} column(s)"
-                             + (" given as a 1-D array" if self._y_1d else ""))
-        self._y_1d = y.ndim == 1
-        self._partial_fit(X, torch.tensor(Y), Y.shape[1], "mse")
+        with self._kept_on_failure():
+            first = not hasattr(self, "params_")
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True,
+                                 multi_output=True, reset=first)
+            y = np.asarray(y, dtype=np.float64)
+            Y = y.reshape(len(y), -1)
+            if not first and ((y.ndim == 1) != self._y_1d
+                              or Y.shape[1] != self.net_.sizes[-1]):
+                fitted = ("a 1-D array (n_samples,)" if self._y_1d else
+                          f"a 2-D array of {self.net_.sizes[-1]} column(s)")
+                raise ValueError(f"y has shape {y.shape}; the model was fitted to targets "
+                                 f"given as {fitted}")
+            self._partial_fit(X, torch.tensor(Y), Y.shape[1], "mse")
+            self._y_1d = y.ndim == 1
         return self
 
     def predict(self, X: Any) -> np.ndarray:

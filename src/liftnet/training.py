@@ -159,9 +159,9 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
                          "(y.long()) or regression targets as floats")
     if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
         k = net.sizes[-1]
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+        if len(y) and (k == 1 or int(y.min()) < 0 or int(y.max()) >= k):
             got = f"range [{int(y.min())}, {int(y.max())}]"
-            if k == 1:  # e.g. a regression model scored on a classification data set
+            if k == 1:  # one class: e.g. a regression model scored on a classification set
                 raise ValueError(
                     f"{what} labels are integer class labels ({got}) but {net.spec} has one "
                     "output, a regression: give float targets, or a network with one output "
@@ -261,6 +261,7 @@ def fit(
     resume: bool = False,
     patience: int | None = None,
     min_delta: float = 0.0,
+    new_data: bool = False,
 ) -> FitResult:
     """Train ``net`` with ``method`` on (X, y).
 
@@ -277,7 +278,9 @@ def fit(
         X_val, y_val: optional validation set (e.g. ``load_dataset(..., val_size=...)``),
             evaluated after every epoch: the history entries then hold ``val_accuracy``
             (and ``val_loss`` for regression).
-        state: resume from this state instead of ``method.init_state``.
+        state: resume from this state instead of ``method.init_state``.  In full-data-set
+            training its lifted variables continue when they belong to these data (the same
+            number of rows); see ``new_data``.
         params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
             method's random initialisation; ignored when ``state`` is given.
         progress: show a progress bar on stderr.
@@ -294,6 +297,9 @@ def fit(
         min_delta: with ``patience``: an epoch resets the patience only if its validation
             score beats the best by more than this (accuracy as a share, e.g. 0.001; for
             regression the validation loss); the best weights are still the best score's.
+        new_data: with ``state``: X, y are other samples than the ones the state was trained
+            on (e.g. the next chunk of a stream), so the first full-data-set step starts new
+            lifted variables instead of continuing the state's (batches always do).
     """
     if not isinstance(method, Method):
         hint = " (an instance: call it)" if isinstance(method, type) else ""
@@ -333,13 +339,17 @@ def fit(
         state, done = saved["state"], list(saved["history"])
         if X_val is not None:
             best = saved.get("best")
+            replay = BestEpoch.from_history(done, state.params, min_delta)
             if not isinstance(best, BestEpoch):  # an older liftnet's checkpoint
-                best = BestEpoch.from_history(done, state.params, min_delta)
+                best = replay
                 if patience is not None and best.epoch > 0 and best.params is None:
                     raise ValueError(
                         f"cannot resume from {checkpoint} with early stopping: it was written "
                         "by an older liftnet that did not keep the best validation epoch's "
                         f"weights (epoch {best.epoch}); resume without patience")
+            # the last improvement by more than min_delta, from the history: right for this
+            # min_delta and for checkpoints of liftnets before min_delta (no ``improved``)
+            best.improved = replay.improved
         gen.set_state(saved["generator"].cpu())  # the batch order's generator lives on the CPU
         earlier = float(saved.get("seconds", 0.0))
         if len(done) > epochs:
@@ -356,6 +366,7 @@ def fit(
         net.check_params(state.params)
     result = FitResult(state=state, history=done)
     n_batches = 1 if full else math.ceil(n / bs)
+    first = len(done) + 1
     bar = _progress((epochs - len(done)) * n_batches, f"{method.key} {net.spec}", progress)
     try:
         for epoch in range(len(done) + 1, epochs + 1):
@@ -370,7 +381,7 @@ def fit(
                     Xb, Yb = X, Y
                     # the lifted variables persist across epochs; a method re-initialises them
                     # itself when it has none for this data (e.g. a state from other weights)
-                    new_batch = state.step == 0
+                    new_batch = state.step == 0 or (new_data and epoch == first and i == 0)
                 else:
                     idx = order[i * bs : (i + 1) * bs]
                     Xb, Yb = X[idx], Y[idx]
