@@ -362,7 +362,10 @@ def test_partial_fit_refuses_what_it_cannot_continue(digits):
     with pytest.raises(ValueError, match="the network .* changed since"):  # not in the spec
         clf.set_params(hidden_layer_sizes=(8,), activation="leaky_relu").partial_fit(X, y)
     assert clf.n_iter_ == 1  # nothing was trained by the refused calls
-    clf.set_params(activation="relu").partial_fit(X, y)
+    clf.set_params(activation="relu", device="cpu:0").partial_fit(X, y)  # the same device
+    with pytest.raises(ValueError, match="the device or dtype changed since"):
+        clf.set_params(dtype="float64").partial_fit(X, y)
+    clf.set_params(dtype="float32")
     reg = LiftedRegressor("fenchel", hidden_layer_sizes=(8,)).partial_fit(X, X[:, :2])
     with pytest.raises(ValueError, match=r"fitted to targets given as a 2-D array of 2 "):
         reg.partial_fit(X, X[:, 0])

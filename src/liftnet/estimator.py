@@ -44,6 +44,13 @@ __all__ = ["LiftedClassifier", "LiftedRegressor"]
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def _card(device: torch.device) -> tuple[str, int]:
+    """A device with its index (``cuda`` is the current card, ``cpu`` is ``cpu:0``)."""
+    if device.index is not None:
+        return device.type, device.index
+    return device.type, torch.cuda.current_device() if device.type == "cuda" else 0
+
+
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -288,8 +295,8 @@ class _LiftedEstimator(BaseEstimator):
             changed = [name for name, old, new in (
                 ("the method or its hyperparameters", self.method_, method),
                 ("the network (its layers, activations or loss)", self.net_, net),
-                ("the device or dtype", (self.device_, self.params_[0][0].dtype),
-                 (device, Xt.dtype))) if old != new]
+                ("the device or dtype", (_card(self.device_), self.params_[0][0].dtype),
+                 (_card(device), Xt.dtype))) if old != new]
             if changed:
                 raise ValueError(f"partial_fit continues the fitted model, but "
                                  f"{' and '.join(changed)} changed since: call fit to start anew")
