@@ -305,3 +305,13 @@ def test_resuming_with_min_delta_replays_the_history(older, tmp_path):
                       min_delta=delta, **args)
         assert len(resumed.history) == len(whole.history), k
         assert resumed.best_epoch == whole.best_epoch
+
+
+def test_new_data_with_resume_is_a_clear_error(tmp_path):
+    X, y = _data()
+    net, method = network([8, 4, 3]), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, checkpoint=ck, progress=False)
+    with pytest.raises(ValueError, match="new_data applies to a given state"):
+        fit(method, net, X, y, epochs=2, checkpoint=ck, resume=True, new_data=True,
+            progress=False)

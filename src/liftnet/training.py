@@ -319,6 +319,9 @@ def fit(
         raise ValueError("resume needs the checkpoint to resume from")
     if resume and state is not None:
         raise ValueError("resume continues the checkpoint's state; do not give state too")
+    if new_data and resume:
+        raise ValueError("new_data applies to a given state (trained on other samples); "
+                         "resume continues the checkpoint's own data")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
