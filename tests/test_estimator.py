@@ -499,6 +499,9 @@ def test_get_params_round_trips_through_set_params():
         method = est._method()
         est.set_params(**est.get_params(deep=True))
         assert est._method() == method
+    est = LiftedClassifier("fenchel").set_params(  # compared with the method set by the call
+        method=get_method("fenchel", lam=3.0), method__lam=1.0, method__lams=None)
+    assert est._method().lam == 1.0
     with pytest.raises(ValueError, match="method__lam and method__lams both given"):
         LiftedClassifier(get_method("fenchel", lams=(2.0, 1.0))).set_params(
             method__lam=3.0, method__lams=(2.0, 1.0))

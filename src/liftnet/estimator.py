@@ -155,7 +155,7 @@ class _LiftedEstimator(BaseEstimator):
                              f"{type(self).__name__}; valid parameters: {', '.join(own)} and "
                              "method__<hyperparameter>")
         if nested:
-            reported = self.get_params(deep=True)
+            reported = type(self)(**{**own, **params}).get_params(deep=True)  # after the call
             for scalar, per_layer in SHADOWED_BY:  # get_params reports both of such a pair:
                 if (scalar in nested and per_layer in nested  # keep the round trip working
                         and _same(nested[scalar], reported.get(f"method__{scalar}"))):
