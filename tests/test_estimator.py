@@ -505,3 +505,47 @@ def test_get_params_round_trips_through_set_params():
     with pytest.raises(ValueError, match="method__lam and method__lams both given"):
         LiftedClassifier(get_method("fenchel", lams=(2.0, 1.0))).set_params(
             method__lam=3.0, method__lams=(2.0, 1.0))
+
+
+
+def test_a_later_scalar_replaces_an_earlier_per_layer_list():
+    """After a get/set round trip method_params holds LeNet-5's lists; a later method__lam
+    (method__gamma, method__gamma_out) then means what it means on a new estimator."""
+    def lenet():
+        return LiftedClassifier("fenchel", hidden_layer_sizes="lenet5", image_shape=(1, 28, 28))
+
+    for later in ({"method__lam": 2.0}, {"method__gamma": 3.0}, {"method__gamma_out": 50.0},
+                  {"method__lam": 2.0, "method__gamma": 3.0, "method__gamma_out": 50.0}):
+        est = lenet()
+        est.set_params(**est.get_params(deep=True))
+        est.set_params(**later)
+        assert est._method() == lenet().set_params(**later)._method(), later
+    est = lenet().set_params(method__gamma=3.0)
+    assert est._method().gammas == (3.0, 3.0, 3.0, 3.0, 1.0)
+    est = LiftedClassifier("fenchel").set_params(method__lams=(5.0, 1.0), method__gammas=(1, 2, 3))
+    est.set_params(method__lam=2.0, method__gamma_out=9.0)
+    method = est._method()
+    assert method.lams is None and method.lam == 2.0 and method.gammas == (1.0, 2.0, 9.0)
+    est.set_params(method__lams=(4.0, 4.0))  # and a later list replaces the scalar's value
+    assert est._method().lams == (4.0, 4.0)
+    with pytest.raises(ValueError, match="method__lam would be ignored"):  # a method object's
+        LiftedClassifier(get_method("fenchel", lams=(2.0, 1.0))).set_params(method__lam=3.0)
+
+
+def test_lifted_gamma_acts_between_partial_fit_calls_not_within_a_full_batch_fit(digits):
+    """As documented: each partial_fit call is a new batch, so the lifted network's proximal
+    gamma pulls a call's weights towards the previous call's; a full-batch fit ignores it."""
+    X, _, y, _ = digits
+    moves = {}
+    for gamma in (0.0, 1e3):
+        clf = LiftedClassifier("lifted", method_params={"gamma": gamma}, hidden_layer_sizes=(16,),
+                               batch_size=0)
+        clf.partial_fit(X[:600], y[:600], classes=np.arange(10))
+        before = [W.clone() for W, _ in clf.params_]
+        clf.partial_fit(X[600:], y[600:])
+        moves[gamma] = sum(float((W - W0).norm()) for (W, _), W0 in
+                           zip(clf.params_, before, strict=True))
+    assert moves[1e3] < 0.1 * moves[0.0]
+    fits = [LiftedClassifier("lifted", method_params={"gamma": g}, hidden_layer_sizes=(16,),
+                             batch_size=0, epochs=3).fit(X, y).params_ for g in (0.0, 1e3)]
+    torch.testing.assert_close(fits[0], fits[1], rtol=0, atol=0)

@@ -687,3 +687,16 @@ def test_lenet5_hyperparameters_let_scalars_override_the_per_layer_defaults():
     m = get_method("fenchel", **lenet5_hyperparameters({"lam": 2.0, "lams": "1,1,1,3",
                                                         "gamma": 5.0, "gammas": "1,2,3,4,5"}))
     assert m.layer_lams(net) == [1, 1, 1, 3] and m.layer_gammas(net) == [1, 2, 3, 4, 5]
+
+
+def test_shadowed_refuses_only_a_scalar_that_its_list_would_contradict():
+    from liftnet.methods.fenchel import shadowed
+
+    assert shadowed({"lam": 2.0, "lams": (2.0, 2.0)}) == []  # the list says the same
+    assert shadowed({"lam": 2.0, "lams": "2,1"}) == [("lam", "lams")]
+    assert shadowed({"gamma": 3.0, "gamma_out": 7.0, "gammas": (3.0, 3.0, 7.0)}) == []
+    assert shadowed({"gamma": 3.0, "gammas": (3.0, 3.0, 7.0)}) == []  # hidden entries only
+    assert shadowed({"gamma": 7.0, "gammas": (3.0, 3.0, 7.0)}) == [("gamma", "gammas")]
+    assert shadowed({"gamma_out": 3.0, "gammas": (3.0, 3.0, 7.0)}) == [("gamma_out", "gammas")]
+    assert shadowed({"lam": 2.0, "lams": "x"}) == [("lam", "lams")]  # unreadable: refused
+    assert shadowed({"lam": 2.0, "lams": None, "gamma": 1.0}) == []

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .graph import Network, lenet5_spec, network
 from .methods import Method, get_method
-from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, shadowed
+from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, scalars_over_lists, shadowed
 from .training import fit, resolve_device
 from .transfer import to_torch
 
@@ -144,8 +144,12 @@ class _LiftedEstimator(BaseEstimator):
         return params
 
     def set_params(self, **params: Any) -> _LiftedEstimator:
-        """scikit-learn's set_params; ``method__<name>`` goes into ``method_params`` (so the
-        order of the calls does not matter), checked before anything is changed."""
+        """scikit-learn's set_params; ``method__<name>`` goes into ``method_params`` (so it
+        holds whether ``method`` is set before or after it), checked before anything is
+        changed.  A scalar replaces what an earlier call's per-layer list set for it:
+        ``method__lam`` the ``lams`` of ``method_params``, ``method__gamma`` /
+        ``method__gamma_out`` the hidden / last entries of its ``gammas``; a per-layer list
+        replaces the scalars it shadows."""
         nested = {k.removeprefix("method__"): params.pop(k)
                   for k in list(params) if k.startswith("method__")}
         own = self.get_params(deep=False)
@@ -160,7 +164,11 @@ class _LiftedEstimator(BaseEstimator):
                 if (scalar in nested and per_layer in nested  # keep the round trip working
                         and _same(nested[scalar], reported.get(f"method__{scalar}"))):
                     del nested[scalar]
-            merged = {**(params.get("method_params", self.method_params) or {}), **nested}
+            # a later call's scalar replaces an earlier call's per-layer list (lam over lams,
+            # gamma / gamma_out over their entries of gammas), as over LeNet-5's defaults, and
+            # a later list the scalars it shadows
+            merged = scalars_over_lists(params.get("method_params", self.method_params) or {},
+                                        nested)
             type(self)(**{**own, **params, "method_params": merged})._method()  # validated
             params["method_params"] = merged
         super().set_params(**params)
@@ -445,7 +453,10 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         (its method state too, e.g. Adam's moments for ``"backprop"``, except after early
         stopping restored an earlier epoch's weights or after unpickling: then a new method
         state around the weights); a first call starts a new model.  Each call's samples are
-        new data: the lifted variables of full-data-set methods start anew on them.
+        new data, a new batch of the method's mini-batch algorithm: the lifted variables of
+        full-data-set methods start anew on them, and proximal terms towards the previous
+        weights act between calls (``"lifted"``'s ``gamma`` too, which a full-batch ``fit``
+        ignores).
         ``classes``: every class of the whole data, required on the first call (as in
         scikit-learn).  ``early_stopping`` applies to ``fit`` only.  A failed call leaves the
         model as it was."""

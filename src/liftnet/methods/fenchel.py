@@ -111,30 +111,53 @@ SHADOWED_BY = (("lam", "lams"), ("gamma", "gammas"), ("gamma_out", "gammas"))
 
 
 def shadowed(overrides: dict) -> list[tuple[str, str]]:
-    """The (scalar, list) pairs both set (not None) in ``overrides``: the list would win and
-    the scalar be ignored, which callers refuse with a message in their own words."""
+    """The (scalar, list) pairs both set (not None) in ``overrides`` that disagree (the list
+    holds another value where the scalar applies): the list would win and the scalar be
+    ignored, which callers refuse with a message in their own words."""
     return [(s, p) for s, p in SHADOWED_BY
-            if overrides.get(s) is not None and overrides.get(p) is not None]
+            if overrides.get(s) is not None and overrides.get(p) is not None
+            and not _agrees(s, overrides[s], overrides[p])]
+
+
+_ENTRIES = {"lam": slice(None), "gamma": slice(0, -1), "gamma_out": slice(-1, None)}
+
+
+def _agrees(scalar: str, value: object, per_layer: object) -> bool:
+    """Whether the entries of ``per_layer`` that ``scalar`` sets all equal ``value``."""
+    try:
+        entries = _floats(scalar, per_layer)[_ENTRIES[scalar]]
+        return all(e == float(value) for e in entries)
+    except (TypeError, ValueError):
+        return False
+
+
+def scalars_over_lists(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` on top, where a scalar given in ``overrides`` also wins over
+    a per-layer list of ``base`` that would shadow it: ``lam`` replaces ``lams`` (every hidden
+    link), ``gamma`` the hidden entries of ``gammas`` and ``gamma_out`` its last entry (unless
+    ``lams`` / ``gammas`` are in ``overrides`` too); and a list in ``overrides`` replaces the
+    scalars of ``base`` that it shadows."""
+    hp = dict(base)
+    for scalar, per_layer in SHADOWED_BY:
+        if overrides.get(per_layer) is not None and scalar not in overrides:
+            hp.pop(scalar, None)
+    if overrides.get("lam") is not None and "lams" not in overrides:
+        hp.pop("lams", None)
+    if hp.get("gammas") is not None and "gammas" not in overrides:
+        gammas = list(_floats("gammas", hp["gammas"]))
+        for name, entries in _ENTRIES.items():
+            value = overrides.get(name)
+            if name != "lam" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                gammas[entries] = [float(value)] * len(gammas[entries])
+        hp["gammas"] = tuple(gammas)
+    return {**hp, **overrides}
 
 
 def lenet5_hyperparameters(overrides: dict | None = None,
                            base: dict | None = None) -> dict:
-    """``base`` (default :data:`LENET5_DEFAULTS`) with ``overrides`` on top, where a scalar
-    given in ``overrides`` also wins over the per-layer default that would shadow it: ``lam``
-    replaces ``lams`` (every hidden link), ``gamma`` the hidden entries of ``gammas`` and
-    ``gamma_out`` its last entry (unless ``lams`` / ``gammas`` are given too)."""
-    overrides = dict(overrides or {})
-    hp = dict(LENET5_DEFAULTS if base is None else base)
-    if "lam" in overrides and "lams" not in overrides:
-        hp.pop("lams", None)
-    if "gammas" in hp and "gammas" not in overrides:
-        gammas = list(_floats("gammas", hp["gammas"]) or ())
-        for name, entries in (("gamma", slice(0, -1)), ("gamma_out", slice(-1, None))):
-            value = overrides.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                gammas[entries] = [float(value)] * len(gammas[entries])
-        hp["gammas"] = tuple(gammas)
-    return {**hp, **overrides}
+    """``base`` (default :data:`LENET5_DEFAULTS`) with ``overrides`` on top, the scalars of
+    ``overrides`` over its per-layer lists (:func:`scalars_over_lists`)."""
+    return scalars_over_lists(LENET5_DEFAULTS if base is None else base, dict(overrides or {}))
 
 
 def _floats(name: str, value: object) -> tuple[float, ...] | None:

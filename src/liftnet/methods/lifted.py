@@ -106,7 +106,9 @@ class Lifted(Method):
         lam_out: weight of the output link (default: ``lam``).
         rho: l2 weight penalty rho (paper 004 section 7: 1e-3).
         gamma: proximal weight on (W, b) towards the previous batch's values; used in
-            mini-batch training only (0 in full-batch mode, where it is ignored).
+            mini-batch training, and when a trained state goes on with new data (``fit(...,
+            new_data=True)``, the estimators' ``partial_fit``: each call's samples are a new
+            batch); ignored within a full-batch fit.
         sweeps: BCD sweeps per batch (per epoch in full-batch mode).
         penalty: hidden-layer divergence, ``shifted`` or ``squared`` (module docstring).
         init: initialisation of the weights (``xavier``, ``normal``, ``variance_scaling``).
