@@ -202,6 +202,14 @@ def test_every_process_gets_the_same_clear_error(tmp_path, how, message):
                           "batch_size": 30, **how})
 
 
+def test_min_delta_of_zero_and_minus_zero_agree(tmp_path):
+    """-0.0 and 0.0 are the same min_delta: the processes agree and train."""
+    outs = _run(tmp_path, arch="7-6-3", loss="ce", hp={}, epochs=2, batch_size=30, val=True,
+                patience=2, min_delta=(0.0, -0.0))
+    assert [len(o["history"]) for o in outs] == [2, 2]
+    torch.testing.assert_close(outs[0]["params"], outs[1]["params"], rtol=0, atol=0)
+
+
 def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):
     """``torchrun --nproc_per_node 2 -m liftnet train ...``: two processes on the two halves
     of the training set reach the single process's accuracy; the first one writes --out."""

@@ -204,7 +204,8 @@ def fit_distributed(
     except ValueError as exc:
         problem = str(exc)
     if problem is None:  # numpy integers are integers (checked): plain ints from here on
-        epochs, batch_size, min_delta = int(epochs), int(batch_size), float(min_delta)
+        # (+ 0.0: -0.0 and 0.0 are the same min_delta, and must compare equal below)
+        epochs, batch_size, min_delta = int(epochs), int(batch_size), float(min_delta) + 0.0
     settings = (epochs, batch_size, seed, repr(method), repr(net),
                 str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience,
                 repr(min_delta))
