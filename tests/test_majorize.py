@@ -394,3 +394,35 @@ def test_squared_loss_converges_within_three_steps():
     one = _mm(loss, P, W0, b0, W0=W0, b0=b0, g_w=0.5, g_b=0.5, tol=1e-8, max_iter=1)
     np.testing.assert_allclose(out.W.numpy(), one.W.numpy(), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(out.b.numpy(), one.b.numpy(), rtol=1e-8, atol=1e-8)
+
+
+def test_ill_conditioned_float32_gram_is_rejected_never_nan():
+    """Float32 rows whose Gram matrix is ill-conditioned (columns of scale 1e3 nearly
+    collinear with the bias: a regression's output layer with targets in the thousands,
+    cond(H) ~ 1e9): the float32-chunked Gram matrix loses the small eigenvalues, its MM steps
+    diverge (the review found NaN weights returned), and the solver keeps the start and says
+    so (``rejected``); with the Gram matrix in float64 the same float32 rows reach the ridge
+    solution."""
+    rng = np.random.default_rng(0)
+    R, d, g = 200, 8, 1e-3
+    P = 1000.0 + rng.standard_normal((R, d))
+    y = P @ rng.standard_normal(d) + 3.0
+    A = np.hstack([P, np.ones((R, 1))])
+    theta = np.linalg.solve(A.T @ A + g / 2 * np.eye(d + 1), A.T @ y)  # the ridge solution
+    P32 = torch.tensor(P, dtype=torch.float32)
+    Y = torch.tensor(y[:, None], dtype=torch.float64)
+
+    def solve(gram):
+        return mm_regression(
+            P32, lambda U: 2.0 * (U.double() - Y).float(),
+            lambda U: float(((U.double() - Y) ** 2).sum()),
+            torch.zeros(1, d), torch.zeros(1), mm_precision(gram, 2.0, g / 2, g / 2, 0.0),
+            g_w=g / 2, g_b=g / 2, tol=1e-10, max_iter=200)
+
+    rounded = solve(augmented_gram(P32))
+    assert rounded.rejected and not rounded.W.any() and not rounded.b.any()
+    exact = solve(augmented_gram(P32.double()))
+    assert not exact.rejected
+    fitted = float(((P32.double() @ exact.W.double().T + exact.b.double() - Y) ** 2).sum())
+    best, start = float(((A @ theta - y) ** 2).sum()), float((Y**2).sum())
+    assert fitted - best <= 1e-9 * (start - best)

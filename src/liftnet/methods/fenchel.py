@@ -604,8 +604,20 @@ class Fenchel(Method):
         if dual:  # fewer rows than inputs (a batch into a wide layer): sample space
             res = mm_regression_dual(P, grad, value, W_rows, b, precision, curv, **common)
         else:
+            reduce = None if state.reducer is None else state.reducer.sum
             res = mm_regression(design, grad, value, W_rows, b, precision, **common,
-                                reduce=None if state.reducer is None else state.reducer.sum)
+                                reduce=reduce)
+            if res.rejected and P.dtype != torch.float64:
+                # no step was kept: the Gram matrix of float32 rows is exact to about 1e-7 of
+                # its entries, which loses the small eigenvalues of an ill-conditioned one
+                # (e.g. a regression's output layer, targets in the thousands: cond ~ 1e8);
+                # solved again with the Gram matrix in float64
+                precision = mm_precision(sum_samples(state, augmented_gram(P.double())),
+                                         curv, g, gb, r)
+                if l == 0:
+                    state.cache = {"key": key, "precision": precision}
+                res = mm_regression(design, grad, value, W_rows, b, precision, **common,
+                                    reduce=reduce)
         state.inner["w"].append(res.iterations)
         return res.W.reshape(shape), res.b
 

@@ -75,6 +75,7 @@ class MMResult:
     iterations: int
     step: float
     converged: bool
+    rejected: bool = False  # the iterates ended above the start (or non-finite): start kept
 
 
 def augmented_gram(P: Tensor, chunk: int = 4096, signed: bool | None = None) -> Tensor:
@@ -163,7 +164,6 @@ def mm_regression(
     W0 = W if W0 is None else W0
     b0 = b if b0 is None else b0
     design = RowDesign(P) if isinstance(P, Tensor) else P
-    Hinv = precision.to(design.rows.dtype)
 
     def total(Wc: Tensor, bc: Tensor, U: Tensor) -> float:
         out = value_u(U)
@@ -178,44 +178,61 @@ def mm_regression(
         return out
 
     theta = torch.cat([W, b[:, None]], dim=1)
-    start = theta
     U = design.apply(W, b) if U is None else U
     f_start = total(W, b, U)
-    y, y_is_x, t = theta, True, 1.0
-    Uy = U  # the outputs at y: U's extrapolation like y's (linear in theta), not a product
-    step_rel, it, converged = math.inf, 0, False
     d = W.shape[1]
-    while it < max_iter:
-        Wy, by = y[:, :d], y[:, d]
-        gW, gb = design.adjoint(grad_u(Uy))
-        grad = torch.cat([gW, gb[:, None]], dim=1)
-        if reduce is not None:
-            grad = reduce(grad)
-        if g_w or rho:
-            grad[:, :d] += 2.0 * g_w * (Wy - W0) + 2.0 * rho * Wy
-        if g_b:
-            grad[:, d] += 2.0 * g_b * (by - b0)
-        new = y - grad @ Hinv
-        it += 1
-        step_rel = float(torch.linalg.vector_norm(new - y)) / max(
-            float(torch.linalg.vector_norm(new)), 1e-12)
-        U_new = design.apply(new[:, :d], new[:, d])
-        if y_is_x and step_rel <= tol:
-            theta, U, converged = new, U_new, True
-            break
-        restart = step_rel <= tol or float(((y - new) * (new - theta)).sum()) > 0
-        if restart:
-            theta, U, y, Uy, y_is_x, t = new, U_new, new, U_new, True, 1.0
-        else:
-            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
-            beta = (t - 1.0) / t_new
-            if beta:
-                y = new + beta * (new - theta)
-                Uy = torch.lerp(U, U_new, 1.0 + beta)  # U_new + beta (U_new - U), one pass
+
+    def run(exact: bool) -> tuple[Tensor, Tensor, int, float, bool]:
+        """The accelerated MM iterations from the start; ``exact``: each step's product with
+        H^{-1} in float64 (the precision cast to the rows' dtype otherwise)."""
+        Hinv = precision if exact else precision.to(design.rows.dtype)
+        x, Ux = theta, U
+        y, y_is_x, t = x, True, 1.0
+        Uy = Ux  # the outputs at y: U's extrapolation like y's (linear in theta), not a product
+        step_rel, it, converged = math.inf, 0, False
+        while it < max_iter:
+            Wy, by = y[:, :d], y[:, d]
+            gW, gb = design.adjoint(grad_u(Uy))
+            grad = torch.cat([gW, gb[:, None]], dim=1)
+            if reduce is not None:
+                grad = reduce(grad)
+            if g_w or rho:
+                grad[:, :d] += 2.0 * g_w * (Wy - W0) + 2.0 * rho * Wy
+            if g_b:
+                grad[:, d] += 2.0 * g_b * (by - b0)
+            move = (grad.to(Hinv.dtype) @ Hinv).to(y.dtype)
+            new = y - move
+            it += 1
+            step_rel = float(torch.linalg.vector_norm(new - y)) / max(
+                float(torch.linalg.vector_norm(new)), 1e-12)
+            U_new = design.apply(new[:, :d], new[:, d])
+            if y_is_x and step_rel <= tol:
+                x, Ux, converged = new, U_new, True
+                break
+            restart = step_rel <= tol or float(((y - new) * (new - x)).sum()) > 0
+            if restart:
+                x, Ux, y, Uy, y_is_x, t = new, U_new, new, U_new, True, 1.0
             else:
-                y, Uy = new, U_new
-            theta, U, y_is_x, t = new, U_new, beta == 0.0, t_new
-    Wn, bn = theta[:, :d].contiguous(), theta[:, d].contiguous()
-    if total(Wn, bn, U) > f_start:
-        Wn, bn = start[:, :d].contiguous(), start[:, d].contiguous()
-    return MMResult(Wn, bn, it, step_rel, converged)
+                t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+                beta = (t - 1.0) / t_new
+                if beta:
+                    y = new + beta * (new - x)
+                    Uy = torch.lerp(Ux, U_new, 1.0 + beta)  # U_new + beta (U_new - U), one pass
+                else:
+                    y, Uy = new, U_new
+                x, Ux, y_is_x, t = new, U_new, beta == 0.0, t_new
+        return x, Ux, it, step_rel, converged
+
+    # a float32 design takes float32 steps; where H is too ill-conditioned for that (the
+    # iterates diverge, or end above the start) the solve is redone with float64 steps
+    exact = precision.dtype == design.rows.dtype or precision.dtype != torch.float64
+    x, Ux, it, step_rel, converged = run(exact)
+    Wn, bn = x[:, :d].contiguous(), x[:, d].contiguous()
+    if not exact and not total(Wn, bn, Ux) <= f_start:
+        x, Ux, more, step_rel, converged = run(True)
+        it += more
+        Wn, bn = x[:, :d].contiguous(), x[:, d].contiguous()
+    rejected = not total(Wn, bn, Ux) <= f_start  # (also when a value is NaN)
+    if rejected:  # a precision that is no majoriser (e.g. rounded small eigenvalues)
+        Wn, bn = theta[:, :d].contiguous(), theta[:, d].contiguous()
+    return MMResult(Wn, bn, it, step_rel, converged, rejected)
