@@ -549,3 +549,22 @@ def test_lifted_gamma_acts_between_partial_fit_calls_not_within_a_full_batch_fit
     fits = [LiftedClassifier("lifted", method_params={"gamma": g}, hidden_layer_sizes=(16,),
                              batch_size=0, epochs=3).fit(X, y).params_ for g in (0.0, 1e3)]
     torch.testing.assert_close(fits[0], fits[1], rtol=0, atol=0)
+
+
+def test_image_shape_is_checked_with_dense_hidden_layers_too(digits):
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match=r"image_shape \(3, 32, 32\) holds 3072 values per "
+                                         "image, the data has 64 features"):
+        LiftedClassifier("fenchel", hidden_layer_sizes=(8,), image_shape=(3, 32, 32)).fit(X, y)
+    with pytest.raises(ValueError, match="image_shape must be"):
+        LiftedClassifier("fenchel", hidden_layer_sizes=(8,), image_shape="abc").fit(X, y)
+    LiftedClassifier("fenchel", hidden_layer_sizes=(8,), image_shape=(1, 8, 8), epochs=1).fit(X, y)
+
+
+def test_method_params_scalar_with_a_lifted_method_object(digits):
+    """Lifted has a lams() method, not a per-layer hyperparameter: method__lam applies."""
+    X, _, y, _ = digits
+    clf = LiftedClassifier(get_method("lifted"), method_params={"lam": 2.0},
+                           hidden_layer_sizes=(8,), epochs=1).fit(X, y)
+    assert clf.method_.lam == 2.0
+    assert clf.set_params(method__lam=3.0)._method().lam == 3.0

@@ -117,7 +117,8 @@ class _LiftedEstimator(BaseEstimator):
                                  f"hyperparameter of method {self.method.key!r}")
             for scalar, per_layer in SHADOWED_BY:
                 if (overrides.get(scalar) is not None and per_layer not in overrides
-                        and getattr(self.method, per_layer, None) is not None):
+                        and per_layer in known  # (a hyperparameter, not e.g. Lifted.lams())
+                        and getattr(self.method, per_layer) is not None):
                     raise ValueError(f"method__{scalar} would be ignored: the method's "
                                      f"{per_layer} sets every layer's value; set "
                                      f"method__{per_layer} instead")
@@ -215,6 +216,11 @@ class _LiftedEstimator(BaseEstimator):
                 raise ValueError(f"hidden_layer_sizes must be widths like (100,), architecture "
                                  f"tokens or 'lenet5', got {hidden!r}") from None
             spec = [n_features, *sizes, n_out]
+            if self.image_shape is not None:  # dense layers take the flattened images
+                c, h, w = self._image_shape()
+                if c * h * w != n_features:
+                    raise ValueError(f"image_shape {self.image_shape} holds {c * h * w} "
+                                     f"values per image, the data has {n_features} features")
         return self._checked(network(spec, loss=loss, activation=self.activation), n_features)
 
     def _image_shape(self) -> tuple[int, int, int]:
