@@ -717,3 +717,19 @@ def test_float32_regression_with_targets_in_the_thousands_matches_float64():
         r2 = [LiftedRegressor("fenchel", hidden_layer_sizes=(8,), epochs=1, dtype=dtype)
               .fit(X, y * scale).score(X, y * scale) for dtype in ("float32", "float64")]
         assert r2[1] > 0.9 and abs(r2[0] - r2[1]) < 1e-3, (scale, r2)
+
+
+@pytest.mark.parametrize("hp", [{"gamma": 1e-20}, {"lam": 1e20}, {"gamma": 0.0, "gamma_out": 0.0}])
+def test_tiny_proximal_weights_fall_back_to_the_primal_w_step(hp):
+    """A review found gamma=1e-20 (or lam=1e20) with batches of 60 into 64 inputs failing with
+    'the sample-space matrix is not positive definite (NaN in the design?)': the sample-space
+    matrix is then numerically singular, and the W-step now takes the primal form."""
+    from sklearn.datasets import load_digits
+
+    from liftnet import mlp
+
+    X = torch.tensor(load_digits().data[:200] / 16.0, dtype=torch.float32)
+    y = torch.tensor(load_digits().target[:200])
+    res = fit(get_method("fenchel", **hp), mlp("64-8-10", loss="ce"), X, y, epochs=1,
+              batch_size=60, progress=False)
+    assert all(torch.isfinite(W).all() and torch.isfinite(b).all() for W, b in res.state.params)

@@ -590,14 +590,21 @@ class Fenchel(Method):
         # layout (a dense layer's)
         dual = (state.reducer is None and isinstance(design, RowDesign)
                 and dual_applies(P.shape[0], P.shape[1], g, gb, r))
-        key = (data_key(X), curv, g, gb, r, dual, state.reducer)  # reduced Gram: other key
+        key = (data_key(X), curv, g, gb, r, state.reducer)  # reduced Gram: other key
         if l == 0 and state.cache.get("key") == key:
-            precision = state.cache["precision"]
+            precision, dual = state.cache["precision"], state.cache["dual"]
         else:
-            precision = (sample_precision(P, curv, gb) if dual else mm_precision(
-                sum_samples(state, augmented_gram(P, signed=design.signed)), curv, g, gb, r))
+            precision = None
+            if dual:
+                try:
+                    precision = sample_precision(P, curv, gb)
+                except ValueError:  # numerically singular (e.g. a proximal weight of 1e-20
+                    dual = False  # beside the curvature): the primal form, with its ridge
+            if not dual:
+                precision = mm_precision(
+                    sum_samples(state, augmented_gram(P, signed=design.signed)), curv, g, gb, r)
             if l == 0:  # the inputs do not change within a batch (all epochs in full batch)
-                state.cache = {"key": key, "precision": precision}
+                state.cache = {"key": key, "precision": precision, "dual": dual}
         U_start = self._pre_activation(net, state, l, x_in)
         common = dict(W0=W0_rows, b0=prev[1], g_w=g, g_b=gb, rho=r, tol=self.tol,
                       max_iter=self.max_inner, U=U_start)
@@ -615,7 +622,7 @@ class Fenchel(Method):
                 precision = mm_precision(sum_samples(state, augmented_gram(P.double())),
                                          curv, g, gb, r)
                 if l == 0:
-                    state.cache = {"key": key, "precision": precision}
+                    state.cache = {"key": key, "precision": precision, "dual": False}
                 res = mm_regression(design, grad, value, W_rows, b, precision, **common,
                                     reduce=reduce)
         state.inner["w"].append(res.iterations)
