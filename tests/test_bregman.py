@@ -166,6 +166,20 @@ def test_learns_the_teacher_in_batches(small_data):
     assert res.history[-1]["test_accuracy"] >= 0.75
 
 
+@pytest.mark.parametrize("batch_size", [0, 50])
+def test_trains_a_network_without_hidden_layers(batch_size, small_data):
+    # no lifted activations: the X-steps have nothing to update, the W-steps train the layer
+    Xtr, ytr, Xte, yte = small_data
+    res = fit(Bregman(tau=1.0), mlp("8-3"), Xtr, ytr, epochs=10, batch_size=batch_size,
+              X_test=Xte, y_test=yte, progress=False)
+    objs = [h["objective"] for h in res.history]
+    if batch_size == 0:
+        assert all(b <= a * (1 + 1e-9) + 1e-12 for a, b in zip(objs, objs[1:], strict=False))
+    assert objs[-1] < objs[0] and res.state.inner == 0
+    majority = float(torch.bincount(ytr).max()) / len(ytr)
+    assert res.history[-1]["train_accuracy"] > majority + 0.1
+
+
 def test_refuses_activations_that_are_not_proximal_maps():
     with pytest.raises(ValueError, match="Bregman does not support activation 'sign'"):
         Bregman().init_state(mlp("4-3-2", activation="sign"), torch.zeros(2, 4),

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from liftnet import mlp, parse_arch
+from liftnet.graph import Network, network
+from liftnet.layers import Dense
 
 
 def test_parse_arch():
@@ -59,3 +61,28 @@ def test_forward_all_and_predict():
     assert [a.shape for a in acts] == [(4, 6)] and [p.shape for p in pre] == [(4, 6), (4, 3)]
     torch.testing.assert_close(pre[-1], net.forward(params, X))
     assert net.predict(params, X).shape == (4,)
+
+
+def test_bytes_are_not_an_architecture():
+    # bytes are a sequence of ints: b"64-8-10" would read as widths 54-52-45-...
+    for bad in (b"64-8-10", bytearray(b"64-8-10"), memoryview(b"4-3")):
+        for make in (network, mlp, parse_arch):
+            with pytest.raises(TypeError, match="got .*b'.*decode it first"):
+                make(bad)
+
+
+def test_the_output_activation_must_be_the_losss():
+    # the network outputs the last pre-activation (trained and exported as such): another
+    # output activation would be silently ignored
+    with pytest.raises(ValueError, match="output layer's activation must be 'identity' for "
+                                         "loss 'mse'.*got 'relu'"):
+        network("6-4-3", activations=["relu", "relu"], loss="mse")
+    with pytest.raises(ValueError, match="must be 'simplex' for loss 'ce'.*got 'identity'"):
+        network("6-4-3", activations=["relu", "identity"])
+    with pytest.raises(ValueError, match="output layer's activation"):
+        Network((Dense(6, 4), Dense(4, 3)), "mse")  # Dense's default activation is relu
+    with pytest.raises(ValueError, match="output layer's activation"):
+        network("1x8x8-conv2k3-3", activations=["tanh", "sigmoid"], loss="mse")
+    net = network("6-4-3", activations=["tanh", "identity"], loss="mse")
+    assert [layer.activation for layer in net.layers] == ["tanh", "identity"]
+    assert network("6-4-3", activations=["tanh", "simplex"]).layers[-1].activation == "simplex"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -253,3 +255,62 @@ def test_backprop_refuses_an_activation_without_gradient():
     net = mlp("4-3-2", activation="sign")
     with pytest.raises(ValueError, match="through activation 'sign' on hidden layer 1"):
         get_method("backprop").init_state(net, X, targets_for(net, y, X.dtype))
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_numpy_scalars_are_numbers_kept_as_plain_python_numbers(key):
+    # a grid search over np.arange / np.float32 values: the method equals the one made from
+    # plain numbers and keeps plain float / int (equality, repr and JSON records)
+    cls = METHODS[key]
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    numbers_ = {name: v for name, v in defaults.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numbers_
+    for name, value in numbers_.items():
+        given = np.int64(value) if isinstance(value, int) else np.float32(value)
+        method = get_method(key, **{name: given})
+        stored = getattr(method, name)
+        assert type(stored) is type(value), (name, type(stored))
+        assert method == get_method(key, **{name: type(value)(given)})
+        json.dumps(method.hyperparameters())
+
+
+def test_huge_python_ints_are_floats_checked_against_the_cap(small_data):
+    method = get_method("lifted", rho=10**20)
+    assert method.rho == 1e20 and type(method.rho) is float
+    Xtr, ytr, _, _ = small_data
+    res = fit(method, mlp("8-12-3"), Xtr, ytr, epochs=1, progress=False)  # no OverflowError
+    assert len(res.history) == 1
+    for big in (10**31, 10**400, -(10**400)):
+        with pytest.raises(ValueError, match=r"rho must be .*(at most 1e\+30|>= 0)"):
+            get_method("lifted", rho=big)
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_a_state_of_another_method_is_refused(key, small_data):
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    method = get_method(key, **FAST[key])
+    state = method.init_state(net, Xtr, targets_for(net, ytr, Xtr.dtype))
+    assert type(state) is method.state_type()
+    other = "lifted" if key == "backprop" else "backprop"
+    foreign = get_method(other).init_state(net, Xtr, targets_for(net, ytr, Xtr.dtype))
+    want = (f"state is a {type(foreign).__name__}, method {key} needs a "
+            f"{type(state).__name__}")
+    with pytest.raises(ValueError, match=want):
+        fit(method, net, Xtr, ytr, epochs=1, state=foreign, progress=False)
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_data_that_requires_grad_trains_as_without(key, small_data):
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    loss = METHODS[key].losses[0]
+    net = mlp(arch, loss=loss)
+    y = ytr if loss == "ce" else targets_for(net, ytr, Xtr.dtype)
+    method = get_method(key, **FAST[key])
+    plain = fit(method, net, Xtr, y, epochs=1, progress=False)
+    graded = fit(method, net, Xtr.clone().requires_grad_(), y.clone().requires_grad_()
+                 if y.is_floating_point() else y, epochs=1, progress=False)
+    for (W, b), (W2, b2) in zip(plain.state.params, graded.state.params, strict=True):
+        torch.testing.assert_close(W.detach(), W2.detach())
+        torch.testing.assert_close(b.detach(), b2.detach())

@@ -247,3 +247,23 @@ def test_early_stopping_of_a_regression_watches_the_validation_loss():
     assert all(e["val_accuracy"] is None for e in res.history)
     out = net.outputs(res.best_params, Xv)
     assert float(((out - Yv) ** 2).sum(1).mean()) == pytest.approx(min(losses), rel=1e-12)
+
+
+def test_float_targets_must_have_one_column_per_output():
+    X, _ = _data()
+    net = mlp("4-5-2", loss="mse")
+    g = torch.Generator().manual_seed(1)
+    Y = torch.randn(12, 2, generator=g)
+    for bad in (Y[:, :, None], Y[:, 0], torch.randn(12, 3, generator=g)):
+        with pytest.raises(ValueError, match=r"training targets must have shape \(N, 2\) for "
+                                             r"the 2 output\(s\) of 4-5-2, got shape"):
+            fit(Lifted(), net, X, bad, epochs=1, progress=False)
+    for what, short in (("validation", "val"), ("test", "test")):
+        with pytest.raises(ValueError, match=f"{what} targets must have shape"):
+            fit(Lifted(), net, X, Y, epochs=1, progress=False,
+                **{f"X_{short}": X, f"y_{short}": Y[:, :, None]})
+    one = mlp("4-5-1", loss="mse")
+    for good in (Y[:, 0], Y[:, :1]):
+        assert len(fit(Lifted(), one, X, good, epochs=1, progress=False).history) == 1
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\) .* got shape \(12, 1, 1\)"):
+        fit(Lifted(), one, X, Y[:, :1, None], epochs=1, progress=False)

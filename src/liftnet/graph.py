@@ -22,6 +22,11 @@ from .activations import get_activation
 from .layers import Conv2d, Dense, Layer
 
 LOSSES = ("ce", "mse")
+#: the output layer's activation for each loss: the network outputs the last pre-activation
+#: (logits for ``ce``, whose probabilities are their projection onto the simplex / softmax;
+#: the prediction itself for ``mse``), which is what every method trains and ``to_torch``
+#: exports, so no other output activation has a meaning
+OUTPUT_ACTIVATIONS = {"ce": "simplex", "mse": "identity"}
 Params = list[tuple[Tensor, Tensor]]
 
 
@@ -54,6 +59,13 @@ class Network:
                     f"layer shapes do not chain: a convolution's output {a.out_shape} feeds an "
                     f"input of shape {b.in_shape}"
                 )
+        out_act, want = self.layers[-1].activation, OUTPUT_ACTIVATIONS[self.loss]
+        if out_act != want:
+            raise ValueError(
+                f"the output layer's activation must be {want!r} for loss {self.loss!r} (the "
+                f"network outputs the last layer's pre-activation, which the methods train and "
+                f"to_torch exports), got {out_act!r}; put other activations on hidden layers"
+            )
 
     @property
     def plain(self) -> bool:
@@ -180,6 +192,9 @@ class Network:
 
 def parse_arch(spec: str | Sequence[int]) -> tuple[int, ...]:
     """Parse ``"784-300-10"`` (or a sequence of ints) into layer widths, with a clear error."""
+    if isinstance(spec, (bytes, bytearray, memoryview)):
+        raise TypeError(f"architecture must be a str like '784-300-10' or a sequence of integer "
+                        f"widths, got {type(spec).__name__} {bytes(spec)!r}: decode it first")
     if isinstance(spec, str):
         parts = [p.strip() for p in spec.replace(",", "-").split("-")]
         if not all(p.isdigit() for p in parts):
@@ -217,7 +232,7 @@ def mlp(spec: str | Sequence[int], *, activation: str = "relu", loss: str = "ce"
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     sizes = parse_arch(spec)
-    out_act = "simplex" if loss == "ce" else "identity"
+    out_act = OUTPUT_ACTIVATIONS[loss]
     layers = tuple(
         Dense(d_in, d_out, activation if l < len(sizes) - 2 else out_act)
         for l, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
@@ -277,7 +292,7 @@ def network(
         width = int(tokens[0])
     else:
         raise ValueError(f"architecture {spec!r}: the first token must be a width or CxHxW")
-    out_act = "simplex" if loss == "ce" else "identity"
+    out_act = OUTPUT_ACTIVATIONS[loss]
     layers: list[Layer] = []
     pool = 1
     body = tokens[1:]

@@ -148,7 +148,7 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
         raise ValueError(f"{what} labels must be a 1-D (N,) tensor, got shape {tuple(y.shape)}")
     if not torch.isfinite(X).all():
         raise ValueError(f"{what} inputs contain NaN or infinite values")
-    low, high = torch.aminmax(X)  # no |X| copy of a large training set
+    low, high = torch.aminmax(X.detach())  # no |X| copy of a large training set
     big = max(-float(low), float(high))
     if big * big * X.shape[1] * len(X) > torch.finfo(X.dtype).max / 1e3:
         raise ValueError(  # the solvers' Gram matrices (sums of x^2 over rows) would overflow
@@ -172,7 +172,22 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
                 f"{what} labels must lie in [0, {k - 1}] for an output of width {k}, "
                 f"got {got}{hint}"
             )
-    elif not torch.isfinite(y).all():
+    else:
+        _check_float_targets(net, y, what)
+
+
+def _check_float_targets(net: Network, y: Tensor, what: str) -> None:
+    """Float targets: regression targets of shape (N,) (one output) or (N, k), k the
+    network's outputs, finite."""
+    if net.loss == "ce":
+        raise ValueError(f"cross-entropy needs integer class labels, got float {what} "
+                         "targets")
+    k = net.sizes[-1]
+    if not (y.ndim == 2 and y.shape[1] == k or y.ndim == 1 and k == 1):
+        want = "(N,) or (N, 1)" if k == 1 else f"(N, {k})"
+        raise ValueError(f"{what} targets must have shape {want} for the {k} output(s) of "
+                         f"{net.spec}, got shape {tuple(y.shape)}")
+    if not torch.isfinite(y).all():
         raise ValueError(f"{what} targets contain NaN or infinite values")
 
 
@@ -310,6 +325,11 @@ def fit(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
             0 <= seed < 2**63):
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    # training never differentiates through the data (the solvers' out= kernels refuse
+    # tensors that require grad); the same tensor objects otherwise, for the caches' keys
+    X, y, X_test, y_test, X_val, y_val = (
+        t.detach() if isinstance(t, Tensor) and t.requires_grad else t
+        for t in (X, y, X_test, y_test, X_val, y_val))
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
     seed, epochs, batch_size = int(seed), int(epochs), int(batch_size)  # e.g. numpy integers
@@ -366,6 +386,7 @@ def fit(
         if not isinstance(state, MethodState):
             raise ValueError(f"state must be a MethodState (from an earlier fit), got "
                              f"{type(state).__name__}")
+        method.check_state(state)
         net.check_params(state.params)
     result = FitResult(state=state, history=done)
     n_batches = 1 if full else math.ceil(n / bs)

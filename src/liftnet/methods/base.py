@@ -15,7 +15,11 @@ benchmarks and the contract tests, without knowing any method's insides.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import numbers
+import re
+import typing
 import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -61,6 +65,39 @@ class Method(ABC):
     #: every sum over samples goes through ``state.reducer`` (data-parallel training by
     #: :func:`liftnet.distributed.fit_distributed`)
     supports_distributed: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``__post_init__`` (its validation) runs after
+        :func:`plain_numbers_`, so that it sees, and the method keeps, plain Python numbers."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is None or getattr(own, "_plain_numbers", False):
+            return
+
+        @functools.wraps(own)
+        def __post_init__(self: Method) -> None:
+            plain_numbers_(self)
+            own(self)
+
+        __post_init__._plain_numbers = True  # type: ignore[attr-defined]
+        cls.__post_init__ = __post_init__  # type: ignore[attr-defined]
+
+    def __post_init__(self) -> None:
+        plain_numbers_(self)
+
+    @classmethod
+    def state_type(cls) -> type[MethodState]:
+        """The state class of the method: the return annotation of its ``init_state`` (a
+        :class:`MethodState` subclass), else :class:`MethodState`."""
+        return _state_type(cls)
+
+    def check_state(self, state: Any) -> None:
+        """Raise ``ValueError`` unless ``state`` is a state of this method (e.g. a state from
+        another method's run, whose fields the method's steps would miss)."""
+        want = self.state_type()
+        if not isinstance(state, want):
+            raise ValueError(f"state is a {type(state).__name__}, method {self.key} needs a "
+                             f"{want.__name__}")
 
     def check_network(self, net: Network) -> None:
         """Capabilities checked in one place, with errors that name the class."""
@@ -117,6 +154,58 @@ class Method(ABC):
     @abstractmethod
     def objective(self, net: Network, state: MethodState, X: Tensor, Y: Tensor) -> float:
         """The method's training objective at ``state`` on the batch ``(X, Y)``."""
+
+
+@functools.cache
+def _state_type(cls: type[Method]) -> type[MethodState]:
+    try:  # (postponed annotations are resolved in the method's module)
+        hint = typing.get_type_hints(cls.init_state).get("return")
+    except Exception:  # an unresolvable annotation: no check beyond MethodState
+        hint = None
+    if isinstance(hint, type) and issubclass(hint, MethodState):
+        return hint
+    return MethodState
+
+
+def _field_kind(annotation: Any) -> str | None:
+    """"float" or "int" for a field annotated with that number type alone (e.g. ``float``,
+    ``float | None``), else None."""
+    text = annotation if isinstance(annotation, str) else getattr(
+        annotation, "__name__", str(annotation))
+    words = set(re.findall(r"\w+", text))
+    if "float" in words and "int" not in words:
+        return "float"
+    if "int" in words and "float" not in words:
+        return "int"
+    return None
+
+
+def plain_number(value: Any, kind: str | None = None) -> Any:
+    """``value`` as a plain Python number when it is a real number of another type (NumPy
+    scalars: ``np.float32(0.5)`` -> 0.5, ``np.int64(2)`` -> 2), as a float where ``kind`` is
+    ``"float"`` (``10**20`` -> 1e20: torch cannot use larger Python ints); anything else
+    (booleans, strings, ints too large for a float) unchanged, for the checks to refuse."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    try:
+        if kind == "float":
+            return value if type(value) is float else float(value)
+        if isinstance(value, numbers.Integral):
+            return value if type(value) is int else int(value)
+        return value if type(value) is float else float(value)
+    except (OverflowError, TypeError, ValueError):
+        return value
+
+
+def plain_numbers_(method: Method) -> None:
+    """Replace every number among the hyperparameters of ``method`` by a plain Python
+    float or int (:func:`plain_number`), so that equality, ``repr`` and JSON records see
+    plain numbers.  Runs before every method's ``__post_init__`` (see :class:`Method`)."""
+    for f in dataclasses.fields(method):
+        value = getattr(method, f.name)
+        new = plain_number(value, _field_kind(f.type))
+        if new is not value:
+            object.__setattr__(method, f.name, new)
 
 
 def _registry() -> dict[str, type[Method]]:
@@ -199,35 +288,55 @@ def _check_magnitude(name: str, value: float) -> None:
                          f"arithmetic overflows beyond), got {value}")
 
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+def _as_float(name: str, value: Any, want: str) -> float:
+    """``value`` (a real number, booleans refused) as a float, with errors naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number{want}, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range (too long to print in full)
+        raise ValueError(f"{name} must be at most {HYPERPARAMETER_MAX:g} in magnitude (float32 "
+                         f"arithmetic overflows beyond), got an integer of about "
+                         f"10**{int(int(value).bit_length() * math.log10(2))}") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number{want}, got {value!r}") from None
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Raise ``ValueError(f"{name} must be > 0, got {value}")`` (or >= 0) for anything but a
-    finite real number in range (NaN, inf, strings and booleans included), or one beyond
-    :data:`HYPERPARAMETER_MAX` or non-zero below :data:`HYPERPARAMETER_MIN`."""
+    finite real number in range (NaN, inf, strings and booleans included; NumPy scalars are
+    numbers), or one beyond :data:`HYPERPARAMETER_MAX` or non-zero below
+    :data:`HYPERPARAMETER_MIN`.  Returns the value as a float."""
     want = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    x = _as_float(name, value, " " + want)
+    bad = x < 0 if allow_zero else x <= 0
+    if bad or not math.isfinite(x):
         raise ValueError(f"{name} must be a finite number {want}, got {value!r}")
-    bad = value < 0 if allow_zero else value <= 0
-    if bad or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number {want}, got {value}")
-    if 0 < value < HYPERPARAMETER_MIN:
+    if 0 < x < HYPERPARAMETER_MIN:
         zero = "0 or " if allow_zero else ""
         raise ValueError(f"{name} must be {zero}at least {HYPERPARAMETER_MIN:g} (float32 "
-                         f"arithmetic underflows below), got {value}")
-    _check_magnitude(name, value)
+                         f"arithmetic underflows below), got {value!r}")
+    _check_magnitude(name, x)
+    return x
 
 
-def check_tol(name: str, value: float) -> None:
-    """Raise ``ValueError`` unless ``value`` is a relative tolerance, 0 < value < 1."""
-    check_positive(name, value)
-    if value >= 1:
-        raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value}")
+def check_tol(name: str, value: float) -> float:
+    """Raise ``ValueError`` unless ``value`` is a relative tolerance, 0 < value < 1; returns
+    it as a float."""
+    x = check_positive(name, value)
+    if x >= 1:
+        raise ValueError(f"{name} must be < 1 (a relative tolerance), got {value!r}")
+    return x
 
 
-def check_finite(name: str, value: float) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite real number (booleans refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+def check_finite(name: str, value: float) -> float:
+    """Raise ``ValueError`` unless ``value`` is a finite real number (booleans refused);
+    returns it as a float."""
+    x = _as_float(name, value, "")
+    if not math.isfinite(x):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    _check_magnitude(name, value)
+    _check_magnitude(name, x)
+    return x
 
 
 def _gone() -> None:
@@ -302,7 +411,9 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def check_int(name: str, value: int, minimum: int) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+def check_int(name: str, value: int, minimum: int) -> int:
+    """Raise ``ValueError`` unless ``value`` is an integer >= ``minimum`` (NumPy integers
+    included, booleans refused); returns it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -211,6 +211,8 @@ class Bregman(Method):
         place in ``xs``), stopping when a sweep moves X by at most ``tol`` relative to its
         size; returns the number of sweeps."""
         L = len(Wa)
+        if L == 1:  # no hidden layer: no lifted activations to update
+            return 0
         Ws = [w[:, :-1].contiguous() for w in Wa]
         bs = [w[:, -1].contiguous() for w in Wa]
         mus = [1.0 / max(lips[l] * _sq_spectral(Ws[l]), 1e-12) if l else 0.0 for l in range(L)]

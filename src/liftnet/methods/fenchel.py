@@ -58,6 +58,7 @@ it reached after 20 sweeps what Algorithm 1 had after 40 or more (``benchmarks/R
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -147,7 +148,7 @@ def scalars_over_lists(base: dict, overrides: dict) -> dict:
         gammas = list(_floats("gammas", hp["gammas"]))
         for name, entries in _ENTRIES.items():
             value = overrides.get(name)
-            if name != "lam" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name != "lam" and isinstance(value, numbers.Real) and not isinstance(value, bool):
                 gammas[entries] = [float(value)] * len(gammas[entries])
         hp["gammas"] = tuple(gammas)
     return {**hp, **overrides}
@@ -165,7 +166,7 @@ def _floats(name: str, value: object) -> tuple[float, ...] | None:
     (a network with one hidden layer)."""
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = (value,)
     if isinstance(value, str):
         try:
