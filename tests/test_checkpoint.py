@@ -3,6 +3,8 @@ ends where the uninterrupted run ends, for every method; bad checkpoints are cle
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -315,3 +317,95 @@ def test_new_data_with_resume_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="new_data applies to a given state"):
         fit(method, net, X, y, epochs=2, checkpoint=ck, resume=True, new_data=True,
             progress=False)
+
+
+def _damage_state_weights(saved, change):
+    W, b = saved["state"].params[0]
+    saved["state"].params[0] = change(W, b)
+
+
+DAMAGES = [
+    (lambda c: c.pop("state"), "(no state)"),
+    (lambda c: c.pop("history"), "(no history)"),
+    (lambda c: c.pop("generator"), "(no generator)"),
+    (lambda c: c.update(history=None), "its history is a NoneType, not a list"),
+    (lambda c: c.update(history=["a"]), "its history's entry 1 is not epoch 1's record"),
+    (lambda c: c["history"][0].update(objective="x"), "epoch 1 has objective = 'x'"),
+    (lambda c: c.update(generator=torch.zeros(3, dtype=torch.uint8)),
+     "its batch-order generator state is unusable"),
+    (lambda c: c.update(generator=torch.zeros(5056)), "generator state is unusable"),
+    (lambda c: c.update(state="state"), "its state is a str, not a method state"),
+    (lambda c: c.update(seconds="abc"), "its training time is 'abc'"),
+    (lambda c: _damage_state_weights(c, lambda W, b: (W[:, :5], b)),
+     "its state's weights: layer 0 has W (6, 5) and b (6,), its network W (6, 8)"),
+    (lambda c: _damage_state_weights(c, lambda W, b: (W, b[:2])),
+     "its state's weights: layer 0 has W (6, 8) and b (2,)"),
+    (lambda c: _damage_state_weights(c, lambda W, b: (W * float("nan"), b)),
+     "its state's weights: layer 0 holds NaN or infinite values"),
+    (lambda c: _damage_state_weights(c, lambda W, b: W), "layer 0 is not a (W, b) pair"),
+]
+
+
+@pytest.mark.parametrize("damage, message", DAMAGES)
+def test_a_damaged_checkpoint_body_is_a_clear_error(damage, message, tmp_path):
+    """A checkpoint of the right format and run whose body is damaged gave KeyError,
+    TypeError or RuntimeError tracebacks (or trained on from NaN weights) on resume."""
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, batch_size=40, seed=1, progress=False, checkpoint=ck)
+    saved = torch.load(ck, weights_only=False)
+    damage(saved)
+    torch.save(saved, ck)
+    with pytest.raises(ValueError, match=f"{ck} is a damaged checkpoint .*"
+                                         f"{re.escape(message)}"):
+        fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+            checkpoint=ck, resume=True)
+
+
+def test_checkpoints_are_checked_whole_before_loading(tmp_path):
+    """A flipped bit in a stored tensor resumed silently from altered weights (torch.load
+    checks no CRC); a checkpoint cut short said "[Errno 22] Invalid argument"."""
+    import zipfile
+
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, seed=1, progress=False, checkpoint=ck)
+    whole = ck.read_bytes()
+    with zipfile.ZipFile(ck) as archive:  # the first tensor's first byte
+        info = min((i for i in archive.infolist() if "/data/" in i.filename and i.file_size),
+                   key=lambda i: i.header_offset)
+    start = info.header_offset + 30 + int.from_bytes(
+        whole[info.header_offset + 26:info.header_offset + 28], "little") + int.from_bytes(
+        whole[info.header_offset + 28:info.header_offset + 30], "little")
+    flipped = bytearray(whole)
+    flipped[start] ^= 0x01
+    ck.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=r"run\.ckpt is corrupt or truncated \(.*CRC"):
+        fit(method, net, X, y, epochs=2, seed=1, progress=False, checkpoint=ck, resume=True)
+    for cut in (len(whole) // 3, len(whole) // 2, len(whole) - 100):
+        ck.write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match=r"run\.ckpt is truncated or corrupt"):
+            fit(method, net, X, y, epochs=2, seed=1, progress=False, checkpoint=ck,
+                resume=True)
+    assert ck.read_bytes() == whole[:len(whole) - 100]  # a refused file is left as it is
+
+
+def test_an_unpicklable_state_is_told_apart_from_a_failed_write(tmp_path, monkeypatch):
+    from liftnet.checkpoint import save_checkpoint
+
+    with pytest.raises(ValueError, match="cannot checkpoint this training state"):
+        save_checkpoint(tmp_path / "c.pt", {"state": lambda: None})
+    assert not any(tmp_path.iterdir())
+
+    def full(fd, *args, **kwargs):  # every write to the temporary file: ENOSPC
+        import errno
+        import os
+
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("liftnet.results.os.fsync", full)
+    with pytest.raises(OSError, match=r"cannot write .*c\.pt: No space left on device"):
+        save_checkpoint(tmp_path / "c.pt", {"state": [torch.zeros(4)]})
+    assert not any(tmp_path.iterdir())

@@ -246,9 +246,7 @@ def test_damaged_model_file_gets_a_clear_error(tmp_path):
     path = save_model(tmp_path / "ok.pt", net, net.init_params())
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"ok\.pt is not a readable liftnet model: "
-                                         r"(PytorchStreamReader failed reading zip archive|"
-                                         r"the file is empty or cut short)") as info:
+    with pytest.raises(ValueError, match=r"ok\.pt is truncated or corrupt") as info:
         load_model(path)
     assert "weights_only" not in str(info.value)
 
@@ -436,3 +434,98 @@ def test_early_stopping_saves_and_reports_the_best_validation_epoch(tmp_path, ca
         argv = [a for a in common if a not in ("--val-size", "0.2")] if "3" in args else common
         assert main([*argv, "--epochs", "2", *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def _main_with_file_limit(argv, cwd, limit_bytes):
+    """``liftnet.cli.main(argv)`` in a fresh interpreter whose files may not grow past
+    ``limit_bytes`` (``ulimit -f``: writes fail with EFBIG, "File too large", as on a full
+    disk); its exit code and stderr."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit_bytes}, "
+            "resource.getrlimit(resource.RLIMIT_FSIZE)[1])); "
+            f"from liftnet.cli import main; sys.exit(main({argv!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("flag, limit", [("--save", 2048), ("--checkpoint", 16384)])
+def test_a_full_disk_is_a_write_error_and_keeps_the_old_file(flag, limit, tmp_path):
+    """torch's zip writer turned the OSError of a full disk into a RuntimeError (a traceback
+    for --save; "cannot checkpoint this training state" for --checkpoint): now serialised in
+    memory first, the write failure names the file."""
+    old = tmp_path / "old.pt"
+    old.write_bytes(b"the previous file")
+    code, err = _main_with_file_limit(
+        ["train", "--arch", "64-20-10", "--epochs", "1", "--quiet", flag, "old.pt"],
+        tmp_path, limit)  # the model (8 kB) and the checkpoint (> 100 kB) are larger
+    assert code == 2, err[-2000:]
+    assert err.strip() == "liftnet: error: cannot write old.pt: File too large"
+    assert old.read_bytes() == b"the previous file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("argv", [
+    ["--method", "fenchel", "--extrapolation", "0.9"],  # fenchel's default: batches of 500
+    ["--method", "fenchel", "--extrapolation", "0.5", "--batch-size", "100"],
+])
+def test_extrapolation_with_batches_is_refused(argv, capsys):
+    assert main(["train", "--epochs", "1", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert ("liftnet: error: --extrapolation applies to the full data set (--batch-size 0)"
+            in err and "see --target-extrapolation" in err)
+
+
+def test_extrapolation_on_the_full_data_set_is_accepted(tmp_path):
+    out = tmp_path / "run.json"
+    for batch_size in ("0", "5000"):  # 5000 >= the training set: the full data set too
+        assert main(["train", "--method", "fenchel", "--extrapolation", "0.5", "--arch",
+                     "64-10-10", "--n-train", "100", "--epochs", "1", "--batch-size",
+                     batch_size, "--quiet", "--out", str(out)]) == 0
+        assert json.loads(out.read_text())["config"]["extrapolation"] == 0.5
+
+
+@pytest.mark.parametrize("argv, given", [
+    (["train", "--epochs", "1", "--quiet", "--out", "{tmp}/results/"], "--out {tmp}/results/"),
+    (["train", "--epochs", "1", "--quiet", "--save", "{tmp}/models/"], "--save {tmp}/models/"),
+    (["train", "--epochs", "1", "--quiet", "--checkpoint", "{tmp}/ckdir/"],
+     "--checkpoint {tmp}/ckdir/"),
+    (["evaluate", "--model", "{tmp}/m.pt", "--out", "{tmp}/results/"], "--out {tmp}/results/"),
+    (["export", "--model", "{tmp}/m.pt", "--out", "{tmp}/results/"], "--out {tmp}/results/"),
+])
+def test_an_output_path_ending_in_a_slash_names_a_directory(argv, given, tmp_path, capsys):
+    from liftnet import mlp
+
+    net = mlp("64-5-10")
+    save_model(tmp_path / "m.pt", net, net.init_params(), {"dataset": "digits"})
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"liftnet: error: {given.format(tmp=tmp_path)} names a directory; give a "
+                   "file name\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no file "results" made
+
+
+def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):
+    import liftnet.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def run(argv):
+        try:
+            return main(argv)
+        except KeyboardInterrupt:  # not to stop the test session
+            pytest.fail("Ctrl-C escaped liftnet's main with a traceback")
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    argv = ["train", "--arch", "64-5-10", "--epochs", "1", "--quiet"]
+    assert run(argv) == 130
+    assert capsys.readouterr().err == "liftnet: interrupted\n"
+    ck = tmp_path / "run.ckpt"
+    ck.write_bytes(b"an earlier epoch's checkpoint")
+    assert run([*argv, "--checkpoint", str(ck)]) == 130
+    assert capsys.readouterr().err == ("liftnet: interrupted; rerun with --resume to continue "
+                                       f"from the last checkpoint ({ck})\n")

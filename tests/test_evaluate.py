@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -196,3 +199,68 @@ def test_cli_evaluate_and_export_errors_are_clear(argv, message, tmp_path, capsy
     else:
         assert code == 0 and (tmp_path / "no/such/dir/x.pt2").is_file()
     assert (tmp_path / "m.pt").read_bytes()[:2] == b"PK"  # the model is never overwritten
+
+
+def _export_with_file_limit(model, out, cwd, limit_bytes=None):
+    """``liftnet export`` in a fresh interpreter (torch's zip writer aborted the process),
+    files limited to ``limit_bytes`` (``ulimit -f``: "File too large", as on a full disk)."""
+    limit = ("import resource; resource.setrlimit(resource.RLIMIT_FSIZE, "
+             f"({limit_bytes}, resource.getrlimit(resource.RLIMIT_FSIZE)[1])); "
+             if limit_bytes is not None else "")
+    code = (f"{limit}import sys; from liftnet.cli import main; "
+            f"sys.exit(main(['export', '--model', {str(model)!r}, '--out', {str(out)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+    return done.returncode, done.stderr
+
+
+def test_cli_export_to_a_full_disk_is_one_clear_error(tmp_path):
+    """The export's write failed with the right message, then torch's zip writer, destroyed
+    after the OSError, aborted the process (exit 134) or raised its own RuntimeError."""
+    net, params = _model()
+    model = tmp_path / "models" / "m.pt"
+    save_model(model, net, params)
+    (tmp_path / "old.pt2").write_bytes(b"the previous export")
+    code, err = _export_with_file_limit(model, "old.pt2", tmp_path, limit_bytes=4096)
+    assert code == 2, err[-2000:]  # the program of a 6-5-3 network takes about 12 kB
+    assert err.strip() == "liftnet: error: cannot write old.pt2: File too large"
+    assert (tmp_path / "old.pt2").read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "old.pt2"]  # no temp file
+    if os.path.exists("/dev/full"):  # ENOSPC on every write, written in place
+        code, err = _export_with_file_limit(model, "/dev/full", tmp_path)
+        assert code == 2, err[-2000:]
+        assert err.strip() == "liftnet: error: cannot write /dev/full: No space left on device"
+
+
+def _flip_a_weight_byte(path):
+    """Flip one bit of the first tensor stored in the zip archive torch.save wrote at
+    ``path`` (its header and directory left as they were)."""
+    with zipfile.ZipFile(path) as archive:
+        info = min((i for i in archive.infolist() if "/data/" in i.filename and i.file_size),
+                   key=lambda i: i.header_offset)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:
+                                                    info.header_offset + 30])
+    data[info.header_offset + 30 + name_len + extra_len] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--model", "{model}", "--dataset", "digits"],
+    ["export", "--model", "{model}", "--out", "{tmp}/m.pt2"],
+    ["train", "--arch", "64-5-10", "--epochs", "1", "--quiet", "--init-from", "{model}"],
+])
+def test_cli_refuses_a_model_whose_bytes_changed(argv, tmp_path, capsys):
+    """torch checks no CRC: a flipped bit in a weight loaded as an altered weight."""
+    net, params = _model(spec="64-5-10")
+    model = tmp_path / "m.pt"
+    save_model(model, net, params, {"dataset": "digits"})
+    _flip_a_weight_byte(model)
+    assert main([a.format(model=model, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"liftnet: error: {model} is corrupt or truncated (") and (
+        "CRC" in err and err.count("\n") == 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+    model.write_bytes(model.read_bytes()[:-300])  # cut short: torch said "[Errno 22] ..."
+    assert main([a.format(model=model, tmp=tmp_path) for a in argv]) == 2
+    assert f"liftnet: error: {model} is truncated or corrupt" in capsys.readouterr().err

@@ -14,23 +14,25 @@ import torch
 from torch import Tensor
 
 from .graph import Network, Params
-from .methods.base import Method
-from .results import atomic_write, unreadable
+from .methods.base import Method, MethodState
+from .results import atomic_save, load_torch_file
 
 CHECKPOINT_FORMAT = "liftnet-checkpoint/1"
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write a training checkpoint (:func:`liftnet.fit`'s ``checkpoint``) atomically: the file
-    holds the previous checkpoint or this one, never a mix."""
-    def write(fh) -> None:
+    holds the previous checkpoint or this one, never a mix.  The state is serialised in memory
+    first, so that a state that cannot be pickled (ValueError "cannot checkpoint") and a file
+    that cannot be written (OSError "cannot write FILE: ...") are told apart."""
+    def serialise(fh) -> None:
         try:
             torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
         except (TypeError, AttributeError, RuntimeError, pickle.PicklingError) as exc:
             # a state that cannot be pickled (a lambda, a lock, an open file)
             raise ValueError(f"cannot checkpoint this training state: {exc}") from None
 
-    return atomic_write(path, write)
+    return atomic_save(path, serialise)
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
@@ -38,17 +40,89 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu"
     """Read a checkpoint written by :func:`save_checkpoint`, tensors on ``device``.  It holds
     a pickled method state: load only checkpoints you wrote (as with any pickle)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # torch / pickle raise many kinds for a malformed file
-        detail = unreadable(exc, "liftnet's save_checkpoint")
-        raise ValueError(f"{path} is not a readable liftnet checkpoint: {detail}") from None
+    payload = load_torch_file(path, "liftnet checkpoint", "liftnet's save_checkpoint",
+                              missing="checkpoint", weights_only=False, map_location=device)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a liftnet checkpoint (format {CHECKPOINT_FORMAT!r} "
                          "expected)")
+    problem = _damage(payload)
+    if problem is not None:
+        raise ValueError(f"{path} is a damaged checkpoint ({problem})")
     return payload
+
+
+#: the numbers of a history entry (:func:`liftnet.fit`), each a real number or None
+_HISTORY_NUMBERS = ("seconds", "objective", "train_accuracy", "test_accuracy", "val_accuracy",
+                    "test_loss", "val_loss")
+
+
+def _damage(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's body (its keys, their types, the state's weights:
+    finite, of the shapes its run record names), in words; None when nothing is."""
+    missing = [key for key in ("run", "state", "generator", "history") if key not in payload]
+    if missing:
+        return f"no {', '.join(missing)}"
+    run = payload["run"]
+    if not isinstance(run, dict):
+        return "no run record"
+    state = payload["state"]
+    if not isinstance(state, MethodState):
+        return f"its state is a {type(state).__name__}, not a method state"
+    if isinstance(state.step, bool) or not isinstance(state.step, int) or state.step < 0:
+        return f"its state's step counter is {state.step!r}"
+    problem = _params_damage(state.params, run.get("param_shapes"))
+    if problem is not None:
+        return f"its state's weights: {problem}"
+    best_params = getattr(payload.get("best"), "params", None)
+    if best_params is not None:
+        problem = _params_damage(best_params, run.get("param_shapes"))
+        if problem is not None:
+            return f"its best validation epoch's weights: {problem}"
+    generator = payload["generator"]
+    try:
+        torch.Generator().set_state(generator.cpu())
+    except (AttributeError, TypeError, RuntimeError, ValueError) as exc:
+        return f"its batch-order generator state is unusable: {str(exc).splitlines()[0]}"
+    history = payload["history"]
+    if not isinstance(history, list):
+        return f"its history is a {type(history).__name__}, not a list"
+    for k, entry in enumerate(history, 1):
+        if not isinstance(entry, dict) or entry.get("epoch") != k or isinstance(
+                entry.get("epoch"), bool):
+            return f"its history's entry {k} is not epoch {k}'s record"
+        for key in _HISTORY_NUMBERS:
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                return f"its history's epoch {k} has {key} = {value!r}, not a number"
+    seconds = payload.get("seconds", 0.0)
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not 0.0 <= seconds < math.inf):
+        return f"its training time is {seconds!r}, not a number of seconds"
+    return None
+
+
+def _params_damage(params: Any, shapes: Any) -> str | None:
+    """What is wrong with saved (W, b) pairs: not pairs of real floating-point tensors, not
+    finite, or (``shapes``: the run record's weight shapes; None in older checkpoints) of other
+    shapes, where each bias has its weight's output width in any case."""
+    if not isinstance(params, (list, tuple)) or not params:
+        return f"expected a list of (W, b) pairs, got {type(params).__name__}"
+    if isinstance(shapes, list) and len(shapes) != len(params):
+        return f"{len(params)} layers, its network has {len(shapes)}"
+    for l, pair in enumerate(params):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+                isinstance(t, Tensor) and t.is_floating_point() for t in pair)):
+            return f"layer {l} is not a (W, b) pair of floating-point tensors"
+        W, b = pair
+        want = tuple(shapes[l]) if isinstance(shapes, list) else None
+        if (want is not None and tuple(W.shape) != want) or W.ndim < 2 or tuple(
+                b.shape) != (W.shape[0],):
+            return (f"layer {l} has W {tuple(W.shape)} and b {tuple(b.shape)}"
+                    + ("" if want is None else f", its network W {want} and b ({want[0]},)"))
+        if not (bool(torch.isfinite(W).all()) and bool(torch.isfinite(b).all())):
+            return f"layer {l} holds NaN or infinite values"
+    return None
 
 
 def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
@@ -62,6 +136,7 @@ def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: i
     sets = {key: None if Xs is None else _data_record(Xs, ys)
             for key, (Xs, ys) in (scored or {}).items()}
     return {**sets, "method": method.key, "hyperparameters": repr(method), "network": repr(net),
+            "param_shapes": [list(layer.weight_shape) for layer in net.layers],
             "batch_size": batch_size, "seed": seed,
             "start": None if params is None else _fingerprint(torch.cat(
                 [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),

@@ -355,6 +355,11 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             )
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
+    full = batch_size == 0 or batch_size >= len(ds.X_train)  # as fit decides it
+    if getattr(method, "extrapolation", 0.0) > 0 and not full:  # acts on the full set only
+        raise ValueError(f"--extrapolation applies to the full data set (--batch-size 0), not "
+                         f"to batches of {batch_size}; with batches see "
+                         "--target-extrapolation")
     torch.manual_seed(args.seed)
     resume = args.resume and os.path.isfile(args.checkpoint)
     if args.resume and not resume:
@@ -670,6 +675,13 @@ def main(argv: list[str] | None = None) -> int:
     run, report = _commands()[args.command]
     try:
         record = run(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the shell's 128 + SIGINT
+        checkpoint = getattr(args, "checkpoint", None)
+        resumable = checkpoint is not None and os.path.isfile(checkpoint)
+        print("liftnet: interrupted" + (
+            f"; rerun with --resume to continue from the last checkpoint ({checkpoint})"
+            if resumable else ""), file=sys.stderr)
+        return 130
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2

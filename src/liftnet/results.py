@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import pickle
 import platform
 import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -37,9 +41,12 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     below a path component that is a file.  Checked before a long run, not after it."""
     if str(path) == "":
         raise ValueError(f"{what}: empty file name")
+    given = str(path)
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{what} {path} is a directory; give a file name")
+    if given.endswith((os.sep, os.altsep or os.sep)):  # Path() drops the slash: it would
+        raise ValueError(f"{what} {given} names a directory; give a file name")  # be a file
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -91,6 +98,18 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return given
 
 
+def atomic_save(path: str | os.PathLike, save: Callable[[IO[bytes]], Any]) -> Path:
+    """Serialise by ``save(buffer)`` (e.g. ``lambda fh: torch.save(obj, fh)``) into memory, then
+    write the bytes with :func:`atomic_write`.  torch's zip writer thus never sees the file: a
+    full disk is an OSError naming it ("cannot write FILE: No space left on device"), never the
+    writer's RuntimeError nor an abort from its destructor; an error of ``save`` itself (an
+    object that cannot be serialised) propagates unchanged, before anything is written."""
+    buffer = io.BytesIO()
+    save(buffer)
+    with buffer.getbuffer() as data:  # no copy of the serialised bytes
+        return atomic_write(path, lambda fh: fh.write(data))
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename)."""
     text = json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
@@ -131,7 +150,7 @@ def save_model(
         "biases": [b.detach().cpu().contiguous() for _, b in params],
         "meta": meta_text,
     }
-    return atomic_write(path, lambda fh: torch.save(payload, fh))
+    return atomic_save(path, lambda fh: torch.save(payload, fh))
 
 
 def unreadable(exc: Exception, writer: str) -> str:
@@ -147,17 +166,61 @@ def unreadable(exc: Exception, writer: str) -> str:
     return detail
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive, which torch.save writes
+
+
+def check_archive(path: str | os.PathLike) -> None:
+    """ValueError when ``path`` is a zip archive (what torch.save writes) that is truncated or
+    whose bytes changed since it was written: torch.load checks no CRC, so a flipped bit in a
+    tensor would load as an altered weight.  Other files are left to torch.load."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                return
+            try:
+                with zipfile.ZipFile(fh) as archive:
+                    bad = archive.testzip()  # reads every member and checks its CRC-32
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+                why = "" if str(exc) == "File is not a zip file" else f": {exc}"  # no end
+                raise ValueError(f"{path} is truncated or corrupt (not a whole zip archive"
+                                 f"{why})") from None
+    except OSError as exc:
+        raise OSError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if bad is not None:
+        raise ValueError(f"{path} is corrupt or truncated (its record {bad} fails its CRC "
+                         "check: the file changed since it was written)")
+
+
+def load_torch_file(path: str | os.PathLike, what: str, writer: str, *, missing: str,
+                    weights_only: bool, map_location: Any = "cpu") -> Any:
+    """What torch.save wrote to ``path``, a liftnet file (``what``, e.g. "liftnet model")
+    written by ``writer``: the one loader of liftnet's .pt files (models, checkpoints,
+    --init-from), so that each is checked whole (:func:`check_archive`) before torch.load
+    reads it.  ``missing`` names it when there is no such file (FileNotFoundError); anything
+    unreadable is a ValueError that says why in words."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {missing} at {path}")
+    check_archive(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # torch / pickle raise many kinds for a malformed file
+        detail = str(exc).split("\n")[0]
+        if (isinstance(exc, OSError) and exc.errno == 22) or "PytorchStreamReader" in detail:
+            # miniz's words (or EINVAL from a seek past the end) for a cut or mangled archive
+            raise ValueError(f"{path} is truncated or corrupt ({detail.split('. ')[0]})"
+                             ) from None
+        # torch's advice to retry with weights_only=False (arbitrary code) is not passed on
+        raise ValueError(f"{path} is not a readable {what}: {unreadable(exc, writer)}"
+                         ) from None
+
+
 def load_model(path: str | os.PathLike) -> tuple[Network, Params, dict[str, Any]]:
     """Load a model saved by :func:`save_model`; clear errors for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no saved model at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a malformed file
-        # torch's advice to retry with weights_only=False (arbitrary code) is not passed on
-        detail = unreadable(exc, "liftnet's save_model (torch.save of tensors)")
-        raise ValueError(f"{path} is not a readable liftnet model: {detail}") from None
+    payload = load_torch_file(path, "liftnet model",
+                              "liftnet's save_model (torch.save of tensors)",
+                              missing="saved model", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not a liftnet model (format {MODEL_FORMAT!r} expected)")
     try:

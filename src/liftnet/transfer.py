@@ -12,7 +12,7 @@ from torch import nn
 from .activations import ACTIVATIONS, get_activation
 from .graph import Dense, Network, Params
 from .layers import Conv2d
-from .results import atomic_write
+from .results import atomic_save
 
 
 def to_torch(net: Network, params: Params) -> nn.Sequential:
@@ -54,7 +54,8 @@ def export_program(net: Network, params: Params, path: str | os.PathLike) -> Pat
     """Write the feed-forward network as a ``torch.export`` program (a ``.pt2`` file):
     ``torch.export.load(path).module()`` runs it on flat inputs ``(N, d_0)`` for any batch size,
     in the weights' dtype (float64 inputs for a ``--dtype float64`` model), with torch alone (no
-    liftnet, no Python class of ours).  Written atomically."""
+    liftnet, no Python class of ours).  Serialised in memory, then written atomically: torch's
+    zip writer never sees a file that fails (a full disk is an OSError naming the file)."""
     model = to_torch(net, params).eval()
     W = params[0][0]
     example = torch.zeros(2, net.layers[0].input_size, dtype=W.dtype, device=W.device)
@@ -64,7 +65,7 @@ def export_program(net: Network, params: Params, path: str | os.PathLike) -> Pat
     except Exception as exc:  # torch.export reports an untraceable module in many types
         detail = str(exc).strip().split("\n")[0]
         raise ValueError(f"torch.export cannot export {net.spec}: {detail}") from exc
-    return atomic_write(path, lambda fh: torch.export.save(program, fh))
+    return atomic_save(path, lambda fh: torch.export.save(program, fh))
 
 
 _MODULE_NAMES = {
