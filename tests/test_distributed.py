@@ -3,6 +3,7 @@ process trains on their union (the plain reference loop, liftnet.fit)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -176,7 +177,7 @@ def test_a_method_without_support_is_refused(tmp_path):
                             epochs=1)
         # one process: the same as liftnet.fit
         res = fit_distributed(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y,
-                              epochs=2, seed=1, progress=False)
+                              epochs=2, seed=np.int64(1), progress=False)  # NumPy ints too
         ref = fit(get_method("lifted", **TIGHT), network("7-6-3", loss="ce"), X, y, epochs=2,
                   seed=1, progress=False)
         for (W, b), (W1, b1) in zip(res.state.params, ref.state.params, strict=True):

@@ -30,6 +30,7 @@ lifted ...`` (the CLI shards the data by rank), or from Python::
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable
@@ -128,7 +129,7 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
                                                                    False))
         raise ValueError(f"{type(method).__name__} does not support distributed training "
                          f"(methods that do: {able})")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
@@ -206,6 +207,7 @@ def fit_distributed(
     if problem is None:  # numpy integers are integers (checked): plain ints from here on
         # (+ 0.0: -0.0 and 0.0 are the same min_delta, and must compare equal below)
         epochs, batch_size, min_delta = int(epochs), int(batch_size), float(min_delta) + 0.0
+        seed = int(seed)
     settings = (epochs, batch_size, seed, repr(method), repr(net),
                 str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience,
                 repr(min_delta))
