@@ -67,11 +67,13 @@ def test_x_steps_reach_the_scipy_minimiser():
     np.testing.assert_allclose(got, ref.x, atol=1e-4)
 
 
-@pytest.mark.parametrize("spec,n", [("5-6-4-3", 30), ("40-6-3", 20)])  # direct, row space
-def test_w_steps_solve_the_proximal_regression(spec, n):
+@pytest.mark.parametrize("spec,n,loss", [("5-6-4-3", 30, "ce"), ("40-6-3", 20, "ce"),
+                                         ("40-3", 20, "mse"), ("5-3", 30, "mse")])
+def test_w_steps_solve_the_proximal_regression(spec, n, loss):
     """After the X-steps, each (W_l, b_l) minimises the subproblem of the module docstring
-    (with fewer samples than inputs the steps run in the row space, by Woodbury)."""
-    net, X, Y, g = _problem(seed=1, spec=spec, n=n)
+    (with fewer samples than inputs the steps run in the row space, by Woodbury; the
+    identity output layer of mse once overwrote U there)."""
+    net, X, Y, g = _problem(seed=1, spec=spec, n=n, loss=loss)
     method = Bregman(x_steps=3, w_steps=400, tol=1e-14, tau=2.0, rho=0.05)
     state = method.init_state(net, X, Y, generator=g)
     Wk = [(W.clone(), b.clone()) for W, b in state.params]
@@ -85,7 +87,9 @@ def test_w_steps_solve_the_proximal_regression(spec, n):
             W, b = zt[: shape[0] * shape[1]].reshape(shape), zt[shape[0] * shape[1]:]
             U = xs[l] @ W.T + b
             T = xs[l + 1]
-            if l == len(state.params) - 1:
+            if l == len(state.params) - 1 and loss == "mse":
+                link = (U ** 2 / 2 - U * T).sum()
+            elif l == len(state.params) - 1:
                 link = (torch.logsumexp(U, 1) - (U * T).sum(1)).sum()
             else:
                 link = (torch.relu(U) ** 2 / 2 - U * T).sum()

@@ -44,7 +44,8 @@ def _worker(rank, world, init_file, out_file, settings):
             held["patience"] = settings["patience"]
         if "min_delta" in settings:  # one value per process
             held["min_delta"] = settings["min_delta"][rank]
-        res = fit_distributed(method, net, X[shard], y[shard],
+        Xs = X[shard].clone().requires_grad_() if settings.get("grad") else X[shard]
+        res = fit_distributed(method, net, Xs, y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
                               seed=3, progress=False, **held)
         torch.save({"params": res.state.params, "history": res.history,
@@ -279,6 +280,20 @@ def test_a_problem_on_one_process_is_a_clear_error_on_every_process(tmp_path, wh
     texts = [open(f"{out}.{r}").read() for r in range(2)]
     assert texts[0].startswith("ValueError: ") and first in texts[0]
     assert texts[1].startswith("ValueError: ") and second in texts[1]
+
+
+@pytest.mark.parametrize("method, batch_size", [("pbcd", 0), ("fenchel", 30)])
+def test_data_that_requires_grad_trains_as_without(tmp_path, method, batch_size):
+    settings = dict(method=method, arch="7-6-3", loss="mse", hp={}, epochs=1,
+                    batch_size=batch_size)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "graded").mkdir()
+    plain = _run(tmp_path / "plain", **settings)
+    graded = _run(tmp_path / "graded", grad=True, **settings)
+    for (W, b), (W2, b2) in zip(plain[0]["params"], graded[0]["params"], strict=True):
+        assert not W2.requires_grad
+        torch.testing.assert_close(W, W2)
+        torch.testing.assert_close(b, b2)
 
 
 def test_resuming_on_one_process_does_not_reuse_the_summed_gram_matrix():

@@ -199,6 +199,12 @@ def test_unknown_hyperparameter_is_named():
         get_method("lifted", foo=1)
 
 
+@pytest.mark.parametrize("key", [["lifted"], None, 3])
+def test_method_key_that_is_not_a_string_is_named(key):
+    with pytest.raises(TypeError, match="method key must be a string"):
+        get_method(key)
+
+
 @pytest.mark.parametrize("key", list(METHODS))
 def test_method_is_a_frozen_dataclass_with_defaults(key):
     method = get_method(key)

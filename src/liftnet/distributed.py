@@ -51,6 +51,7 @@ from .training import (
     check_fit_arguments,
     check_full_batch,
     check_patience,
+    detached,
     postfix,
     scores,
 )
@@ -194,6 +195,7 @@ def fit_distributed(
         raise ValueError("fit_distributed needs torch.distributed initialised: call "
                          "torch.distributed.init_process_group first (e.g. under torchrun)")
     rank, world = dist.get_rank(group), dist.get_world_size(group)
+    X, y, X_test, y_test, X_val, y_val = detached(X, y, X_test, y_test, X_val, y_val)
     # Every check first, then one collective that tells every process what the others found:
     # an error on one process is raised on all (none is left waiting in a collective), and
     # processes called with different settings are refused before they train.

@@ -255,6 +255,14 @@ def check_full_batch(method: Method, batch_size: int, n: int) -> None:
         )
 
 
+
+def detached(*tensors: Any) -> tuple[Any, ...]:
+    """The arguments, tensors that require grad detached (training never differentiates
+    through the data, and the solvers' ``out=`` kernels refuse such tensors); the same
+    objects otherwise, for the caches' keys."""
+    return tuple(t.detach() if isinstance(t, Tensor) and t.requires_grad else t
+                 for t in tensors)
+
 def fit(
     method: Method,
     net: Network,
@@ -325,11 +333,7 @@ def fit(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
             0 <= seed < 2**63):
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    # training never differentiates through the data (the solvers' out= kernels refuse
-    # tensors that require grad); the same tensor objects otherwise, for the caches' keys
-    X, y, X_test, y_test, X_val, y_val = (
-        t.detach() if isinstance(t, Tensor) and t.requires_grad else t
-        for t in (X, y, X_test, y_test, X_val, y_val))
+    X, y, X_test, y_test, X_val, y_val = detached(X, y, X_test, y_test, X_val, y_val)
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
     seed, epochs, batch_size = int(seed), int(epochs), int(batch_size)  # e.g. numpy integers

@@ -38,6 +38,9 @@ def register_method(cls: type[Method], *, replace: bool = False) -> type[Method]
 
 def get_method(key: str, **hyperparameters) -> Method:
     """The method registered under ``key``, made with ``hyperparameters`` (validated)."""
+    if not isinstance(key, str):
+        raise TypeError(f"method key must be a string such as 'fenchel', got "
+                        f"{type(key).__name__} {key!r}")
     try:
         cls = METHODS[key]
     except KeyError:

@@ -269,7 +269,7 @@ class Bregman(Method):
             chol = torch.linalg.cholesky(H)
         for j in range(self.w_steps):
             U = A @ Wa.T
-            G = act(U).sub_(T).mul_(weight)  # (s, out)
+            G = (act(U) - T).mul_(weight)  # (s, out); act may return U itself (identity)
             R = (Wa * decay).sub_(centre)
             if small:
                 gAt = torch.addmm(U.T.mul(d).sub_(CA), G.T, K)
