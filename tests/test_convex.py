@@ -219,6 +219,26 @@ def test_solve_from_the_true_parameters_returns_the_true_network():
     assert relative_output_error(sol.point, X0, Y) < 1e-6
 
 
+@pytest.mark.parametrize("failure", ["error", "no solution"])
+def test_a_failed_solve_names_the_data_scale_and_suggests_rescaling(monkeypatch, failure):
+    """The problem is always feasible and bounded, so a solver failure is numerical: the
+    error says how large the data are and what to try."""
+    cp = pytest.importorskip("cvxpy", reason=NEEDS_CVXPY)
+    from liftnet.convex import solve_heuristic
+
+    def broken(self, *args, **kwargs):
+        if failure == "error":
+            raise cp.error.SolverError("Solver 'CLARABEL' failed.")
+
+    monkeypatch.setattr(cp.Problem, "solve", broken)
+    X0, weights, Y = _teacher(6, n=8, sizes=(3, 3, 2))
+    with pytest.raises(FloatingPointError, match=r"(failed in CLARABEL \(Solver 'CLARABEL' "
+                                                 r"failed\)|returned status None)\. The "
+                                                 r"problem is feasible .* the data reach "
+                                                 r"1e\+06 in magnitude; rescale them"):
+        solve_heuristic(X0 * 1e6 / np.abs(X0).max(), Y, lift(weights, X0))
+
+
 def test_clarabel_refuses_a_problem_beyond_its_memory():
     pytest.importorskip("cvxpy", reason=NEEDS_CVXPY)
     from liftnet.convex import solve_heuristic

@@ -229,6 +229,12 @@ def test_unknown_name_and_bad_dtype():
         load_dataset("imagenet")
     with pytest.raises(DataError, match="floating"):
         load_dataset("digits", dtype=torch.int64)
+    with pytest.raises(DataError, match="floating point torch dtype, got float32"):
+        load_dataset("digits", dtype="float32")
+    for seed in (-1, 2.5, True, 2**63):
+        with pytest.raises(DataError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+            load_dataset("digits", seed=seed)
+    assert len(load_dataset("digits", seed=np.int64(2**62), n_train=5).X_train) == 5
 
 
 def test_nan_rejected(monkeypatch):
@@ -291,6 +297,9 @@ def test_teacher_regression():
         data.make_teacher_data(task="ranking")
     with pytest.raises(DataError, match="sizes"):
         data.make_teacher_data(sizes=(5,))
+    for noise in (float("nan"), float("inf"), -0.1):
+        with pytest.raises(DataError, match=f"finite noise >= 0, got .*noise={noise}"):
+            data.make_teacher_data(noise=noise)
 
 
 def test_one_hot():
@@ -466,6 +475,8 @@ def test_download_unknown_and_all_mirrors_fail(tmp_path, mirror):
     with pytest.raises(DataError, match="could not download train-images") as info:
         data.download_dataset("mnist", tmp_path / "dl", mirrors=[bad, bad + "x/"])
     assert str(info.value).count("\n  file://") == 2
+    with pytest.raises(DataError, match="sequence of base URLs, not one string: pass"):
+        data.download_dataset("mnist", tmp_path / "dl", mirrors=bad)
 
 
 def test_download_cifar(tmp_path, monkeypatch, small_cifar):
@@ -483,6 +494,54 @@ def test_download_cifar(tmp_path, monkeypatch, small_cifar):
     ds = load_dataset("cifar10", data_dir=tmp_path / "dl", download=True)
     assert ds.y_test.tolist() == batches["test_batch"][b"labels"]
     assert not (tmp_path / "escaped").exists() and not (tmp_path / "dl" / "escaped").exists()
+
+
+def _cifar_mirror(tmp_path, monkeypatch, damage=None, drop=None) -> dict:
+    """A local CIFAR-10 mirror: the tarball of small batches (without the file ``drop``;
+    its bytes passed through ``damage``), with its checksum registered."""
+    src = tmp_path / "src" / "cifar-10-batches-py"
+    batches = write_cifar(src, 12)
+    if drop is not None:
+        (src / drop).unlink()
+    tarball = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    tarball.parent.mkdir()
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    if damage is not None:
+        tarball.write_bytes(damage(tarball.read_bytes()))
+    monkeypatch.setitem(data.SHA256, "cifar10", {tarball.name: sha(tarball.read_bytes())})
+    monkeypatch.setitem(data.MIRRORS, "cifar10", (tarball.parent.as_uri() + "/",))
+    return batches
+
+
+def test_download_cifar_completes_a_folder_without_its_test_batch(tmp_path, monkeypatch,
+                                                                  small_cifar):
+    batches = _cifar_mirror(tmp_path, monkeypatch)
+    folder = tmp_path / "dl" / "cifar10" / "cifar-10-batches-py"
+    write_cifar(folder, 12)
+    (folder / "test_batch").unlink()
+    ds = load_dataset("cifar10", data_dir=tmp_path / "dl", download=True)
+    assert ds.y_test.tolist() == batches["test_batch"][b"labels"]
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda b: b[: len(b) * 3 // 4], "cannot extract CIFAR-10 archive"),  # inside a member
+    (lambda b: b[: len(b) * 9 // 10], "cannot extract CIFAR-10 archive"),
+    (lambda b: gzip.compress(b"not a tar"), "cannot extract CIFAR-10 archive"),
+])
+def test_a_damaged_cifar_archive_is_named_and_leaves_no_partial_files(tmp_path, monkeypatch,
+                                                                      small_cifar, damage,
+                                                                      match):
+    _cifar_mirror(tmp_path, monkeypatch, damage)
+    with pytest.raises(DataError, match=match):
+        load_dataset("cifar10", data_dir=tmp_path / "dl", download=True)
+    assert not list((tmp_path / "dl").rglob("*.part"))
+
+
+def test_a_cifar_archive_without_the_test_batch_is_named(tmp_path, monkeypatch, small_cifar):
+    _cifar_mirror(tmp_path, monkeypatch, drop="test_batch")
+    with pytest.raises(DataError, match="archive lacks test_batch"):
+        load_dataset("cifar10", data_dir=tmp_path / "dl", download=True)
 
 
 def test_validation_split_is_held_out_seeded_and_standardised_on_training_only(tmp_path):

@@ -46,6 +46,33 @@ def test_features_and_labels_are_loaded_as_given(tmp_path):
                                atol=1e-12, rtol=0)
 
 
+def test_a_path_object_names_the_file_and_other_types_are_named(tmp_path):
+    path = _save(tmp_path, **_arrays())
+    torch.testing.assert_close(load_dataset(path).X_train, load_dataset(str(path)).X_train)
+    with pytest.raises(DataError, match="named by a string or a path, got 3"):
+        load_dataset(3)
+
+
+@pytest.mark.parametrize("key, value, dtype, name", [
+    ("X_train", 1e39, torch.float32, "torch.float32"),
+    ("X_test", 7e4, torch.float16, "torch.float16"),
+    ("y_train", 1e5, torch.float16, "torch.float16"),
+])
+def test_values_beyond_the_chosen_dtype_are_named_not_blamed_on_the_file(tmp_path, key, value,
+                                                                         dtype, name):
+    """Values the file holds correctly but the requested dtype cannot represent: the error
+    names the dtype and its range (not "NaN or infinite values" in the file)."""
+    arrays = _arrays()
+    arrays["y_train"], arrays["y_test"] = (arrays[k].astype(float) for k in ("y_train",
+                                                                               "y_test"))
+    arrays[key] = arrays[key].copy()
+    arrays[key][1] = value
+    with pytest.raises(DataError, match=rf"{key} holds values up to .* beyond the range of "
+                                        rf"{name} \(at most .*\); rescale them"):
+        load_dataset(_save(tmp_path, **arrays), dtype=dtype)
+    assert load_dataset(_save(tmp_path, **arrays), dtype=torch.float64).n_classes == 0
+
+
 def test_images_are_flattened_and_uint8_pixels_scaled(tmp_path):
     rng = np.random.default_rng(1)
     imgs = rng.integers(0, 256, (30, 2, 5, 4), dtype=np.uint8)
@@ -60,7 +87,7 @@ def test_images_are_flattened_and_uint8_pixels_scaled(tmp_path):
     assert ds.image_shape == (1, 5, 4)
     torch.testing.assert_close(ds.X_train, torch.from_numpy(grey.reshape(10, -1)).float())
     with pytest.raises(DataError, match=r"X_test holds values up to \S+e\+(299|300), beyond "
-                       "the range of float32"):
+                       "the range of torch.float32"):
         load_dataset(str(_save(tmp_path, "wide.npz", X_train=grey, y_train=np.arange(10) % 2,
                                X_test=grey * 1e300, y_test=np.arange(10) % 2)))
     # one split as uint8 pixels, the other as numbers: they would end up on scales 255 apart

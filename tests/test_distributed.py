@@ -188,6 +188,25 @@ def test_a_method_without_support_is_refused(tmp_path):
         dist.destroy_process_group()
 
 
+def test_large_seeds_work_as_in_fit_and_out_of_range_ones_are_named(tmp_path):
+    """Seeds up to 2**63 - 1 (what fit accepts) seed the per-rank batch order without
+    overflowing the generator; 2**63 and negative seeds are refused as in fit."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0,
+                            world_size=1)
+    try:
+        X, y = _data()
+        net = network("7-6-3", loss="ce")
+        for seed in (2**48, 2**63 - 1):
+            res = fit_distributed(get_method("fenchel"), net, X, y, epochs=1, batch_size=30,
+                                  seed=seed, progress=False)
+            assert all(torch.isfinite(W).all() for W, _ in res.state.params)
+        for seed in (2**63, -1):
+            with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+                fit_distributed(get_method("fenchel"), net, X, y, epochs=1, seed=seed)
+    finally:
+        dist.destroy_process_group()
+
+
 @pytest.mark.parametrize("how, message", [
     ({"cut": 88}, "makes 3 batches per epoch; every process needs at least that many samples"),
     ({"disagree": True}, "the processes disagree on epochs"),

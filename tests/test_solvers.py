@@ -207,6 +207,9 @@ def test_nnls_float32():
     assert res.Z.dtype == torch.float32 and res.converged
     ref = np.stack([scipy_nnls(A.double().numpy(), c)[0] for c in C.double().numpy()])
     np.testing.assert_allclose(res.Z.numpy(), ref, atol=1e-3)
+    with pytest.raises(ValueError, match="A and C must share dtype and device, got "
+                                         "torch.float32/cpu and torch.float64/cpu"):
+        nnls(A, C.double())
 
 
 @pytest.mark.parametrize("bounds", [(0.0, 0.3), (-0.2, 0.2), (None, 0.1), (-0.1, None)])

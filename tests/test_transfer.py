@@ -101,3 +101,32 @@ def test_calibrate_output_minimises_the_cross_entropy_and_keeps_the_argmax():
 
     grid = torch.logspace(-3, 4, 400).tolist()
     assert ce(tau) <= min(ce(t) for t in grid) + 1e-6
+
+
+def test_calibrate_output_names_bad_input():
+    from liftnet.transfer import calibrate_output
+
+    net = mlp("6-9-4")
+    g = torch.Generator().manual_seed(0)
+    params = net.init_params(generator=g)
+    X = torch.randn(20, 6, generator=g, dtype=torch.float32)
+    y = torch.arange(20) % 4
+    nan = [(W.clone(), b.clone()) for W, b in params]
+    nan[0][0][0, 0] = float("nan")
+    cases = [
+        ((params, X, y % 4 + 1), r"calibration labels must lie in \[0, 3\]"),
+        ((params, X, y[:5]), "calibration inputs and targets differ in length"),
+        ((params, X, y.float()), "cross-entropy needs integer class labels"),
+        ((params, X[:, :5], y), "calibration inputs have 5 features"),
+        ((params, X.double(), y), "calibration inputs are torch.float64 but the weights "
+                                  "torch.float32"),
+        ((params, X.masked_fill(X > 2, float("nan")), y), "calibration inputs contain NaN"),
+        ((nan, X, y), "outputs on the calibration inputs contain NaN"),
+        ((params[:1], X, y), r"expected 2 \(W, b\) pairs"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ValueError, match=match):
+            calibrate_output(net, *args)
+    for iters in (0, 2.5, True):
+        with pytest.raises(ValueError, match="iters must be a positive integer"):
+            calibrate_output(net, params, X, y, iters=iters)

@@ -176,7 +176,8 @@ _IDX_FILES = {
 _CIFAR_TARBALL = "cifar-10-python.tar.gz"
 _CIFAR_DIR = "cifar-10-batches-py"
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_EXTRACT = (*_CIFAR_TRAIN, "test_batch", "batches.meta", "readme.html")
+_CIFAR_NEEDED = (*_CIFAR_TRAIN, "test_batch")  # what load_dataset reads
+_CIFAR_EXTRACT = (*_CIFAR_NEEDED, "batches.meta", "readme.html")
 _CIFAR_ROWS = 10000  # images per CIFAR-10 batch file
 
 MIRRORS: dict[str, tuple[str, ...]] = {
@@ -234,12 +235,20 @@ def _extract_cifar(tarball: Path, dest: Path) -> None:
                     continue
                 src = tar.extractfile(member)
                 fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
-                with os.fdopen(fd, "wb") as out:
-                    out.write(src.read())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, dest / name)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        out.write(src.read())
+                    os.chmod(tmp, 0o644)
+                    os.replace(tmp, dest / name)
+                finally:  # a damaged archive leaves no partial file behind
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise DataError(f"{tarball}: cannot extract CIFAR-10 archive ({exc})") from exc
+        raise DataError(f"{tarball}: cannot extract CIFAR-10 archive ({exc}); delete it to "
+                        "download it again") from exc
+    missing = [f for f in _CIFAR_NEEDED if not (dest / f).is_file()]
+    if missing:
+        raise DataError(f"{tarball}: the CIFAR-10 archive lacks {', '.join(missing)}")
 
 
 def download_dataset(name: str, data_dir: str | os.PathLike[str] | None, *,
@@ -258,11 +267,14 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None, *,
     Raises:
         DataError: Unknown name, or no mirror delivered a file with the right checksum.
     """
+    if isinstance(mirrors, (str, bytes)):
+        raise DataError(f"mirrors must be a sequence of base URLs, not one string: "
+                        f"pass [{mirrors!r}]")
     name = _normalize_name(name)
     if name not in SHA256:
         raise DataError(f"cannot download {name!r}: downloadable data sets are {tuple(SHA256)}")
     folder = resolve_data_dir(data_dir) / name
-    if name == "cifar10" and all((folder / _CIFAR_DIR / f).is_file() for f in _CIFAR_TRAIN):
+    if name == "cifar10" and all((folder / _CIFAR_DIR / f).is_file() for f in _CIFAR_NEEDED):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     for filename, sha in SHA256[name].items():
@@ -375,10 +387,9 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _load_cifar10(root: Path, download: bool) -> tuple[np.ndarray, ...]:
     folder = root / "cifar10" / _CIFAR_DIR
-    files = (*_CIFAR_TRAIN, "test_batch")
-    if not all((folder / f).is_file() for f in files):
+    if not all((folder / f).is_file() for f in _CIFAR_NEEDED):
         if not download:
-            raise _missing_error("cifar10", folder, files)
+            raise _missing_error("cifar10", folder, _CIFAR_NEEDED)
         download_dataset("cifar10", root)
     train = [_read_cifar_batch(folder / f) for f in _CIFAR_TRAIN]
     X_train, y_train = (np.concatenate(parts) for parts in zip(*train, strict=True))
@@ -413,8 +424,9 @@ def make_teacher_data(n_train: int = 2000, n_test: int = 500,
         raise DataError(f"task must be 'classification' or 'regression', got {task!r}")
     if len(sizes) < 2 or min(sizes) < 1 or (task == "classification" and sizes[-1] < 2):
         raise DataError(f"bad teacher sizes {tuple(sizes)}")
-    if n_train < 1 or n_test < 0 or noise < 0:
-        raise DataError("need n_train >= 1, n_test >= 0 and noise >= 0")
+    if n_train < 1 or n_test < 0 or not 0 <= noise < math.inf:
+        raise DataError(f"need n_train >= 1, n_test >= 0 and a finite noise >= 0, got "
+                        f"n_train={n_train}, n_test={n_test}, noise={noise}")
     gen = torch.Generator().manual_seed(seed)
     weights = [torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64) / fan_in**0.5
                for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True)]
@@ -435,12 +447,18 @@ def make_teacher_data(n_train: int = 2000, n_test: int = 500,
                    n_classes=sizes[-1] if task == "classification" else 0)
 
 
-def _normalize_name(name: str) -> str:
+def _normalize_name(name: str | os.PathLike[str]) -> str:
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise DataError(f"a data set is named by a string or a path, got {name!r}")
     return name.strip().lower().replace("_", "-")
 
 
-def is_array_file(name: str) -> bool:
+def is_array_file(name: str | os.PathLike[str]) -> bool:
     """True for a data set given as a ``.npz`` file of the user's own arrays."""
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
     return isinstance(name, str) and name.strip().lower().endswith(".npz")
 
 
@@ -488,15 +506,24 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _check_range(path: Path, key: str, a: np.ndarray, dtype: torch.dtype) -> None:
+    """A DataError when ``a`` holds values that ``dtype`` cannot represent (they would
+    become inf)."""
+    if a.size and a.dtype.kind in "fiu":
+        top = float(np.abs(a).max())
+        if top > torch.finfo(dtype).max:
+            raise DataError(f"{path}: {key} holds values up to {top:.3g}, beyond the range of "
+                            f"{dtype} (at most {torch.finfo(dtype).max:.3g}); rescale them or "
+                            "load in a wider dtype")
+
+
 def _npz_inputs(path: Path, split: str, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """(N, d) inputs of one split: flattened, uint8 pixels scaled to [0, 1], in ``dtype``
     (one conversion, no float64 detour)."""
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise DataError(f"{path}: X_{split} contains NaN or infinite values")
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if a.size and a.dtype.kind in "fiu" and np.abs(a).max() > np.finfo(np_dtype).max:
-        raise DataError(f"{path}: X_{split} holds values up to {float(np.abs(a).max()):.3g}, "
-                        f"beyond the range of {np.dtype(np_dtype).name}; rescale them")
+    _check_range(path, f"X_{split}", a, dtype)
     out = torch.from_numpy(np.ascontiguousarray(a.reshape(len(a), -1), dtype=np_dtype))
     if a.dtype == np.uint8:
         out /= 255.0  # as the built-in image sets: the same floats for the same pixels
@@ -564,6 +591,8 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
         raise DataError(f"{path}: y_train and y_test must both be class labels (integers) or "
                         "both regression targets (floats)")
     if kinds == {True}:  # regression
+        for split in ("train", "test"):
+            _check_range(path, f"y_{split}", arrays[f"y_{split}"], dtype)
         y = {k: torch.from_numpy(arrays[f"y_{k}"].reshape(len(arrays[f"y_{k}"]), -1)
                                  .astype(np.float64)).to(dtype) for k in ("train", "test")}
         if y["train"].shape[1] != y["test"].shape[1]:
@@ -628,8 +657,9 @@ def _validation_indices(n_available: int, count: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_available, count, replace=False))
 
 
-def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
-                 n_train: int | None = None, seed: int = 0, standardize: bool = False,
+def load_dataset(name: str | os.PathLike[str], *,
+                 data_dir: str | os.PathLike[str] | None = None, n_train: int | None = None,
+                 seed: int = 0, standardize: bool = False,
                  download: bool = False, dtype: torch.dtype = torch.float32,
                  val_size: int | float | None = None) -> Dataset:
     """Load a data set by name.
@@ -654,8 +684,12 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike[str] | None = None,
         DataError: Unknown name, missing or malformed files, bad ``n_train`` or ``val_size``,
             NaN/inf values.
     """
-    if not dtype.is_floating_point:
-        raise DataError(f"dtype must be a floating point type, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise DataError(f"dtype must be a floating point torch dtype, got {dtype}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
+            0 <= seed < 2**63):
+        raise DataError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    seed = int(seed)
     key = _normalize_name(name)
     if is_array_file(name):
         ds = load_npz(name, dtype)

@@ -130,8 +130,9 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
                                                                    False))
         raise ValueError(f"{type(method).__name__} does not support distributed training "
                          f"(methods that do: {able})")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
+            0 <= seed < 2**63):
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
     method.check_network(net)
@@ -237,7 +238,8 @@ def fit_distributed(
     reducer = AllReduce(group)
     Y = targets_for(net, y, X.dtype)
     init_gen = torch.Generator().manual_seed(seed)
-    order_gen = torch.Generator().manual_seed(seed * 65537 + rank)
+    # per-rank batch order; modulo 2**64 (the generator's range) for seeds up to 2**63
+    order_gen = torch.Generator().manual_seed((seed * 65537 + rank) % 2**64)
     start = time.perf_counter()
     state = method.init_state(net, X, Y, generator=init_gen, params=params)
     source = dist.get_global_rank(group, 0) if group is not None else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .activations import ACTIVATIONS, get_activation
 from .graph import Dense, Network, Params
 from .layers import Conv2d
 from .results import atomic_save
+from .training import check_inputs
 
 
 def to_torch(net: Network, params: Params) -> nn.Sequential:
@@ -173,7 +175,16 @@ def calibrate_output(
     """
     if net.loss != "ce":
         raise ValueError("calibrate_output applies to cross-entropy networks")
+    if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 1:
+        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+    net.check_params(params)
+    check_inputs(net, X, y, "calibration")
+    if X.dtype != params[0][0].dtype:
+        raise ValueError(f"calibration inputs are {X.dtype} but the weights {params[0][0].dtype}")
     logits = net.outputs(params, X).double()
+    if not torch.isfinite(logits).all():
+        raise ValueError("the network's outputs on the calibration inputs contain NaN or "
+                         "infinite values: no temperature fits them (check the weights)")
     y = y.long()
 
     def slope(tau: float) -> float:  # d/dtau mean CE = mean(sum_k p_k z_k - z_y)

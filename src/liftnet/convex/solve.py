@@ -136,12 +136,12 @@ def solve_heuristic(
                                        columns=int(data["A"].shape[1]))
             prob.solve(solver=solver, **opts)
         except cp.error.SolverError as exc:
-            raise FloatingPointError(f"the convex problem failed in {solver}: {exc}") from None
+            raise _failure(f"the convex problem failed in {solver} ({str(exc).rstrip('.')})", X0,
+                               Y) from None
     seconds = time.perf_counter() - t0
     if prob.status not in ("optimal", "optimal_inaccurate") or W[0].value is None:
-        raise FloatingPointError(
-            f"the convex problem was not solved: {solver} returned status {prob.status!r}"
-        )
+        raise _failure(f"the convex problem was not solved: {solver} returned status "
+                       f"{prob.status!r}", X0, Y)
     point = LiftedPoint(
         tuple(np.asarray(v.value, dtype=np.float64) for v in W),
         tuple(np.asarray(v.value, dtype=np.float64).reshape(-1) for v in b),
@@ -152,6 +152,16 @@ def solve_heuristic(
     stats = {"solve_time": prob.solver_stats.solve_time,
              "iterations": prob.solver_stats.num_iters}
     return Solution(point, float(prob.value), str(prob.status), seconds, size, stats)
+
+
+def _failure(what: str, X0: np.ndarray, Y: np.ndarray) -> FloatingPointError:
+    """A failed solve, with the likely cause: the problem is feasible (W = 0, Z = S = 0, P
+    free) and bounded below, so a failure is numerical, most often badly scaled data."""
+    scale = max(float(np.abs(X0).max(initial=0.0)), float(np.abs(Y).max(initial=0.0)))
+    return FloatingPointError(
+        f"{what}. The problem is feasible and bounded by construction, so this is numerical "
+        f"trouble: the data reach {scale:.3g} in magnitude; rescale them to about 1 (e.g. "
+        "standardise the inputs), or try the other solver or a looser tol")
 
 
 def problem_size(X0: np.ndarray, Y: np.ndarray, ref: LiftedPoint, *, relu_blocks: str = "entry",

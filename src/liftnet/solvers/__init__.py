@@ -8,6 +8,10 @@
 * :mod:`.majorize_dual` -- the same MM computed in sample space (fewer rows than columns).
 * :mod:`.mirror` -- Bregman proximal gradient with an activation's potential as the distance.
 * :mod:`.prox` -- closed-form proximal maps of the splitting methods (ReLU, linear layer).
+
+Like ``torch.linalg``, the kernels check shapes, dtypes and settings but not the values: NaN or
+infinite entries propagate to the result (training reports them once per epoch, with the epoch
+and method; ridge regressions refuse them at once, their statistics being summed).
 """
 
 from __future__ import annotations

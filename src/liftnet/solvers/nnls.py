@@ -224,4 +224,7 @@ def nnls(
         raise ValueError(
             f"A must be (m, d) and C (N, m), got {tuple(A.shape)} and {tuple(C.shape)}"
         )
+    if A.dtype != C.dtype or A.device != C.device:
+        raise ValueError(f"A and C must share dtype and device, got {A.dtype}/{A.device} and "
+                         f"{C.dtype}/{C.device}")
     return box_qp(A.T @ A, C @ A, Z0, lower=0.0, upper=None, tol=tol, max_iter=max_iter)
