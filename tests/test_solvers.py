@@ -162,6 +162,23 @@ def test_ridge_singular_system_is_finite_min_norm(dtype):
     np.testing.assert_allclose((X @ W.T).double().numpy(), T[:4].double().numpy(), atol=tol)
 
 
+def test_ridge_with_one_null_direction_is_the_pseudo_inverse_solution():
+    """N = d_in samples: [X, 1] has exactly one null direction, whose Cholesky pivots are
+    often far above rounding level; the solution must still be the minimum-norm one
+    (numpy's pinv), the same for the rows in any order (review 21: it was off by up to 31)."""
+    rng = np.random.default_rng(0)
+    for n in (3, 12, 40):
+        for _ in range(15):
+            X, T = rng.standard_normal((n, n)), rng.standard_normal((n, 2))
+            Xa = np.c_[X, np.ones(n)]
+            ref = np.linalg.pinv(Xa) @ T
+            W, b = ridge(torch.from_numpy(X), torch.from_numpy(T), 0.0)
+            np.testing.assert_allclose(np.c_[W.numpy(), b.numpy()], ref.T, atol=1e-6)
+            M = ridge_operator(gram_stats(torch.from_numpy(X), torch.from_numpy(T)).xx, 0.0)
+            np.testing.assert_allclose(M.numpy() @ np.r_[X.T @ T, T.sum(0, keepdims=True)],
+                                       ref, atol=1e-6)
+
+
 def test_ridge_invalid_inputs_raise():
     X, T = torch.randn(10, 3), torch.randn(10, 2)
     with pytest.raises(ValueError, match="alpha must be >= 0, got -1"):

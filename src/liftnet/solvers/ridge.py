@@ -167,7 +167,7 @@ def ridge_from_stats(
     # of the statistics (float32 rounding turns a singular Gram matrix into a barely definite
     # one); with alpha > 0 or gamma > 0 it is positive definite and Cholesky is backward stable.
     rel = torch.finfo(dtype).eps if alpha == 0 and gamma == 0 else torch.finfo(torch.float64).eps
-    theta = _solve_psd(A, B, rel)
+    theta = _solve_psd(A, B, rel, floor=gamma)  # A >= gamma I (alpha spares the intercept)
     W = theta[:d].T.to(dtype).contiguous()
     b = theta[d].to(dtype).clone() if fit_intercept else xt.new_zeros(d_out)  # not a view
     return W, b
@@ -192,7 +192,8 @@ def ridge_operator(xx: Tensor, alpha: float, *, fit_intercept: bool = True) -> T
     A = xx[:m, :m].to(torch.float64).clone()
     A.diagonal()[:d] += alpha
     rel = torch.finfo(xx.dtype).eps if alpha == 0 else torch.finfo(torch.float64).eps
-    return _solve_psd(A, torch.eye(m, dtype=torch.float64, device=xx.device), rel)
+    floor = alpha if not fit_intercept else 0.0  # the intercept is not penalised
+    return _solve_psd(A, torch.eye(m, dtype=torch.float64, device=xx.device), rel, floor)
 
 
 def ridge(
@@ -219,12 +220,15 @@ def ridge(
     )
 
 
-def _solve_psd(A: Tensor, B: Tensor, rel: float) -> Tensor:
+def _solve_psd(A: Tensor, B: Tensor, rel: float, floor: float = 0.0) -> Tensor:
     """Solve ``A X = B`` for symmetric PSD A (float64) by Cholesky, else by pseudo-inverse.
 
-    A is treated as singular when Cholesky fails or a squared pivot is below
-    ``m * rel * max_i A_ii`` (rel: the relative precision A is known to); the pseudo-inverse
-    then drops eigenvalues below that level and returns the minimum-norm solution.
+    A is treated as singular when its smallest eigenvalue is at most ``m * rel`` times its
+    largest diagonal entry (rel: the relative precision A is known to); the pseudo-inverse then
+    drops the eigenvalues below ``m * rel`` times the largest and returns the minimum-norm
+    solution.  ``floor``: a known
+    lower bound on the smallest eigenvalue (a ridge or proximal weight on every coordinate):
+    when it clears the threshold, A is definite and the eigenvalues are not computed.
     """
     m = A.shape[0]
     if m == 0:
@@ -233,10 +237,15 @@ def _solve_psd(A: Tensor, B: Tensor, rel: float) -> Tensor:
         raise FloatingPointError("ridge statistics contain NaN or Inf")
     cutoff = m * rel
     L, info = torch.linalg.cholesky_ex(A)
-    if int(info) == 0:
-        # a pivot at rounding level means A is singular in floating point: Cholesky "succeeds"
-        # but the solution blows up along the near-null space, so treat it as singular.
-        if bool(L.diagonal().square().min() > cutoff * A.diagonal().abs().max()):
+    top = A.diagonal().abs().max()  # within a factor m of the largest eigenvalue
+    # A pivot is at least the smallest eigenvalue, so a pivot at rounding level proves A
+    # singular in floating point; pivots above it prove nothing (a Gram matrix with one exact
+    # null direction often has none that small), so then the smallest eigenvalue decides.
+    if int(info) == 0 and bool(L.diagonal().square().min() > cutoff * top):
+        definite = floor > cutoff * float(top)
+        if not definite:
+            definite = bool(torch.linalg.eigvalsh(A)[0] > cutoff * top)
+        if definite:
             X = torch.cholesky_solve(B, L)
             if bool(torch.isfinite(X).all()):
                 return X
