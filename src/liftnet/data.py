@@ -11,6 +11,7 @@ import codecs
 import gzip
 import hashlib
 import math
+import numbers
 import os
 import pickle
 import struct
@@ -447,6 +448,15 @@ def make_teacher_data(n_train: int = 2000, n_test: int = 500,
                    n_classes=sizes[-1] if task == "classification" else 0)
 
 
+def check_seed(seed: object, error: type[ValueError] = ValueError) -> int:
+    """``seed`` as a plain int: an integer (NumPy's too, not a bool) in [0, 2**63), the
+    range of every seeded generator here; otherwise ``error`` naming the value."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
+            0 <= seed < 2**63):
+        raise error(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
 def _normalize_name(name: str | os.PathLike[str]) -> str:
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
@@ -686,10 +696,7 @@ def load_dataset(name: str | os.PathLike[str], *,
     """
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise DataError(f"dtype must be a floating point torch dtype, got {dtype}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not (
-            0 <= seed < 2**63):
-        raise DataError(f"seed must be an integer in [0, 2**63), got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed, DataError)
     key = _normalize_name(name)
     if is_array_file(name):
         ds = load_npz(name, dtype)

@@ -30,7 +30,6 @@ lifted ...`` (the CLI shards the data by rank), or from Python::
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .data import check_seed
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
 from .metrics import accuracy, targets_for
@@ -130,9 +130,7 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
                                                                    False))
         raise ValueError(f"{type(method).__name__} does not support distributed training "
                          f"(methods that do: {able})")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
-            0 <= seed < 2**63):
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    check_seed(seed)
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)
     method.check_network(net)

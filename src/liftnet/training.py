@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import check_same_run, load_checkpoint, run_record, save_checkpoint
+from .data import check_seed
 from .graph import Network, Params
 from .methods.base import Method, MethodState, rebind_data_keys_
 from .metrics import accuracy, squared_error, targets_for
@@ -330,9 +331,7 @@ def fit(
                          f"Fenchel(), got {method!r}{hint}")
     if not isinstance(net, Network):
         raise ValueError(f"net must be a Network (e.g. network('784-300-10')), got {net!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not (
-            0 <= seed < 2**63):
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    check_seed(seed)
     X, y, X_test, y_test, X_val, y_val = detached(X, y, X_test, y_test, X_val, y_val)
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)

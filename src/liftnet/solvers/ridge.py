@@ -167,7 +167,7 @@ def ridge_from_stats(
     # of the statistics (float32 rounding turns a singular Gram matrix into a barely definite
     # one); with alpha > 0 or gamma > 0 it is positive definite and Cholesky is backward stable.
     rel = torch.finfo(dtype).eps if alpha == 0 and gamma == 0 else torch.finfo(torch.float64).eps
-    theta = _solve_psd(A, B, rel, floor=gamma)  # A >= gamma I (alpha spares the intercept)
+    theta = _solve_psd(A, B, rel, definite=alpha > 0 or gamma > 0)
     W = theta[:d].T.to(dtype).contiguous()
     b = theta[d].to(dtype).clone() if fit_intercept else xt.new_zeros(d_out)  # not a view
     return W, b
@@ -192,8 +192,8 @@ def ridge_operator(xx: Tensor, alpha: float, *, fit_intercept: bool = True) -> T
     A = xx[:m, :m].to(torch.float64).clone()
     A.diagonal()[:d] += alpha
     rel = torch.finfo(xx.dtype).eps if alpha == 0 else torch.finfo(torch.float64).eps
-    floor = alpha if not fit_intercept else 0.0  # the intercept is not penalised
-    return _solve_psd(A, torch.eye(m, dtype=torch.float64, device=xx.device), rel, floor)
+    return _solve_psd(A, torch.eye(m, dtype=torch.float64, device=xx.device), rel,
+                      definite=alpha > 0)
 
 
 def ridge(
@@ -220,15 +220,14 @@ def ridge(
     )
 
 
-def _solve_psd(A: Tensor, B: Tensor, rel: float, floor: float = 0.0) -> Tensor:
+def _solve_psd(A: Tensor, B: Tensor, rel: float, *, definite: bool = False) -> Tensor:
     """Solve ``A X = B`` for symmetric PSD A (float64) by Cholesky, else by pseudo-inverse.
 
-    A is treated as singular when its smallest eigenvalue is at most ``m * rel`` times its
-    largest diagonal entry (rel: the relative precision A is known to); the pseudo-inverse then
-    drops the eigenvalues below ``m * rel`` times the largest and returns the minimum-norm
-    solution.  ``floor``: a known
-    lower bound on the smallest eigenvalue (a ridge or proximal weight on every coordinate):
-    when it clears the threshold, A is definite and the eigenvalues are not computed.
+    A is treated as singular when Cholesky fails, a squared pivot is below
+    ``m * rel * max_i A_ii`` or, unless A is known to be ``definite`` (regularised: the
+    solution is unique, only rounding-level pivots matter), its smallest eigenvalue is below
+    that level (rel: the relative precision A is known to); the pseudo-inverse then drops the
+    eigenvalues below ``m * rel`` times the largest and returns the minimum-norm solution.
     """
     m = A.shape[0]
     if m == 0:
@@ -242,10 +241,7 @@ def _solve_psd(A: Tensor, B: Tensor, rel: float, floor: float = 0.0) -> Tensor:
     # singular in floating point; pivots above it prove nothing (a Gram matrix with one exact
     # null direction often has none that small), so then the smallest eigenvalue decides.
     if int(info) == 0 and bool(L.diagonal().square().min() > cutoff * top):
-        definite = floor > cutoff * float(top)
-        if not definite:
-            definite = bool(torch.linalg.eigvalsh(A)[0] > cutoff * top)
-        if definite:
+        if definite or bool(torch.linalg.eigvalsh(A)[0] > cutoff * top):
             X = torch.cholesky_solve(B, L)
             if bool(torch.isfinite(X).all()):
                 return X
