@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from liftnet import fit, get_method
+from liftnet.checkpoint import data_record, same_data
 from liftnet.distributed import LocalReduce, fit_distributed
 from liftnet.graph import network
 from liftnet.methods.base import data_key
@@ -50,7 +51,9 @@ def _worker(rank, world, init_file, out_file, settings):
                               seed=3, progress=False, **held)
         torch.save({"params": res.state.params, "history": res.history,
                     "best_epoch": res.best_epoch, "best_params": res.best_params,
-                    "stopped_early": res.stopped_early}, f"{out_file}.{rank}")
+                    "stopped_early": res.stopped_early,
+                    "own_data": same_data(res.state.data_id, data_record(X[shard], y[shard]))},
+                   f"{out_file}.{rank}")
     finally:
         dist.destroy_process_group()
 
@@ -100,6 +103,7 @@ def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss
             assert e["objective"] == pytest.approx(e1["objective"], rel=rel)
             assert e["train_accuracy"] == pytest.approx(e1["train_accuracy"], abs=1e-12)
             assert e["processes"] == 2
+        assert rank_out["own_data"]  # fit continues the lifted variables on this shard only
     objectives = [e["objective"] for e in out[0]["history"]]
     if get_method(method).monotone:  # ADMM's augmented Lagrangian has no such guarantee
         assert all(b <= a * (1 + 1e-9) for a, b in zip(objectives, objectives[1:],

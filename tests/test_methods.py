@@ -235,6 +235,38 @@ def test_resuming_on_other_data_of_the_same_size_uses_that_data(key, small_data)
         torch.testing.assert_close(b.detach(), b2.detach())
 
 
+@pytest.mark.parametrize("key", [k for k in METHODS if 0 in BATCH[k]])
+def test_a_given_state_continues_its_lifted_variables_on_its_own_data_only(key, small_data):
+    # full data set: a state's lifted variables belong to its samples; on other samples of
+    # the same shape fit starts new ones as if told new_data=True, on the same samples (another
+    # tensor, equal values) it continues them
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    method = get_method(key, **FAST[key])
+    first = fit(method, net, Xtr, ytr, epochs=2, progress=False)
+    assert first.state.data_id is not None
+
+    def again(X, **kwargs):
+        res = fit(method, net, X, ytr, epochs=1, state=copy.deepcopy(first.state),
+                  progress=False, **kwargs)
+        return torch.cat([torch.cat([W.reshape(-1), b]) for W, b in res.state.params])
+
+    X2 = torch.flip(Xtr, dims=[0])  # the same rows in another order: other samples per row
+    torch.testing.assert_close(again(X2), again(X2, new_data=True), rtol=0, atol=0)
+    same, told_new = again(Xtr.clone()), again(Xtr, new_data=True)
+    if key in ("lifted", "pbcd", "admm", "fenchel", "bregman"):  # lifted variables kept
+        assert not torch.equal(same, told_new)
+        old = copy.deepcopy(first.state)
+        old.data_id = None  # a state of an older liftnet: no fingerprint, continued as before
+        res = fit(method, net, X2, ytr, epochs=1, state=old, progress=False)
+        assert not torch.equal(torch.cat([torch.cat([W.reshape(-1), b])
+                                          for W, b in res.state.params]), again(X2))
+    batched = fit(method, net, Xtr, ytr, epochs=1, batch_size=50, progress=False) if (
+        0 not in BATCH[key] or 50 in BATCH[key]) else None
+    if batched is not None:
+        assert batched.state.data_id == "batches"
+
+
 def test_data_key_matches_the_same_tensor_only():
     """The input caches (Gram matrices) are keyed by data_key: same object and contents only.
     Two views of the same memory stand for a new batch at a freed batch's address (same

@@ -133,7 +133,7 @@ def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: i
     weights and data (by shape, dtype, sums and a fixed random projection that rows or
     columns in another order change), and the sets its history scores (``scored``, e.g.
     ``{"test": (X_test, y_test), "val": (X_val, y_val)}``; None where absent)."""
-    sets = {key: None if Xs is None else _data_record(Xs, ys)
+    sets = {key: None if Xs is None else data_record(Xs, ys)
             for key, (Xs, ys) in (scored or {}).items()}
     return {**sets, "method": method.key, "hyperparameters": repr(method), "network": repr(net),
             "param_shapes": [list(layer.weight_shape) for layer in net.layers],
@@ -145,10 +145,15 @@ def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: i
                         *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
 
 
-def _data_record(X: Tensor, y: Tensor) -> list:
-    """Shapes, dtypes and fingerprints of a scored set's inputs and labels."""
+def data_record(X: Tensor, y: Tensor) -> list:
+    """Shapes, dtypes and fingerprints of a set's inputs and labels (or targets)."""
     return [list(X.shape), str(X.dtype), list(y.shape), str(y.dtype), *_fingerprint(X),
             *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]
+
+
+def same_data(a: Any, b: list) -> bool:
+    """Whether ``a`` is the :func:`data_record` ``b`` (up to the rounding of the sums)."""
+    return isinstance(a, list) and a[:4] == b[:4] and _close(a[4:], b[4:])
 
 
 def _fingerprint(T: Tensor) -> list[float]:
@@ -192,9 +197,7 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
         if key not in saved or key not in run:  # checkpoints of older versions lack them
             continue
         old, new = saved[key], run[key]
-        if (old is None) != (new is None) or (new is not None and (
-                not isinstance(old, list) or old[:4] != new[:4]
-                or not _close(old[4:], new[4:]))):
+        if (old is None) != (new is None) or (new is not None and not same_data(old, new)):
             raise ValueError(
                 f"cannot resume from {path}: its run scored {_describe_set(old)} as its {what}, "
                 f"this run gives {_describe_set(new)}; the history's earlier epochs would "

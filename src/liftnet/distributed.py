@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .checkpoint import data_record
 from .data import check_seed
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
@@ -298,6 +299,8 @@ def fit_distributed(
         if bar is not None:
             bar.close()
     state.reducer = None  # a process group is not part of the result
+    # the lifted variables belong to this process's shard (liftnet.fit continues them there)
+    state.data_id = data_record(X, y) if full else "batches"
     result.state = state
     best.into(result)
     result.wall_seconds = time.perf_counter() - start

@@ -17,7 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checkpoint import check_same_run, load_checkpoint, run_record, save_checkpoint
+from .checkpoint import (
+    check_same_run,
+    data_record,
+    load_checkpoint,
+    run_record,
+    same_data,
+    save_checkpoint,
+)
 from .data import check_seed
 from .graph import Network, Params
 from .methods.base import Method, MethodState, rebind_data_keys_
@@ -304,7 +311,8 @@ def fit(
             (and ``val_loss`` for regression).
         state: resume from this state instead of ``method.init_state``.  In full-data-set
             training its lifted variables continue when they belong to these data (the same
-            number of rows); see ``new_data``.
+            samples in the same order, recognised by a fingerprint), else they start anew;
+            see ``new_data``.
         params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
             method's random initialisation; ignored when ``state`` is given.
         progress: show a progress bar on stderr.
@@ -323,7 +331,8 @@ def fit(
             regression the validation loss); the best weights are still the best score's.
         new_data: with ``state``: X, y are other samples than the ones the state was trained
             on (e.g. the next chunk of a stream), so the first full-data-set step starts new
-            lifted variables instead of continuing the state's (batches always do).
+            lifted variables instead of continuing the state's (batches always do).  Other
+            data are also recognised without it, except by a state of an older liftnet.
     """
     if not isinstance(method, Method):
         hint = " (an instance: call it)" if isinstance(method, type) else ""
@@ -391,6 +400,11 @@ def fit(
                              f"{type(state).__name__}")
         method.check_state(state)
         net.check_params(state.params)
+    # the samples the lifted variables will belong to; a given state's start anew on others
+    data_id = data_record(X, y) if full else "batches"
+    if full and not resume and state.data_id is not None and not same_data(state.data_id,
+                                                                             data_id):
+        new_data = True
     result = FitResult(state=state, history=done)
     n_batches = 1 if full else math.ceil(n / bs)
     first = len(done) + 1
@@ -414,6 +428,7 @@ def fit(
                     Xb, Yb = X[idx], Y[idx]
                     new_batch = True
                 state = method.step(net, state, Xb, Yb, new_batch=new_batch)
+                state.data_id = data_id
                 objectives.append(method.objective(net, state, Xb, Yb))
                 if bar is not None:
                     bar.update(1)

@@ -41,6 +41,10 @@ class MethodState:
     #: sums over samples go through ``reducer.sum`` (None: this process's samples only;
     #: :mod:`liftnet.distributed` sets an all-reduce for methods that support it)
     reducer: Any = None
+    #: the samples the lifted variables belong to in full-data-set training
+    #: (:func:`liftnet.checkpoint.data_record`; "batches" after mini-batch training; None
+    #: unknown, e.g. a state of an older liftnet): ``fit`` continues them on these data only
+    data_id: Any = None
 
 
 @dataclass(frozen=True)
