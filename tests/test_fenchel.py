@@ -733,3 +733,35 @@ def test_tiny_proximal_weights_fall_back_to_the_primal_w_step(hp):
     res = fit(get_method("fenchel", **hp), mlp("64-8-10", loss="ce"), X, y, epochs=1,
               batch_size=60, progress=False)
     assert all(torch.isfinite(W).all() and torch.isfinite(b).all() for W, b in res.state.params)
+
+
+def test_the_convolution_step_bound_of_a_zero_or_tiny_kernel_is_zero_or_tiny():
+    # review 22: the power iteration divided 0 by 0 for a zero kernel (and for one whose
+    # square underflows, e.g. a convolution after dead units), and the X-step then refused
+    # its NaN step size; the bound scales with ||W||^2 like a dense layer's
+    from liftnet.layers import Conv2d
+
+    layer = Conv2d((2, 6, 5), 3, 3, padding=1)
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(layer.weight_shape, generator=g, dtype=torch.float64)
+    unit = fenchel_module._op_norm_sq(layer, W, torch.float64)
+    A = torch.stack([layer.forward(e[None], W, torch.zeros(3, dtype=torch.float64))[0]
+                     for e in torch.eye(layer.input_size, dtype=torch.float64)])
+    exact = float(torch.linalg.matrix_norm(A, ord=2)) ** 2
+    assert exact <= unit <= 1.06 * exact
+    assert fenchel_module._op_norm_sq(layer, torch.zeros_like(W), torch.float64) == 0.0
+    tiny = fenchel_module._op_norm_sq(layer, W * 1e-160, torch.float64)
+    assert tiny == pytest.approx(unit * 1e-320, rel=1e-2)  # subnormal: few digits left
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_a_zero_convolution_kernel_trains(activation):
+    g = torch.Generator().manual_seed(0)
+    net = network("1x6x6-conv2k3p1-pool2-conv3k3-4", loss="ce", activation=activation)
+    X = torch.rand(8, 36, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (8,), generator=g)
+    params = net.init_params(generator=g, scheme="xavier", bias=0.1, dtype=torch.float64)
+    params[1] = (torch.zeros_like(params[1][0]), params[1][1])
+    res = fit(get_method("fenchel"), net, X, y, epochs=2, params=params, progress=False)
+    assert all(np.isfinite(e["objective"]) for e in res.history)
+    assert res.history[1]["objective"] <= res.history[0]["objective"] * (1 + 1e-12)

@@ -639,21 +639,27 @@ def _copy_parts(parts) -> tuple[list[tuple[Tensor, Tensor]], list[Tensor]]:
 def _op_norm_sq(layer, W: Tensor, dtype: torch.dtype) -> float:
     """||layer's linear map||_2^2: exact for a dense layer (times the pooling's 1/p^2); for a
     convolution 30 power iterations on one image, inflated by 5 % (a step needs an upper
-    bound and power iteration approaches from below)."""
+    bound and power iteration approaches from below), run on W / ||W|| so that a tiny or zero
+    kernel gives a tiny or zero bound, not an underflow to 0 / 0."""
     if layer.plain:
         return float(torch.linalg.matrix_norm(W.double(), ord=2)) ** 2
     if type(layer).__name__ == "Dense":
         return float(torch.linalg.matrix_norm(W.double(), ord=2)) ** 2 / layer.pool**2
+    scale = float(torch.linalg.vector_norm(W.double()))
+    if scale == 0.0:
+        return 0.0
     gen = torch.Generator().manual_seed(0)
     v = torch.randn(1, layer.input_size, generator=gen, dtype=torch.float64).to(W.device)
-    Wd = W.double()
+    Wd = W.double() / scale
     zero = torch.zeros(W.shape[0], dtype=torch.float64, device=W.device)
     est = 0.0
     for _ in range(30):
         v = v / torch.linalg.vector_norm(v)
         v = layer.adjoint(layer.forward(v, Wd, zero), Wd)
         est = float(torch.linalg.vector_norm(v))
-    return 1.05 * est
+        if est == 0.0:  # v in the map's null space (not for a nonzero kernel in practice)
+            break
+    return 1.05 * est * scale**2
 
 
 # ---------------------------------------------------------------------- Appendix A
