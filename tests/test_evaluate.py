@@ -264,3 +264,27 @@ def test_cli_refuses_a_model_whose_bytes_changed(argv, tmp_path, capsys):
     model.write_bytes(model.read_bytes()[:-300])  # cut short: torch said "[Errno 22] ..."
     assert main([a.format(model=model, tmp=tmp_path) for a in argv]) == 2
     assert f"liftnet: error: {model} is truncated or corrupt" in capsys.readouterr().err
+
+
+def test_public_metrics_refuse_labels_that_would_broadcast():
+    # review 23: (N, 1) labels and a single label broadcast against N predictions gave a
+    # wrong accuracy; a short target matrix a wrong squared error
+    from liftnet.graph import network
+    from liftnet.metrics import accuracy, squared_error, targets_for
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(30, 5, generator=g)
+    y = torch.randint(0, 3, (30,), generator=g)
+    net = network("5-4-3")
+    p = net.init_params(generator=g)
+    assert 0 <= accuracy(net, p, X, y) <= 1
+    with pytest.raises(ValueError, match=r"1-D tensor \(N,\), got shape \(30, 1\)"):
+        accuracy(net, p, X, y[:, None])
+    with pytest.raises(ValueError, match="differ in length: 30 rows against"):
+        accuracy(net, p, X, y[:1])
+    reg = network("5-4-2", loss="mse")
+    T = torch.randn(30, 2, generator=g)
+    with pytest.raises(ValueError, match="differ in length"):
+        squared_error(reg, reg.init_params(generator=g), X, T[:1])
+    with pytest.raises(ValueError, match=r"targets must be \(N,\) or \(N, outputs\)"):
+        targets_for(reg, T[:, :, None], torch.float32)

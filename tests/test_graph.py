@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from liftnet import mlp, parse_arch
-from liftnet.graph import Network, network
+from liftnet.graph import Network, lenet5_spec, network
 from liftnet.layers import Dense
 
 
@@ -86,3 +86,57 @@ def test_the_output_activation_must_be_the_losss():
     net = network("6-4-3", activations=["tanh", "identity"], loss="mse")
     assert [layer.activation for layer in net.layers] == ["tanh", "identity"]
     assert network("6-4-3", activations=["tanh", "simplex"]).layers[-1].activation == "simplex"
+
+
+def test_convolutions_and_pooling_after_a_dense_layer_are_refused():
+    # review 23: Network took them, save_model wrote them, and load_model then called the file
+    # damaged, since no architecture string writes them
+    from liftnet.layers import Conv2d
+
+    with pytest.raises(ValueError, match="pooling needs an image input"):
+        Network((Dense(16, 16, "relu"), Dense(4, 3, "simplex", pool=2, in_shape=(1, 4, 4))))
+    with pytest.raises(ValueError, match="a convolution needs an image input"):
+        Network((Dense(16, 16, "relu"), Conv2d((1, 4, 4), 2, 3, padding=1),
+                 Dense(32, 3, "simplex")))
+    net = network("1x8x8-conv2k3p1-pool2-3")  # after a convolution: fine
+    assert network(net.spec) == net
+
+
+def test_outputs_name_a_dtype_mismatch_and_mixed_parameters():
+    # review 23: float64 inputs against float32 weights (numpy's default against torch's)
+    # were a RuntimeError from inside the layer; W and b of different dtypes passed
+    # check_params and to_torch quietly cast the bias
+    net = network("5-4-3")
+    p = net.init_params(generator=torch.Generator().manual_seed(0))
+    X = torch.randn(6, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="inputs are torch.float64 on cpu but the weights "
+                                         r"torch.float32 on cpu: convert .*X.to\(W.dtype\)"):
+        net.predict(p, X)
+    assert net.predict(p, X.float()).shape == (6,)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        net.outputs(p, X.float(), batch_size=0)
+    mixed = [p[0], (p[1][0], p[1][1].double())]
+    with pytest.raises(ValueError, match="layer 1: W is torch.float32 on cpu and b "
+                                         "torch.float64 on cpu.*one dtype and device"):
+        net.check_params(mixed)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("784-\u00b2-10", "must look like '784-300-10'"),  # a superscript two: no width
+    ("1x28x28-conv\u00b2k5-10", r"cannot read 'conv\u00b2k5'"),
+    ("1x99999x99999-2", "the input 1x99999x99999 has 9999800001 values, more than 2"),
+    ("1x1000x1000-conv4096k1-10", "conv4096k1 outputs 4096000000 values, more than 2"),
+])
+def test_architecture_strings_at_their_edges(spec, message):
+    # review 23: str.isdigit and \\d took superscript digits (int() then failed), and only
+    # single numbers were held to 2**31 - 1, not the sizes they make
+    with pytest.raises(ValueError, match=message):
+        network(spec)
+
+
+@pytest.mark.parametrize("side", [29, 30, 31, 33])
+def test_lenet5_names_the_image_sides_it_takes(side):
+    with pytest.raises(ValueError, match=f"LeNet-5 takes 28x28 images or sides that are "
+                                         f"multiples of 4 from 32 up .* got {side}x{side}"):
+        lenet5_spec((1, side, side))
+    assert network(lenet5_spec((3, 36, 36))).layers[-1].out_features == 10

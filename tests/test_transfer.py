@@ -42,6 +42,12 @@ def test_from_torch_refuses_unknown_modules():
         from_torch(nn.Sequential(nn.Linear(3, 4), nn.Softshrink(0.25), nn.Linear(4, 2)))
     with pytest.raises(ValueError, match="from_torch reads an nn.Sequential .* got int"):
         from_torch(3)
+    for threshold in (5.0, 15.0, 30.0):  # review 23: thresholds above 4 passed as 'softplus'
+        with pytest.raises(ValueError, match="only nn.Softplus"):
+            from_torch(nn.Sequential(nn.Linear(3, 4), nn.Softplus(threshold=threshold),
+                                     nn.Linear(4, 2)))
+    net, _ = from_torch(nn.Sequential(nn.Linear(3, 4), nn.Softplus(), nn.Linear(4, 2)))
+    assert net.layers[0].activation == "softplus"
 
 
 def test_from_torch_reads_a_linear_layer_and_nested_sequentials():

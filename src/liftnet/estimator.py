@@ -33,7 +33,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .graph import Network, lenet5_spec, network
+from .graph import Network, Params, lenet5_spec, network
 from .methods import Method, get_method
 from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, scalars_over_lists, shadowed
 from .training import fit, resolve_device
@@ -56,6 +56,12 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):  # e.g. arrays
         return False
+
+
+def _plain(params: Params) -> Params:
+    """The weights without autograd (back-propagation's state keeps them as leaves that
+    require gradients): tensors like every other method's, whose ``.numpy()`` works."""
+    return [(W.detach(), b.detach()) for W, b in params]
 
 
 class _LiftedEstimator(BaseEstimator):
@@ -285,7 +291,7 @@ class _LiftedEstimator(BaseEstimator):
             seed=seed, progress=bool(self.verbose), params=start, **held,
         )
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
-        self.params_ = result.state.params
+        self.params_ = _plain(result.state.params)
         self.history_ = result.history
         self.n_iter_ = len(result.history)
         self._state, self._partial_calls = result.state, 0  # where partial_fit goes on
@@ -296,7 +302,7 @@ class _LiftedEstimator(BaseEstimator):
             self.best_epoch_ = result.best_epoch
             self.best_validation_score_ = max(self.validation_scores_, default=None)
             if result.best_params is not None and result.best_epoch != self.n_iter_:
-                self.params_ = result.best_params
+                self.params_ = _plain(result.best_params)
                 self._state = None  # partial_fit: a new method state around these weights
         else:  # as scikit-learn's MLP: no validation scores without early stopping
             self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
@@ -330,7 +336,7 @@ class _LiftedEstimator(BaseEstimator):
                 " at epoch 1;", f" in partial_fit (the model's epoch {epoch});", 1)) from None
         entries = [dict(e, epoch=epoch) for e in result.history]
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
-        self.params_ = result.state.params
+        self.params_ = _plain(result.state.params)
         self.history_ = [*getattr(self, "history_", []), *entries]
         self.n_iter_ = len(self.history_)
         self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
@@ -501,8 +507,11 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
 
     @available_if(lambda self: self._resolved_loss() == "ce")
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of X (softmax of the output layer; cross-entropy methods)."""
-        return torch.softmax(self._outputs(X).double(), 1).cpu().numpy()
+        """Class probabilities of X, columns in the order of ``classes_``: as the method
+        trains them (``method_.probabilities``): the softmax of the output layer, for
+        ``lifted`` its projection onto the simplex (exact zeros possible)."""
+        out = self._outputs(X).double()  # first: NotFittedError before a fit
+        return self.method_.probabilities(out).cpu().numpy()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """The output layer's values (logits for cross-entropy), one column per class (for two

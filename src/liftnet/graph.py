@@ -59,6 +59,13 @@ class Network:
                     f"layer shapes do not chain: a convolution's output {a.out_shape} feeds an "
                     f"input of shape {b.in_shape}"
                 )
+            if not isinstance(a, Conv2d) and (isinstance(b, Conv2d) or b.pool > 1):
+                what = "a convolution" if isinstance(b, Conv2d) else "pooling"
+                raise ValueError(
+                    f"{what} needs an image input: it cannot follow a dense layer (images go "
+                    "through convolutions and pooling first, then dense layers, as in "
+                    "'1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-10')"
+                )
         out_act, want = self.layers[-1].activation, OUTPUT_ACTIVATIONS[self.loss]
         if out_act != want:
             raise ValueError(
@@ -162,6 +169,14 @@ class Network:
         if not isinstance(X, Tensor) or X.ndim != 2 or X.shape[1] != width:
             shape = tuple(X.shape) if isinstance(X, Tensor) else type(X).__name__
             raise ValueError(f"expected inputs of shape (N, {width}) for {self.spec}, got {shape}")
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.check_params(params)
+        W = params[0][0]
+        if X.dtype != W.dtype or X.device != W.device:
+            raise ValueError(f"inputs are {X.dtype} on {X.device} but the weights {W.dtype} on "
+                             f"{W.device}: convert one to the other (e.g. X.to(W.dtype))")
         with torch.no_grad():
             outs = [self.forward(params, X[i : i + batch_size])
                     for i in range(0, len(X), batch_size)]
@@ -188,6 +203,12 @@ class Network:
                     f"layer {l}: expected W {want} and b ({want[0]},), "
                     f"got W {tuple(W.shape)} and b {tuple(b.shape)}"
                 )
+            first = params[0][0]
+            if any(t.dtype != first.dtype or t.device != first.device for t in pair):
+                raise ValueError(
+                    f"layer {l}: W is {W.dtype} on {W.device} and b {b.dtype} on {b.device}, "
+                    f"but the first layer's W {first.dtype} on {first.device}: every parameter "
+                    "needs one dtype and device")
 
 
 def parse_arch(spec: str | Sequence[int]) -> tuple[int, ...]:
@@ -197,7 +218,7 @@ def parse_arch(spec: str | Sequence[int]) -> tuple[int, ...]:
                         f"widths, got {type(spec).__name__} {bytes(spec)!r}: decode it first")
     if isinstance(spec, str):
         parts = [p.strip() for p in spec.replace(",", "-").split("-")]
-        if not all(p.isdigit() for p in parts):
+        if not all(_digits(p) for p in parts):
             raise ValueError(
                 f"architecture must look like '784-300-10' (widths joined by '-'), got {spec!r}"
             )
@@ -240,9 +261,14 @@ def mlp(spec: str | Sequence[int], *, activation: str = "relu", loss: str = "ce"
     return Network(layers, loss)
 
 
-_CONV = re.compile(r"conv(\d+)k(\d+)(?:p(\d+))?")
-_POOL = re.compile(r"pool(\d+)")
-_SHAPE = re.compile(r"(\d+)x(\d+)x(\d+)")
+_CONV = re.compile(r"conv(\d+)k(\d+)(?:p(\d+))?", re.ASCII)  # ASCII: "²" is no number
+_POOL = re.compile(r"pool(\d+)", re.ASCII)
+_SHAPE = re.compile(r"(\d+)x(\d+)x(\d+)", re.ASCII)
+
+
+def _digits(token: str) -> bool:
+    """0-9 only (str.isdigit also takes superscripts and other scripts' digits)."""
+    return token.isascii() and token.isdigit()
 
 
 def lenet5_spec(in_shape: tuple[int, int, int] = (1, 28, 28), n_out: int = 10) -> str:
@@ -255,6 +281,11 @@ def lenet5_spec(in_shape: tuple[int, int, int] = (1, 28, 28), n_out: int = 10) -
     c, h, w = (int(s) for s in in_shape)
     if min(h, w) < 28:
         raise ValueError(f"LeNet-5 needs images of at least 28x28 pixels, got {h}x{w}")
+    if (h, w) != (28, 28) and (h % 4 or w % 4):
+        raise ValueError(f"LeNet-5 takes 28x28 images or sides that are multiples of 4 from 32 "
+                         f"up (two 5x5 convolutions, each followed by pooling by 2), got "
+                         f"{h}x{w}; crop or pad the images, or write the architecture "
+                         "yourself (--arch CxHxW-conv6k5p<pad>-pool2-...)")
     pad = "p2" if (h, w) == (28, 28) else ""
     return f"{c}x{h}x{w}-conv6k5{pad}-pool2-conv16k5-pool2-120-84-{n_out}"
 
@@ -283,12 +314,15 @@ def network(
             _CONV.fullmatch(t) or _POOL.fullmatch(t) for t in tokens):
         net = mlp(spec, activation=activation, loss=loss)
         return _with_activations(net, activations)
-    _check_sizes(spec, [int(n) for n in re.findall(r"\d+", spec)])
+    _check_sizes(spec, [int(n) for n in re.findall(r"\d+", spec, re.ASCII)])
     shape: tuple[int, int, int] | None = None
     if m := _SHAPE.fullmatch(tokens[0]):
         shape = (int(m[1]), int(m[2]), int(m[3]))
         width = math.prod(shape)
-    elif tokens[0].isdigit():
+        if width > MAX_SIZE:
+            raise ValueError(f"architecture {spec!r}: the input {tokens[0]} has {width} "
+                             "values, more than 2**31 - 1")
+    elif _digits(tokens[0]):
         width = int(tokens[0])
     else:
         raise ValueError(f"architecture {spec!r}: the first token must be a width or CxHxW")
@@ -317,7 +351,7 @@ def network(
                 )
             layer: Layer = Conv2d(shape, int(m[1]), int(m[2]), int(m[3] or 0), pool, act)
             shape, width = layer.out_shape, layer.out_features
-        elif tok.isdigit():
+        elif _digits(tok):
             in_shape = shape if pool > 1 else None
             d_in = math.prod((shape[0], shape[1] // pool, shape[2] // pool)) if (
                 pool > 1 and shape is not None) else width
@@ -330,6 +364,9 @@ def network(
                 f"architecture {spec!r}: cannot read {tok!r} (expected a width, conv<C>k<k>[p<P>]"
                 " or pool<P>)"
             )
+        if layer.out_features > MAX_SIZE:
+            raise ValueError(f"architecture {spec!r}: {tok} outputs {layer.out_features} "
+                             "values, more than 2**31 - 1")
         layers.append(layer)
         pool = 1
     if not layers or not isinstance(layers[-1], Dense):

@@ -22,6 +22,8 @@ def targets_for(net: Network, y: Tensor, dtype: torch.dtype) -> Tensor:
         return one_hot(y, k, dtype)
     if net.loss == "ce":
         raise ValueError("cross-entropy needs integer class labels, got float targets")
+    if y.ndim > 2:
+        raise ValueError(f"targets must be (N,) or (N, outputs), got shape {tuple(y.shape)}")
     Y = y.to(dtype)
     if Y.ndim == 1:
         Y = Y[:, None]
@@ -30,10 +32,20 @@ def targets_for(net: Network, y: Tensor, dtype: torch.dtype) -> Tensor:
     return Y
 
 
+def _check_rows(X: Tensor, y: Tensor) -> None:
+    """One label or target row per input row (a broadcast would give a wrong score)."""
+    if y.ndim == 0 or len(y) != len(X):
+        raise ValueError(f"inputs and labels/targets differ in length: {len(X)} rows against "
+                         f"{tuple(y.shape)}")
+
+
 def accuracy(net: Network, params: Params, X: Tensor, y: Tensor) -> float | None:
     """Share of correctly classified rows with the feed-forward rule (None for regression)."""
     if not is_classification(y):
         return None
+    _check_rows(X, y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be a 1-D tensor (N,), got shape {tuple(y.shape)}")
     if len(y) == 0:
         return None
     pred = net.outputs(params, X).argmax(dim=1)
@@ -45,6 +57,7 @@ def squared_error(net: Network, params: Params, X: Tensor, y: Tensor,
     """Mean over the samples of ||output - Y||^2 in float64 (Y one-hot for labels; ``out``:
     the outputs where the caller has them): the regression loss of the history and of
     :func:`evaluate`."""
+    _check_rows(X, y)
     if out is None:
         out = net.outputs(params, X)
     diff = out.double() - targets_for(net, y, torch.float64)

@@ -129,7 +129,8 @@ def _activation_name(module: nn.Module) -> str:
     for cls, name in _MODULE_NAMES.items():
         if type(module) is cls:
             return name
-    probe = torch.linspace(-4.0, 4.0, 81, dtype=torch.float64)
+    # wide enough for settings that act far out (nn.Softplus's threshold, up to 40)
+    probe = torch.linspace(-40.0, 40.0, 801, dtype=torch.float64)
     for name, act in ACTIVATIONS.items():
         try:
             ref = act.torch_module()

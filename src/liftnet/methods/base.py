@@ -159,6 +159,12 @@ class Method(ABC):
     def objective(self, net: Network, state: MethodState, X: Tensor, Y: Tensor) -> float:
         """The method's training objective at ``state`` on the batch ``(X, Y)``."""
 
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Class probabilities (N, k) from a ``ce`` network's outputs (N, k), as the method
+        trains them: the softmax (its cross-entropy) unless a method's output layer means
+        something else."""
+        return torch.softmax(outputs, 1)
+
 
 @functools.cache
 def _state_type(cls: type[Method]) -> type[MethodState]:

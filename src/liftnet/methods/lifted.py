@@ -208,6 +208,12 @@ class Lifted(Method):
         data = sum_samples(state, loss + penalty)
         return float(data / count_samples(state, X) + self.rho * reg + self.gamma * prox)
 
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """The outputs' projection onto the simplex: the output layer is fitted to points of
+        the simplex (15), Appendix A, so its outputs span about [0, 1] and a softmax of them
+        would be nearly uniform."""
+        return project_simplex(outputs)
+
     # ------------------------------------------------------------------ one BCD sweep
     def step(
         self, net: Network, state: LiftedState, X: Tensor, Y: Tensor, *, new_batch: bool = True
