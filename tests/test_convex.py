@@ -219,6 +219,41 @@ def test_solve_from_the_true_parameters_returns_the_true_network():
     assert relative_output_error(sol.point, X0, Y) < 1e-6
 
 
+def test_data_of_the_wrong_shape_or_value_are_named():
+    # review 24: a 1-D Y broadcast against (N, 1) into an N x N equality (the solve then
+    # "failed" with advice to rescale) and gave wrong helper values; other mistakes ended
+    # deep in numpy or cvxpy
+    X0, weights, Y = _teacher(3, n=8, sizes=(2, 2, 1))
+    point = lift(weights, X0)
+    assert relative_output_error(point, X0, Y[:, 0]) == 0.0  # one output: 1-D is a column
+    assert affine_residual(lift(weights, X0, Y[:, 0]), X0, Y[:, 0]) == 0.0
+    for bad_X, bad_Y, message in [
+            (X0, Y[:5], r"Y must be \(N, outputs\) = \(8, 1\) for this point, got shape \(5, 1\)"),
+            (X0[:, :1], Y, r"X0 must be \(N, d_0\) = \(8, 2\)"),
+            (np.where(X0 > 0, np.nan, X0), Y, "must be finite")]:
+        with pytest.raises(ValueError, match=message):
+            affine_residual(point, bad_X, bad_Y)
+    with pytest.raises(ValueError, match="no samples"):
+        relative_output_error(point, X0[:0], Y[:0])
+    with pytest.raises(ValueError, match=r"X0 must be \(N, 2\) for these weights"):
+        lift(weights, X0[:, 0])
+    Z = np.zeros_like(Y)  # zero targets: the absolute error, not 1e292
+    assert relative_output_error(point, X0, Z) == pytest.approx(np.linalg.norm(Y))
+    pytest.importorskip("cvxpy", reason=NEEDS_CVXPY)
+    from liftnet.convex import solve_heuristic
+
+    assert solve_heuristic(X0, Y[:, 0], point).status == "optimal"
+    for kwargs, message in [({"lam": -1.0}, "lam must be a finite number > 0"),
+                            ({"lam": float("nan")}, "lam must be"),
+                            ({"tol": -1.0}, "tol must be a finite number > 0"),
+                            ({"max_iters": 0}, "max_iters must be a positive integer")]:
+        with pytest.raises(ValueError, match=message):
+            solve_heuristic(X0, Y, point, **kwargs)
+    with pytest.raises(ValueError, match=r"X0 must be \(N, d_0\) = \(8, 2\) for this point, "
+                                         r"got shape \(8, 3\)"):
+        solve_heuristic(np.hstack([X0, X0[:, :1]]), Y, point)
+
+
 @pytest.mark.parametrize("failure", ["error", "no solution"])
 def test_a_failed_solve_names_the_data_scale_and_suggests_rescaling(monkeypatch, failure):
     """The problem is always feasible and bounded, so a solver failure is numerical: the

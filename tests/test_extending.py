@@ -4,6 +4,7 @@ Python or by ``liftnet --plugin``; the two examples in ``examples/`` are the one
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,6 +394,15 @@ def test_box_activations_must_project_onto_their_box(registries):
 
     with pytest.raises(ValueError, match="box must be .lower, upper. with lower < upper"):
         register_activation(Reversed())
+
+    @dataclass(frozen=True)
+    class Infinite(ReLU):  # review 24: an inf bound was called "not the projection"
+        name: ClassVar[str] = "infinite"
+        box: ClassVar[tuple[float | None, float | None] | None] = (0.0, math.inf)
+
+    with pytest.raises(ValueError, match=r"box bounds must be finite numbers; use None for no "
+                                         r"bound, got \(0.0, inf\)"):
+        register_activation(Infinite())
     @dataclass(frozen=True)
     class Capped(ReLU):  # min(max(u, 0), 25) declaring ReLU's box: wrong beyond the grid of -20..20
         name: ClassVar[str] = "capped"

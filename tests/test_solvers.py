@@ -349,6 +349,16 @@ def test_project_simplex_properties(dtype):
     e[0, 2] = 1
     assert torch.equal(project_simplex(e), e)
     torch.testing.assert_close(project_simplex(V.reshape(20, 10, 7)), Z.reshape(20, 10, 7))
+    # review 24: large values next to the 1 (an offset, a dominant entry) lost it to rounding
+    for offset in (1e4, 1e6, -1e10):
+        shifted = V + offset  # (rounded in float32: compare with the rounded rows' projection)
+        ref = project_simplex(shifted.double() - offset).to(dtype)
+        torch.testing.assert_close(project_simplex(shifted), ref, atol=1e-6, rtol=0)
+    big = torch.tensor([[1e8, 0.0, 0.0], [-1e10, -1e10 + 0.5, -1e10 - 3]], dtype=dtype)
+    third = 1 / 3 if dtype == torch.float32 else None  # float32: the three values are equal
+    want = torch.tensor([[1.0, 0.0, 0.0],
+                         [third, third, third] if third else [0.25, 0.75, 0.0]], dtype=dtype)
+    torch.testing.assert_close(project_simplex(big), want)
 
 
 def _labels(kind: str, n: int, p: int, g: torch.Generator) -> torch.Tensor:

@@ -667,6 +667,9 @@ def _check_box(activation: Activation) -> None:
             and (None in box or box[0] < box[1])):
         raise ValueError(f"activation {activation.name!r}: box must be (lower, upper) with "
                          f"lower < upper (None for no bound), got {box!r}")
+    if not all(b is None or math.isfinite(b) for b in box):
+        raise ValueError(f"activation {activation.name!r}: box bounds must be finite numbers; "
+                         f"use None for no bound, got {box!r}")
     u = torch.cat([torch.linspace(-20.0, 20.0, 401, dtype=torch.float64),
                    torch.tensor([-1e6, -1e3, 1e3, 1e6], dtype=torch.float64)])
     for b in box:  # each bound, and beyond it by a margin that scales with it

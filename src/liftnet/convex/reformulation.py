@@ -91,16 +91,22 @@ def lift(weights: Sequence[tuple[np.ndarray, np.ndarray]], X0: np.ndarray,
     bs = tuple(np.asarray(b, dtype=np.float64) for _, b in weights)
     if len(Ws) < 2:
         raise ValueError("the lifted problem needs at least one hidden layer (two weight pairs)")
-    U = np.asarray(X0, dtype=np.float64) @ Ws[0].T + bs[0]
+    X0 = np.asarray(X0, dtype=np.float64)
+    if X0.ndim != 2 or X0.shape[1] != Ws[0].shape[1]:
+        raise ValueError(f"X0 must be (N, {Ws[0].shape[1]}) for these weights, got shape "
+                         f"{X0.shape}")
+    U = X0 @ Ws[0].T + bs[0]
     Z, S, P = [], [], []
     for W, b in zip(Ws[1:], bs[1:], strict=True):
         Z.append(np.maximum(U, 0.0))
         S.append(np.maximum(-U, 0.0))
         P.append(Z[-1] @ W.T)
         U = P[-1] + b
+    point = LiftedPoint(Ws, bs, tuple(Z), tuple(S), tuple(P))
     if Y is not None:
-        P[-1] = np.asarray(Y, dtype=np.float64) - bs[-1]
-    return LiftedPoint(Ws, bs, tuple(Z), tuple(S), tuple(P))
+        P[-1] = check_data(point, X0, Y)[1] - bs[-1]
+        point = LiftedPoint(Ws, bs, tuple(Z), tuple(S), tuple(P))
+    return point
 
 
 def network_output(point: LiftedPoint, X0: np.ndarray) -> np.ndarray:
@@ -113,15 +119,40 @@ def network_output(point: LiftedPoint, X0: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_data(point: LiftedPoint, X0: np.ndarray, Y: np.ndarray, *, lifted: bool = True
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """X0 (N, d_0) and Y (N, d_{L+1}) as float64 arrays, checked against the point's widths
+    (and, with ``lifted``, its N rows of lifted variables); a 1-D Y is one output column.
+    ValueError naming the problem otherwise (a broadcast would give wrong numbers)."""
+    X0, Y = np.asarray(X0, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    d0, d_out = point.sizes[0], point.sizes[-1]
+    if Y.ndim == 1 and d_out == 1:
+        Y = Y[:, None]
+    n = point.Z[0].shape[0] if lifted else len(X0)
+    if X0.ndim != 2 or X0.shape[1] != d0 or len(X0) != n:
+        raise ValueError(f"X0 must be (N, d_0) = ({n}, {d0}) for this point, got shape "
+                         f"{X0.shape}")
+    if Y.shape != (n, d_out):
+        raise ValueError(f"Y must be (N, outputs) = ({n}, {d_out}) for this point, got shape "
+                         f"{Y.shape}")
+    if n == 0:
+        raise ValueError("no samples: X0 and Y have 0 rows")
+    if not (np.isfinite(X0).all() and np.isfinite(Y).all()):
+        raise ValueError("X0 and Y must be finite (NaN or infinite values found)")
+    return X0, Y
+
+
 def relative_output_error(point: LiftedPoint, X0: np.ndarray, Y: np.ndarray) -> float:
-    """||Y_hat - Y||_F / ||Y||_F of the point's weights (feed-forward rule)."""
-    Y = np.asarray(Y, dtype=np.float64)
-    return float(np.linalg.norm(network_output(point, X0) - Y) / max(np.linalg.norm(Y), 1e-300))
+    """||Y_hat - Y||_F / ||Y||_F of the point's weights (feed-forward rule) on (X0, Y), any
+    number of samples; the absolute error ||Y_hat||_F when Y = 0."""
+    X0, Y = check_data(point, X0, Y, lifted=False)
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(network_output(point, X0) - Y)) / (norm if norm > 0 else 1.0)
 
 
 def affine_residual(point: LiftedPoint, X0: np.ndarray, Y: np.ndarray) -> float:
     """Largest violation of (A1)-(A4): max |lhs - rhs| of the equalities and max(0, -Z, -S)."""
-    X0, Y = np.asarray(X0, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    X0, Y = check_data(point, X0, Y)
     gaps = [point.Z[0] - point.S[0] - (X0 @ point.W[0].T + point.b[0])]
     for l in range(1, len(point.Z)):
         gaps.append(point.Z[l] - point.S[l] - (point.P[l - 1] + point.b[l]))

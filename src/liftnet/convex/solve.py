@@ -20,6 +20,7 @@ CVXPY is imported inside the functions, so ``import liftnet`` never needs it.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .reformulation import LiftedPoint, _check_blocks, rank_matrix
+from .reformulation import LiftedPoint, _check_blocks, check_data, rank_matrix
 
 CVXPY_MISSING = "the convex method needs cvxpy: pip install liftnet[convex]"
 SOLVERS = ("CLARABEL", "SCS")
@@ -113,7 +114,14 @@ def solve_heuristic(
     _check_blocks(relu_blocks, product_blocks)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
-    X0, Y = np.asarray(X0, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    from ..methods.base import check_positive, check_tol  # (methods imports this module)
+
+    check_positive("lam", lam)
+    check_tol("tol", tol)
+    if isinstance(max_iters, bool) or not isinstance(max_iters, numbers.Integral) \
+            or max_iters < 1:
+        raise ValueError(f"max_iters must be a positive integer, got {max_iters!r}")
+    X0, Y = check_data(ref, X0, Y)
     sides = psd_sides(X0.shape[0], ref.sizes, relu_blocks, product_blocks)
     need = ProblemSize(0, 0, 0, sides).clarabel_bytes()
     if solver == "CLARABEL" and need > CLARABEL_MEMORY_LIMIT:  # checked before building

@@ -15,11 +15,14 @@ def project_simplex(V: Tensor) -> Tensor:
     (any leading dimensions; the simplex is along the last one), result of the same shape.
     Exact sort-based algorithm (Held et al. 1974; Duchi et al. 2008): with u the row sorted in
     decreasing order, ``rho = max{j : u_j > (sum_{i<=j} u_i - 1) / j}`` and
-    ``z = max(v - (sum_{i<=rho} u_i - 1) / rho, 0)``.
+    ``z = max(v - (sum_{i<=rho} u_i - 1) / rho, 0)``.  Each row is first shifted by its
+    largest entry (the projection is invariant to adding a constant to a row), so that the 1
+    is not lost to rounding next to large values (1e8 in float32 gave a zero row).
     """
     if V.ndim == 0 or V.shape[-1] == 0:
         raise ValueError(f"V must have a non-empty last dimension, got shape {tuple(V.shape)}")
     p = V.shape[-1]
+    V = V - V.amax(dim=-1, keepdim=True)
     U = torch.sort(V, dim=-1, descending=True).values
     css = U.cumsum(dim=-1) - 1.0
     j = torch.arange(1, p + 1, device=V.device)
