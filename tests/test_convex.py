@@ -246,7 +246,7 @@ def test_data_of_the_wrong_shape_or_value_are_named():
     for kwargs, message in [({"lam": -1.0}, "lam must be a finite number > 0"),
                             ({"lam": float("nan")}, "lam must be"),
                             ({"tol": -1.0}, "tol must be a finite number > 0"),
-                            ({"max_iters": 0}, "max_iters must be a positive integer")]:
+                            ({"max_iters": 0}, "max_iters must be an integer >= 1")]:
         with pytest.raises(ValueError, match=message):
             solve_heuristic(X0, Y, point, **kwargs)
     with pytest.raises(ValueError, match=r"X0 must be \(N, d_0\) = \(8, 2\) for this point, "

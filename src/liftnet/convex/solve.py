@@ -20,7 +20,6 @@ CVXPY is imported inside the functions, so ``import liftnet`` never needs it.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -114,13 +113,11 @@ def solve_heuristic(
     _check_blocks(relu_blocks, product_blocks)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
-    from ..methods.base import check_positive, check_tol  # (methods imports this module)
+    from ..methods.base import check_int, check_positive, check_tol  # (imports this module)
 
     check_positive("lam", lam)
     check_tol("tol", tol)
-    if isinstance(max_iters, bool) or not isinstance(max_iters, numbers.Integral) \
-            or max_iters < 1:
-        raise ValueError(f"max_iters must be a positive integer, got {max_iters!r}")
+    check_int("max_iters", max_iters, 1)
     X0, Y = check_data(ref, X0, Y)
     sides = psd_sides(X0.shape[0], ref.sizes, relu_blocks, product_blocks)
     need = ProblemSize(0, 0, 0, sides).clarabel_bytes()
