@@ -171,6 +171,8 @@ def first_below(values: list[float], target: float) -> int | None:
 
 
 def acceptance(runs: list[dict]) -> dict:
+    """Criteria (a) and (b) of issue 6; (b), "at least 4 of 5 seeds", is taken as at least
+    five seeds of which at least 4 in 5 reach the error."""
     pert = [r for r in runs if r["start"] == "perturbed"]
     rand = [r for r in runs if r["start"] == "random"]
     a = [{"seed": r["seed"],
@@ -185,25 +187,27 @@ def acceptance(runs: list[dict]) -> dict:
     n_b = sum(x["error_below_1e-4_at"] is not None for x in b)
     return {"a_perturbed": {"per_seed": a, "met": met_a},
             "b_random": {"per_seed": b, "seeds_reached": n_b, "seeds": len(b),
-                         "met": len(b) >= 5 and n_b >= 4}}
+                         "met": len(b) >= 5 and n_b >= math.ceil(0.8 * len(b))}}
 
 
 def scaling(args: argparse.Namespace) -> list[dict]:
-    """One solve per size (3 inputs, 2 outputs), from the lifted true network plus N(0, 0.1^2)
-    noise, in three forms: ReLU per entry with one product matrix per layer (the default), ReLU
-    per entry with one product matrix per sample, and the post's diag(vec) ReLU matrix (SCS).
-    Sizes beyond ``--scaling-max-psd`` (CLARABEL) or ``--scaling-post-limit`` (SCS) are counted
-    but not solved."""
+    """One solve per size (3 inputs, 2 outputs; the teacher, perturbation and lam of the run's
+    options), from the lifted true network plus N(0, 0.1^2) noise by default, in three forms:
+    ReLU per entry with one product matrix per layer (the default), ReLU per entry with one
+    product matrix per sample, and the post's diag(vec) ReLU matrix (SCS).  Sizes beyond
+    ``--scaling-max-psd`` (CLARABEL) or ``--scaling-post-limit`` (SCS) are counted but not
+    solved."""
     rows = []
     cases = [(n, 3) for n in args.scaling_samples] + [
         (args.samples, h) for h in args.scaling_hidden if h != 3]
     configs = [("entry", "layer", "CLARABEL"), ("entry", "sample", "CLARABEL"),
                ("layer", "layer", "SCS")]
     for n, h in cases:
-        net, X, Y, true = teacher(0, n, (3, h, 2))
+        net, X, Y, true = teacher(0, n, (3, h, 2), args.weight_std, args.bias_std)
         Xn, Yn = X.numpy(), Y.numpy()
         point = lift([(W.numpy(), b.numpy()) for W, b in true], Xn)
-        ref = reference("perturbed", point, rng=np.random.default_rng(0), scale=0.1)
+        ref = reference("perturbed", point, rng=np.random.default_rng(0),
+                        scale=args.perturbation)
         for relu_blocks, product_blocks, solver in configs:
             size = problem_size(Xn, Yn, ref, relu_blocks=relu_blocks,
                                 product_blocks=product_blocks, solver=solver)
@@ -220,7 +224,7 @@ def scaling(args: argparse.Namespace) -> list[dict]:
                 row["skipped"] = f"N d_1 = {n * h} > {args.scaling_post_limit}"
             else:
                 try:
-                    sol = solve_heuristic(Xn, Yn, ref, relu_blocks=relu_blocks,
+                    sol = solve_heuristic(Xn, Yn, ref, lam=args.lam, relu_blocks=relu_blocks,
                                           product_blocks=product_blocks, solver=solver,
                                           tol=args.tol if solver == "CLARABEL" else 1e-6)
                     row.update(seconds=sol.seconds, status=sol.status,

@@ -159,7 +159,9 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
     }
 
 
-def plot(path: Path, fig: int, results: dict[str, Any], title: str) -> None:
+def plot(path: Path, fig: int, results: dict[str, Any], title: str, n_train: int) -> None:
+    """Test accuracy against batches; in Figure 1 against passes over the data set (a sweep
+    of a full-data-set method, an epoch of a batched one), so that they share one axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,8 +170,11 @@ def plot(path: Path, fig: int, results: dict[str, Any], title: str) -> None:
     f, ax = plt.subplots(figsize=(6, 4))
     for name, r in results.items():
         xs, ys, _ = zip(*r["curve"], strict=True)
-        ax.plot(xs, ys, label=f"{name} ({r['final_test_accuracy']:.3f})")
-    ax.set_xlabel("iterations (full data set)" if fig == 1 else "batches")
+        bs = r.get("batch_size") or 0
+        per_pass = math.ceil(n_train / bs) if fig == 1 and 0 < bs < n_train else 1
+        ax.plot([x / per_pass for x in xs], ys, label=f"{name} ({r['final_test_accuracy']:.3f})")
+    ax.set_xlabel("passes over the data set (full-data sweeps, epochs)" if fig == 1
+                  else "batches")
     ax.set_ylabel("test accuracy")
     lo = min(min(c[1] for c in r["curve"][1:] or r["curve"]) for r in results.values())
     ax.set_ylim(max(0.0, min(lo, 0.8)), 1.0)
@@ -228,12 +233,15 @@ def report(record: dict[str, Any], title: str, out_dir: str, *, final: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"fenchel_fig{record['figure']}.json"
     write_json(path, record)
-    plot(path.with_suffix(".png"), record["figure"], results, title)
+    plot(path.with_suffix(".png"), record["figure"], results, title, record["n_train"])
     print(f"wrote {path} and .png" + ("" if final else " (models so far)"), flush=True)
 
 
 def parse_value(value: str) -> Any:
-    """A ``--set`` value: an int, a float, else the string (e.g. a list "300,30,1,1")."""
+    """A ``--set`` value: true / false, an int, a float, else the string (e.g. a list
+    "300,30,1,1")."""
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     try:
         return float(value) if "." in value or "e" in value else int(value)
     except ValueError:
@@ -271,6 +279,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
     """(name, method key, method, batch size, epochs) of every chosen model, with every
     ``--models``, ``--set`` and ``--epochs-of`` checked before any data are read."""
     spec = FIGURES[args.figure]
+    if args.eval_every < 1:
+        raise ValueError(f"--eval-every must be >= 1, got {args.eval_every}")
     known = ", ".join(spec["models"])
     chosen = list(spec["models"]) if args.models is None else args.models.split(",")
     for name in chosen:

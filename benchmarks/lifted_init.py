@@ -88,9 +88,12 @@ SETTINGS = {
 }
 
 
-def paper_accuracy(paper: str, arch: str, lr: float, init: str) -> float | None:
+def paper_accuracy(paper: str | None, arch: str, lr: float, init: str) -> float | None:
     """The table's test accuracy for a cell (paper 000: 1 - its error; its NN [random] beside
-    every random initialisation, as the paper does not say which it drew)."""
+    every random initialisation, as the paper does not say which it drew); None for no table
+    (``paper`` None: a data set the papers' tables are not about, see :func:`table_of`)."""
+    if paper is None:
+        return None
     if paper == "004":
         return PAPER.get((arch, lr), {}).get(init)
     errors = PAPER_000_ERRORS.get(arch)
@@ -98,6 +101,11 @@ def paper_accuracy(paper: str, arch: str, lr: float, init: str) -> float | None:
         return None
     column = {"model": 0, "lifted": 2}.get(init, 1)
     return round(1.0 - errors[column][0], 4)
+def table_of(paper: str, dataset: str) -> str | None:
+    """The paper whose figures go beside ours: both tables are MNIST's."""
+    return paper if dataset == "mnist" else None
+
+
 # Not in the paper: the lifted weights with the output layer scaled to the temperature that
 # minimises the training cross-entropy (liftnet.transfer.calibrate_output; argmax unchanged).
 EXTRA_INITS = ["lifted_calibrated"]
@@ -174,6 +182,7 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         k = ds.n_classes
         nets = {arch: mlp(f"{ds.n_features}-{arch}-{k}", loss="ce") for arch in archs}
     lifted_epochs = lifted.default_epochs if args.lifted_epochs is None else args.lifted_epochs
+    table = table_of(args.paper, args.dataset)
     cells: list[dict] = []
     t_start = time.perf_counter()
     for arch, net in nets.items():
@@ -190,7 +199,7 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
                      f"({time.perf_counter() - t0:.0f} s)")
                 if "model" in inits:
                     for lr in lrs:
-                        cells.append(_cell(args.paper, arch, lr, "model", seed, acc))
+                        cells.append(_cell(table, arch, lr, "model", seed, acc))
                 if "lifted_calibrated" in inits:
                     calibrated, tau = calibrate_output(net, lifted_params, ds.X_train, ds.y_train)
                     _log(f"{arch} seed {seed}: output temperature {tau:.3g}")
@@ -201,7 +210,12 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
                     start = {"lifted": lifted_params, "lifted_calibrated": calibrated}.get(init)
                     bp = Backprop(optimizer=args.optimizer, lr=lr, reduction=args.reduction,
                                   init="xavier" if start is not None else init, bias_init=0.1)
-                    state = bp.state_from_params(start) if start is not None else None
+                    if start is None:  # the weights fit would draw from the seed, drawn here
+                        # so that fit's generator gives every initialisation the same batches
+                        start = net.init_params(generator=torch.Generator().manual_seed(seed),
+                                                scheme=init, bias=0.1,
+                                                dtype=ds.X_train.dtype)
+                    state = bp.state_from_params(start)
                     t0 = time.perf_counter()
                     res = fit(bp, net, ds.X_train, ds.y_train, epochs=args.epochs,
                               batch_size=args.batch_size, seed=seed, X_test=ds.X_test,
@@ -209,7 +223,7 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
                     acc = res.history[-1]["test_accuracy"]
                     _log(f"{arch} lr {lr:g} {init:>16} seed {seed}: test {acc:.4f} "
                          f"({time.perf_counter() - t0:.0f} s)")
-                    cells.append(_cell(args.paper, arch, lr, init, seed, acc,
+                    cells.append(_cell(table, arch, lr, init, seed, acc,
                                        curve=[h["test_accuracy"] for h in res.history]))
         # after every architecture: a run stopped later keeps what it finished
         record = {
@@ -221,7 +235,7 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
             "results": cells,
         }
         write_json(args.out, record)
-    _print_table(args.paper, cells, archs, lrs, inits)
+    _print_table(table, cells, archs, lrs, inits)
     _log(f"wrote {Path(args.out)}")
     _plot(Path(args.out))
     return 0
@@ -254,7 +268,8 @@ def combine(files: list[str], out: Path) -> int:
     write_json(out, {"benchmark": recs[0]["benchmark"], "config": config,
                      "wall_seconds": sum(r["wall_seconds"] for r in recs),
                      "complete": all(r.get("complete", True) for r in recs), "results": cells})
-    _print_table(config["paper"], cells, config["archs"].split(","),
+    _print_table(table_of(config["paper"], config.get("dataset", "mnist")), cells,
+                 config["archs"].split(","),
                  [float(v) for v in config["lrs"].split(",")], config["inits"].split(","))
     _log(f"wrote {out}")
     _plot(out)

@@ -435,6 +435,19 @@ def test_benchmark_writes_its_contract_on_a_tiny_setting(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+def test_criterion_b_asks_four_in_five_seeds():
+    # review 25: "at least 4 of 5 seeds" was "4 seeds of any number >= 5" (4 of 10 met it)
+    bench = _benchmark_module()
+
+    def runs(fitted: int, seeds: int) -> list[dict]:
+        return [{"start": "random", "seed": k, "max_violation": [1.0],
+                 "relative_output_error": [1e-6 if k < fitted else 0.1]} for k in range(seeds)]
+
+    met = {(f, n): bench.acceptance(runs(f, n))["b_random"]["met"]
+           for f, n in [(4, 5), (3, 5), (4, 10), (8, 10), (4, 4)]}
+    assert met == {(4, 5): True, (3, 5): False, (4, 10): False, (8, 10): True, (4, 4): False}
+
+
 # ---------------------------------------------------------------------------- without cvxpy
 def test_everything_else_works_without_cvxpy():
     script = textwrap.dedent(f"""
