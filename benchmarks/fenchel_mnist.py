@@ -279,8 +279,6 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
     """(name, method key, method, batch size, epochs) of every chosen model, with every
     ``--models``, ``--set`` and ``--epochs-of`` checked before any data are read."""
     spec = FIGURES[args.figure]
-    if args.eval_every < 1:
-        raise ValueError(f"--eval-every must be >= 1, got {args.eval_every}")
     known = ", ".join(spec["models"])
     chosen = list(spec["models"]) if args.models is None else args.models.split(",")
     for name in chosen:
@@ -330,6 +328,8 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         report(record, title, args.out_dir)
         return 0
     with usage_errors(p):  # every check, the data and the network before any training
+        if args.eval_every < 1:
+            raise ValueError(f"--eval-every must be >= 1, got {args.eval_every}")
         models = plan(args)
         device = resolve_device(args.device)
         ds = load_dataset(spec["dataset"], data_dir=args.data_dir,

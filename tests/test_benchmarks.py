@@ -370,7 +370,6 @@ def test_a_scalar_set_on_lenet5_overrides_its_per_layer_default():
     assert method.lams is None and method.lam == 2.0 and method.gammas[-1] == 50.0
 
 
-
 def test_linear_baselines_and_admm_multiplier_scripts_write_their_records(tmp_path, data_dir):
     lin = tmp_path / "lin.json"
     assert _load("linear_baselines").main(["--data-dir", str(data_dir), "--hidden", "20",
