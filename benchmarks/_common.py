@@ -35,3 +35,16 @@ def refuse_subset_over_published(p: argparse.ArgumentParser, args: argparse.Name
         verb = "runs" if len(subset) == 1 else "run"
         p.error(f"{' and '.join(subset)} {verb} on a subset: name {flag} (its default, "
                 f"{p.get_default(out)}, holds the published results)")
+
+
+def save_png(fig, path: str | Path, dpi: int) -> None:
+    """Write a matplotlib figure as PNG atomically (a temporary file renamed, like the JSON
+    records), so that an interrupted run never leaves a cut image."""
+    import io
+
+    from liftnet.results import atomic_write
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    data = buffer.getvalue()
+    atomic_write(path, lambda fh: fh.write(data))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import PUBLISHED
+from _common import PUBLISHED, save_png
 from liftnet import mlp
 from liftnet.allocator import reuse_freed_memory
 from liftnet.convex import (
@@ -272,7 +272,7 @@ def plot(runs: list[dict], path: Path) -> None:
             if target is not None:
                 ax.axhline(target, color="k", lw=0.5, ls="--")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from _common import PUBLISHED, refuse_subset_over_published, usage_errors
+from _common import PUBLISHED, refuse_subset_over_published, save_png, usage_errors
 from liftnet import get_method
 from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset
@@ -182,7 +182,7 @@ def plot(path: Path, fig: int, results: dict[str, Any], title: str, n_train: int
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     f.tight_layout()
-    f.savefig(path, dpi=120)
+    save_png(f, path, dpi=120)
     plt.close(f)
 
 
@@ -213,7 +213,9 @@ def combine(paths: list[str], figure: int) -> dict[str, Any]:
         for name, r in rec["models"].items():
             if name in models:
                 raise SystemExit(f"--combine: model {name!r} is in more than one file")
-            models[name] = {**r, "source": str(path)}
+            models[name] = {**r, "source": str(path), "device": rec.get("device")}
+        if rec.get("device") != record["device"]:  # times of other machines: say so
+            record["device"] = "mixed (see each model's device)"
     assert record is not None
     return {**record, "models": models, "combined_from": [str(p) for p in paths]}
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from _common import PUBLISHED, refuse_subset_over_published, usage_errors
+from _common import PUBLISHED, refuse_subset_over_published, save_png, usage_errors
 from liftnet import Backprop, Lifted, fit, mlp
 from liftnet.allocator import reuse_freed_memory
 from liftnet.data import load_dataset
@@ -319,7 +319,7 @@ def plot_curves(json_path: Path) -> Path:
             ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     png = json_path.with_suffix(".png")
-    fig.savefig(png, dpi=110)
+    save_png(fig, png, dpi=110)
     plt.close(fig)
     return png
 

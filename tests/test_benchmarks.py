@@ -168,6 +168,7 @@ def test_bregman_tables_on_mnist_and_fashion_slices(tmp_path, data_dir, monkeypa
         assert entry["epoch_ratio_bregman_over_backprop"] > 0
     assert rec["datasets"]["fashion-mnist"]["models"]["Bregman lifted"]["poster_linear_share"] \
         == [0.506, 0.125, 0.254]
+    assert rec["datasets"]["mnist"]["models"]["Bregman lifted"]["poster_linear_share"] is None
 
 
 def test_figure_combined_from_runs_of_model_subsets(tmp_path, data_dir):
@@ -198,6 +199,12 @@ def test_figure_combined_from_runs_of_model_subsets(tmp_path, data_dir):
             fig.main(["--figure", "2", "--combine", *map(str, paths), "--out-dir", str(out)])
     with pytest.raises(SystemExit, match="figure 2, not 3"):
         fig.main(["--figure", "3", "--combine", str(a), "--out-dir", str(out)])
+    assert rec["device"] == "cpu" and rec["models"]["Fenchel"]["device"] == "cpu"
+    gpu = tmp_path / "gpu.json"  # a part run elsewhere: the record says so (review 25)
+    gpu.write_text(json.dumps({**json.loads(b.read_text()), "device": "cuda"}))
+    assert fig.main(["--figure", "2", "--combine", str(a), str(gpu), "--out-dir", str(out)]) == 0
+    rec = json.loads((out / "fenchel_fig2.json").read_text())
+    assert rec["device"].startswith("mixed") and rec["models"]["Fenchel"]["device"] == "cuda"
 
 
 def test_a_run_stopped_during_a_model_keeps_the_models_it_finished(tmp_path, data_dir,
