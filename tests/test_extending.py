@@ -261,6 +261,18 @@ def test_plugin_given_twice_abbreviated_or_after_double_dash(registries, tmp_pat
     args = ["train", "--method", "random_features", "--arch", "64-50-10", "--quiet"]
     assert main([*args, "--plugin", FEATURES_FILE, f"--plugin={FEATURES_FILE}"]) == 0
     assert main([*args, "--plug", FEATURES_FILE]) == 0  # a second main() in this process
+    for name in [m for m in sys.modules if m.startswith("liftnet_plugin_")]:
+        del sys.modules[name]  # review 26: "--pl" (argparse's too) was taken and not imported
+    del METHODS["random_features"]
+    assert main([*args, "--pl", FEATURES_FILE]) == 0, capsys.readouterr().err
+    copy = tmp_path / "plugin_copy.py"  # an output naming a plugin's source is refused
+    copy.write_text("SOURCE = 'a plugin that registers nothing'\n")
+    for command in ([*args, "--plugin", str(copy), "--out", str(copy)],
+                    ["export", "--plugin", str(copy), "--model", str(tmp_path / "m.pt"),
+                     "--out", str(copy)]):
+        assert main(command) == 2
+        assert "names the --plugin file" in capsys.readouterr().err
+        assert copy.read_text() == "SOURCE = 'a plugin that registers nothing'\n"
     marker = tmp_path / "marker.py"
     marker.write_text("raise RuntimeError('imported')\n")
     assert load_plugins(["train", "--", "--plugin", str(marker)]) == []
@@ -292,6 +304,20 @@ def test_registered_method_flags_get_their_types_and_clashes_are_clear(registrie
     class Clash(Backprop):
         seed: int = 0
         key: ClassVar[str] = "clash"
+
+    @dataclass(frozen=True)
+    class FloatBias(Backprop):  # review 26: ADMM's bool --bias decided this float's type
+        bias: float = 0.0
+        key: ClassVar[str] = "float_bias"
+
+    register_method(FloatBias)
+    base = ["train", "--arch", "64-10", "--epochs", "1", "--quiet"]
+    assert main([*base, "--method", "float_bias", "--bias", "0.5"]) == 0, \
+        capsys.readouterr().err
+    assert main([*base, "--method", "float_bias", "--bias", "yes"]) == 2
+    assert "--bias: method float_bias expects float, got 'yes'" in capsys.readouterr().err
+    assert main([*base, "--method", "admm", "--loss", "mse", "--bias", "0.5"]) == 2
+    assert "--bias: method admm expects bool, got '0.5'" in capsys.readouterr().err
 
     register_method(Clash)
     assert main(["train", "--quiet"]) == 2

@@ -52,14 +52,30 @@ def _field_type(cls: type, f: dataclasses.Field) -> type:
     return args[0] if args[0] in (float, int, bool) else str
 
 
-def _method_fields() -> dict[str, tuple[type, list[str]]]:
-    """Every hyperparameter name across methods -> (type, methods that have it)."""
-    fields: dict[str, tuple[type, list[str]]] = {}
+def _method_fields() -> dict[str, tuple[type | None, list[str]]]:
+    """Every hyperparameter name across methods -> (type, methods that have it); the type is
+    None where methods give the name different types (e.g. a plugin's float ``bias`` beside
+    ADMM's bool): the flag then takes text, converted for the chosen method."""
+    fields: dict[str, tuple[type | None, list[str]]] = {}
     for key, cls in METHODS.items():
         for f in dataclasses.fields(cls):
             typ = _field_type(cls, f)
-            fields.setdefault(f.name, (typ, []))[1].append(f"{key} (default {f.default})")
+            known, owners = fields.setdefault(f.name, (typ, []))
+            if known is not typ:
+                fields[f.name] = (None, owners)
+            owners.append(f"{key} (default {f.default})")
     return fields
+
+
+def _convert(value: Any, typ: type, flag: str, method: str) -> Any:
+    """A flag's text converted to the type the chosen method's field has."""
+    if not isinstance(value, str) or typ is str:
+        return value
+    try:
+        return _bool(value) if typ is bool else typ(value)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise ValueError(f"{flag}: method {method} expects {typ.__name__}, got {value!r}"
+                         ) from None
 
 
 def _bool(text: str) -> bool:
@@ -194,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag = f"--{name.replace('_', '-')}"
         try:
             group.add_argument(flag, dest=f"hp_{name}", default=None, metavar=name.upper(),
-                               type=_bool if typ is bool else typ, help="of " + ", ".join(owners))
+                               type=_bool if typ is bool else (typ or str),
+                               help="of " + ", ".join(owners))
         except argparse.ArgumentError:  # e.g. a registered method with a field named "seed"
             raise ValueError(
                 f"the hyperparameter {name!r} of {', '.join(o.split(' ')[0] for o in owners)} "
@@ -204,16 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
     cls = METHODS[args.method]
-    own = {f.name for f in dataclasses.fields(cls)}
+    own = {f.name: f for f in dataclasses.fields(cls)}
     hp: dict[str, Any] = {}
     for key, value in vars(args).items():
         if key.startswith("hp_") and value is not None:
             name = key[3:]
+            flag = f"--{name.replace('_', '-')}"
             if name not in own:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} is not a hyperparameter of method {args.method}"
-                )
-            hp[name] = value
+                raise ValueError(f"{flag} is not a hyperparameter of method {args.method}")
+            hp[name] = _convert(value, _field_type(cls, own[name]), flag, args.method)
     for scalar, per_layer in shadowed(hp):  # the list would win and the scalar be ignored
         raise ValueError(f"--{scalar.replace('_', '-')} and --{per_layer} both given: "
                          f"--{per_layer} sets every layer's value; give one of them")
@@ -237,6 +253,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             if _same_file(path, other_path):
                 raise ValueError(f"{flag} and {other} name the same file ({path}); one would "
                                  "overwrite the other")
+    _refuse_plugin_files(args, named)
     if args.init_from is not None:
         for flag, path in named:
             if _same_file(path, args.init_from):
@@ -439,6 +456,15 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
+def _refuse_plugin_files(args: argparse.Namespace, named: list[tuple[str, str]]) -> None:
+    """ValueError when an output names a --plugin's .py file (its source would be lost)."""
+    for spec in getattr(args, "plugin", None) or []:
+        for flag, path in named:
+            if _same_file(path, spec):
+                raise ValueError(f"{flag} names the --plugin file ({spec}); writing it would "
+                                 "destroy the plugin's source")
+
+
 def _same_file(a: str, b: str) -> bool:
     """Whether two paths name one file (symbolic links resolved; b may not exist yet)."""
     return os.path.realpath(a) == os.path.realpath(b)
@@ -472,6 +498,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         if _same_file(args.out, args.model):
             raise ValueError(f"--out names the model file ({args.model}); the scores would "
                              "overwrite it")
+        _refuse_plugin_files(args, [("--out", args.out)])
     device = _device(args.device)
     net, params, meta = load_model(args.model)
     trained_on, config = _saved_run(meta)
@@ -546,6 +573,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
     if _same_file(args.out, args.model):
         raise ValueError(f"--out names the model file ({args.model}); the export would "
                          "overwrite it")
+    _refuse_plugin_files(args, [("--out", args.out)])
     net, params, meta = load_model(args.model)
     trained_on = _saved_run(meta)[0]
     if trained_on is not None and datamod.is_array_file(trained_on) and _same_file(
@@ -623,7 +651,7 @@ def load_plugins(argv: list[str]) -> list[str]:
         if arg == "--":  # what follows is not an option
             break
         flag, eq, value = arg.partition("=")
-        if len(flag) > 4 and "--plugin".startswith(flag):  # argparse's abbreviations too
+        if len(flag) > 2 and "--plugin".startswith(flag):  # argparse's abbreviations too
             if eq:
                 specs.append(value)
             elif i + 1 < len(argv):
