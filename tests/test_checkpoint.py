@@ -409,3 +409,40 @@ def test_an_unpicklable_state_is_told_apart_from_a_failed_write(tmp_path, monkey
     with pytest.raises(OSError, match=r"cannot write .*c\.pt: No space left on device"):
         save_checkpoint(tmp_path / "c.pt", {"state": [torch.zeros(4)]})
     assert not any(tmp_path.iterdir())
+
+
+def test_data_fingerprints_see_small_changes_at_any_size():
+    """A resume on other data is refused at the size of MNIST too: two rows swapped, two
+    labels swapped, five entries of the first row changed (the position-weighted projection
+    of older liftnets let the first rows hardly count, and its tolerance grew with the data);
+    the same data in other memory, or summed on another chunking, is accepted."""
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(60000, 10, generator=g)
+    y = torch.randint(0, 3, (60000,), generator=g)
+    record = checkpoint.data_record(X, y)
+    assert checkpoint.same_data(record, checkpoint.data_record(X.clone(), y.clone()))
+    swapped = torch.arange(60000)
+    swapped[[0, 1]] = swapped[[1, 0]]
+    blanked = X.clone()
+    blanked[0, :5] = 0.0
+    yy = y.clone()
+    i, j = int((y == 0).nonzero()[0]), int((y == 2).nonzero()[0])
+    yy[i], yy[j] = 2, 0
+    for X2, y2 in ((X[swapped], y[swapped]), (blanked, y), (X, yy), (X - X.mean(), y)):
+        assert not checkpoint.same_data(record, checkpoint.data_record(X2, y2))
+    # regression targets compare on their own scale, not the inputs'
+    t = 1e-6 * torch.randn(60000, 1, generator=g, dtype=torch.float64)
+    assert not checkpoint.same_data(checkpoint.data_record(X, t), checkpoint.data_record(X, -t))
+    # an older liftnet's record (sum, squared norm, position-weighted projection) still resumes
+    old = record[:4] + record[4:7] + record[9:12]
+    assert checkpoint.same_data(old, checkpoint.data_record(X, y))
+    assert not checkpoint.same_data(old, checkpoint.data_record(X + 0.5, y))
+    # a chunking of the float64 sums other than the fingerprint's own: rounding only
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(checkpoint, "_FINGERPRINT_ROWS", 5000)
+    try:
+        assert checkpoint.same_data(record, checkpoint.data_record(X, y))
+    finally:
+        monkey.undo()

@@ -479,6 +479,17 @@ def test_download_unknown_and_all_mirrors_fail(tmp_path, mirror):
         data.download_dataset("mnist", tmp_path / "dl", mirrors=bad)
 
 
+def test_download_mirrors_as_an_iterator_empty_or_a_data_dir_that_is_a_file(tmp_path, mirror):
+    # an iterator serves every file (it was used up by the first one)
+    folder = data.download_dataset("mnist", tmp_path / "dl", mirrors=iter([mirror]))
+    assert leftovers(folder) == sorted(data.SHA256["mnist"])
+    with pytest.raises(DataError, match="mirrors is empty"):
+        data.download_dataset("mnist", tmp_path / "dl2", mirrors=[])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="cannot create the data folder .*file/mnist"):
+        data.download_dataset("mnist", tmp_path / "file", mirrors=[mirror])
+
+
 def test_download_cifar(tmp_path, monkeypatch, small_cifar):
     src = tmp_path / "src" / "cifar-10-batches-py"
     batches = write_cifar(src, 12)

@@ -142,19 +142,40 @@ def _bad(case):
                         "y_test": np.ones(40)}, "y_train contains NaN or infinite values"),
         "target columns": ({**a, "y_train": np.ones((120, 2)), "y_test": np.ones((40, 3))},
                            "y_train has 2 target columns, y_test 3"),
+        "no target columns": ({**a, "y_train": np.ones((120, 0)), "y_test": np.ones((40, 0))},
+                              r"y_train must hold one label or target row .* got shape "
+                              r"\(120, 0\)"),
     }[case]
 
 
 @pytest.mark.parametrize("case", ["missing", "lengths", "nan", "negative", "features",
                                   "strings", "mixed", "one class", "1-d inputs", "objects",
                                   "huge label", "image shapes", "images and features",
-                                  "nan target", "target columns"])
+                                  "nan target", "target columns", "no target columns"])
 def test_malformed_files_are_clear_errors(tmp_path, case):
     arrays, message = _bad(case)
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     with pytest.raises(DataError, match=message):
         load_dataset(str(path))
+
+
+def test_standardising_values_near_the_float32_limit_stays_finite(tmp_path):
+    """The statistics are taken in float64: a float32 mean of values near 3e38 overflowed and
+    left -inf columns that fit later blamed on the file."""
+    X = np.array([[3e38, 1.0], [2e38, 2.0], [1e38, 3.0], [3e38, 4.0]], dtype=np.float32)
+    path = tmp_path / "big.npz"
+    np.savez(path, X_train=X, y_train=np.array([0, 1, 0, 1]), X_test=X[:2],
+             y_test=np.array([0, 1]))
+    ds = load_dataset(str(path), standardize=True)
+    expected = (X.astype(np.float64) - X.astype(np.float64).mean(0)) / X.astype(
+        np.float64).std(0)
+    np.testing.assert_allclose(ds.X_train.numpy(), expected, rtol=1e-6)
+    small = np.array([[0.0, 1.0], [1.0, 2.0], [0.0, 3.0], [1.0, 4.0]], dtype=np.float32)
+    np.savez(path, X_train=small, y_train=np.array([0, 1, 0, 1]),
+             X_test=np.array([[3e38, 1.0]], dtype=np.float32), y_test=np.array([0]))
+    with pytest.raises(DataError, match="standardised X_test values overflow"):
+        load_dataset(str(path), standardize=True)
 
 
 def test_label_count_and_columns(tmp_path):

@@ -274,9 +274,17 @@ def _bad_worker(rank, world, init_file, what, out_file):
             arch = "7-6-5-3"
         if what == "test-dtype":
             Xt, yt = X.float(), y
+        loss, params = "ce", None
+        if what == "targets":  # labels on one process, one-hot float targets on the other
+            loss = "mse"
+            y = torch.nn.functional.one_hot(y, 3).double() if rank == 1 else y
+        if what == "params" and rank == 1:
+            params = network(arch).init_params(generator=torch.Generator().manual_seed(0),
+                                               dtype=X.dtype)
+            params[0] = (params[0][0] * float("nan"), params[0][1])
         try:
-            fit_distributed(get_method("lifted"), network(arch, loss="ce"), X, y, epochs=1,
-                            X_test=Xt, y_test=yt, progress=False)
+            fit_distributed(get_method("lifted"), network(arch, loss=loss), X, y, epochs=1,
+                            X_test=Xt, y_test=yt, params=params, progress=False)
             text = "no error"
         except ValueError as exc:
             text = f"ValueError: {exc}"
@@ -292,6 +300,10 @@ def _bad_worker(rank, world, init_file, what, out_file):
      "the processes disagree"),
     ("test-dtype", "test inputs (torch.float32, cpu) must match the training inputs",
      "test inputs (torch.float32, cpu) must match"),
+    ("targets", "the processes disagree on epochs, batch size, seed, network, method, dtype, "
+     "labels or targets", "labels or targets"),
+    ("params", "process 1 of 2: initial parameters of layer 0 contain NaN",
+     "initial parameters of layer 0 contain NaN"),
 ])
 def test_a_problem_on_one_process_is_a_clear_error_on_every_process(tmp_path, what, first,
                                                                      second):

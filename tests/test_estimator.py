@@ -440,9 +440,16 @@ def test_partial_fit_starts_new_lifted_variables_on_each_chunk(digits, key):
               epochs=1, batch_size=same.method_.default_batch_size, seed=1, state=state,
               new_data=True, progress=False)
     torch.testing.assert_close(same.params_, ref.state.params, rtol=0, atol=0)
+    # fit tells the chunks apart by the state's data fingerprint too
+    told = fit(same.method_, net, torch.tensor(B, dtype=torch.float32), torch.as_tensor(yB),
+               epochs=1, batch_size=same.method_.default_batch_size, seed=1, state=state,
+               progress=False)
+    torch.testing.assert_close(same.params_, told.state.params, rtol=0, atol=0)
+    unmarked = copy.deepcopy(state)
+    unmarked.data_id = None  # no fingerprint (an older state): the last chunk's variables
     stale = fit(same.method_, net, torch.tensor(B, dtype=torch.float32), torch.as_tensor(yB),
                 epochs=1, batch_size=same.method_.default_batch_size, seed=1,
-                state=copy.deepcopy(state), progress=False)  # the last chunk's variables
+                state=unmarked, progress=False)
     assert max(float((W - W1).abs().max()) for (W, _), (W1, _) in
                zip(stale.state.params, same.params_, strict=True)) > 1e-6
     # a chunk one row shorter (new variables in any case) is trained the same way
@@ -466,7 +473,7 @@ def test_a_failed_partial_fit_or_fit_leaves_the_model_as_it_was(digits):
     before = [(W.clone(), b.clone()) for W, b in kept]
     score, history = reg.score(X, t), list(reg.history_)
     with pytest.raises(FloatingPointError, match=r"in partial_fit \(the model's epoch 3\)"):
-        reg.partial_fit(X[:500], t[:500] * 1e18)  # an outlier chunk: diverges
+        reg.partial_fit(X[:500], t[:500] * 1e15)  # an outlier chunk: diverges
     assert reg.params_ is kept and reg.n_iter_ == 2 and reg.history_ == history
     for (W, b), (W0, b0) in zip(kept, before, strict=True):
         assert torch.equal(W, W0) and torch.equal(b, b0)

@@ -195,6 +195,18 @@ def test_random_features_example_is_ridge_on_the_random_features(registries, sma
     np.testing.assert_allclose(b.numpy(), sol[d], atol=1e-8)
 
 
+def test_random_features_init_std_sets_the_hidden_weights_scale(registries, small_data):
+    _features_method()
+    Xtr, ytr, _, _ = small_data
+    net = network("8-400-3", loss="ce")
+    for std in (1e-3, 10.0):
+        state = get_method("random_features", init_std=std).init_state(
+            net, Xtr, targets_for(net, ytr, Xtr.dtype), generator=torch.Generator().manual_seed(0))
+        assert float(state.params[0][0].std()) == pytest.approx(std, rel=0.05)
+    with pytest.raises(ValueError, match="init_std"):
+        get_method("random_features", init_std=-1.0)
+
+
 def test_registered_method_in_the_cli_and_the_estimator(registries, tmp_path, capsys):
     out = tmp_path / "run.json"
     code = main(["train", "--plugin", FEATURES_FILE, "--method", "random_features",

@@ -302,6 +302,10 @@ def test_per_layer_lams_enter_the_objective():
     assert get_method("fenchel", target_extrapolation=3).target_extrapolation == (3.0,)
     with pytest.raises(ValueError, match="non-empty list"):
         get_method("fenchel", lams=True)
+    # a doubled comma is a typo, not a dropped layer ("1,,2" was read as "1,2")
+    for typo in ("1,,2", ",1,2", "1,2,"):
+        with pytest.raises(ValueError, match="empty entry"):
+            get_method("fenchel", lams=typo)
 
 
 def _blobs(n, seed):

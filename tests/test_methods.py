@@ -267,6 +267,73 @@ def test_a_given_state_continues_its_lifted_variables_on_its_own_data_only(key, 
         assert batched.state.data_id == "batches"
 
 
+@pytest.mark.parametrize("key", list(METHODS))
+def test_continuing_a_given_state_equals_the_uninterrupted_run(key, small_data):
+    """fit(state=s) trains a copy of s (two fits from one state are two continuations; s and
+    the earlier result stay as they were), and on the same samples it continues exactly: with
+    the state itself, a pickled copy of it, or a copy of the data (its caches are re-attached
+    to the data, as a resume does; convex rebuilt its parameters from them)."""
+    import pickle
+
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    method = get_method(key, **FAST[key])
+    bs = BATCH[key][0]
+    whole = fit(method, net, Xtr, ytr, epochs=4, batch_size=bs, progress=False)
+    half = fit(method, net, Xtr, ytr, epochs=2, batch_size=bs, progress=False)
+    before = copy.deepcopy(half.state.params)
+    step = half.state.step
+
+    def more(state, X):
+        res = fit(method, net, X, ytr, epochs=2, batch_size=bs, state=state, progress=False)
+        return [e["objective"] for e in res.history], res.state.params
+
+    runs = [more(half.state, Xtr), more(half.state, Xtr),
+            more(pickle.loads(pickle.dumps(half.state)), Xtr), more(half.state, Xtr.clone())]
+    assert half.state.step == step
+    for (W, b), (W0, b0) in zip(half.state.params, before, strict=True):
+        assert torch.equal(W, W0) and torch.equal(b, b0)
+    if bs != 0:  # batches: the continuation draws its own batch order from the seed
+        assert runs[0][0] == runs[1][0]
+        return
+    expected = [e["objective"] for e in whole.history[2:]]
+    for objectives, params in runs:
+        assert objectives == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        for (W, b), (W2, b2) in zip(params, whole.state.params, strict=True):
+            torch.testing.assert_close(W, W2, rtol=1e-9, atol=1e-9)
+            torch.testing.assert_close(b, b2, rtol=1e-9, atol=1e-9)
+
+
+def test_a_given_state_is_checked_against_the_data():
+    X = torch.randn(12, 4, dtype=torch.float64)
+    y = torch.arange(12) % 3
+    net, method = mlp("4-5-3"), get_method("lifted")
+    state = fit(method, net, X.float(), y, epochs=1, progress=False).state
+    with pytest.raises(ValueError, match="the state's weights are torch.float32 on cpu, the "
+                                         "inputs torch.float64"):
+        fit(method, net, X, y, epochs=1, state=state, progress=False)
+    state.params[1] = (state.params[1][0] * float("nan"), state.params[1][1])
+    with pytest.raises(ValueError, match="weights of layer 1 contain NaN"):
+        fit(method, net, X.float(), y, epochs=1, state=state, progress=False)
+
+
+def test_a_distributed_state_trains_alone_in_a_single_process(small_data):
+    """A state from fit_distributed's callback still holds the all-reduce of its process
+    group; a later single-process fit must not call it (no group: an error from deep inside
+    torch.distributed; inside a job: sums over the other processes)."""
+
+    class Reducer:
+        def sum(self, t):
+            raise AssertionError("the distributed all-reduce was called")
+
+    _, (Xtr, ytr, _, _) = _setup("lifted", small_data)
+    net, method = mlp("8-12-3"), get_method("lifted", **FAST["lifted"])
+    state = fit(method, net, Xtr, ytr, epochs=1, progress=False).state
+    state.reducer = Reducer()
+    res = fit(method, net, Xtr, ytr, epochs=1, state=state, progress=False)
+    assert res.state.reducer is None and isinstance(state.reducer, Reducer)
+
+
 def test_data_key_matches_the_same_tensor_only():
     """The input caches (Gram matrices) are keyed by data_key: same object and contents only.
     Two views of the same memory stand for a new batch at a freed batch's address (same

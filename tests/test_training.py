@@ -35,6 +35,8 @@ def _data(n=12, d=4, dtype=torch.float32):
     (lambda X, y: (X * 1e20, y), r"inputs reach \d.*e\+20, too large for torch.float32"),
     (lambda X, y: (X, y == 1), "labels are torch.bool: give class labels as int64"),
     (lambda X, y: (X, y.to(torch.int8) - 1), "labels are torch.int8"),
+    (lambda X, y: (X, y[0]), "labels must be a 1-D .* got a 0-d tensor"),
+    (lambda X, y: (X.to_sparse(), y), "inputs are a torch.sparse_coo tensor: give a dense"),
 ])
 def test_bad_training_data_gets_a_clear_error(net, mutate, message):
     X, y = mutate(*_data())
@@ -84,6 +86,17 @@ def test_bad_test_data_and_loop_arguments(net):
     assert len(a.history) == 2 and torch.equal(a.state.params[0][0], b.state.params[0][0])
     with pytest.raises(ValueError, match=r"layer 0: expected a \(W, b\) pair"):
         fit(Lifted(), net, X, y, epochs=1, params=[(1.0, 2.0), (3.0, 4.0)], progress=False)
+
+
+def test_regression_targets_beyond_the_inputs_dtype_are_refused():
+    X, _ = _data()
+    for big in (1e39, 1e20):  # float64 targets, float32 inputs: inf (or overflowing sums)
+        Y = torch.full((12, 1), big, dtype=torch.float64)
+        with pytest.raises(ValueError, match="targets reach .* too large for the inputs' "
+                                             "torch.float32"):
+            fit(Lifted(), mlp("4-5-1", loss="mse"), X, Y, epochs=1, progress=False)
+    fit(Lifted(), mlp("4-5-1", loss="mse"), X.double(), torch.full((12, 1), 1e20,
+        dtype=torch.float64), epochs=1, progress=False)  # fine in float64
 
 
 def test_regression_targets_and_float64(net):
@@ -267,3 +280,21 @@ def test_float_targets_must_have_one_column_per_output():
         assert len(fit(Lifted(), one, X, good, epochs=1, progress=False).history) == 1
     with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\) .* got shape \(12, 1, 1\)"):
         fit(Lifted(), one, X, Y[:, :1, None], epochs=1, progress=False)
+
+
+def test_a_bad_checkpoint_path_or_callback_is_refused_before_training(net, tmp_path,
+                                                                      monkeypatch):
+    X, y = _data()
+    method = Lifted()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the arguments were checked")
+
+    monkeypatch.setattr(type(method), "step", no_training)
+    (tmp_path / "file").write_text("x")
+    for path, message in ((tmp_path, "is a directory"), (tmp_path / "file" / "ck", "is a file"),
+                          ("", "empty file name")):
+        with pytest.raises(ValueError, match=f"checkpoint.*{message}"):
+            fit(method, net, X, y, epochs=1, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match="callback must be callable"):
+        fit(method, net, X, y, epochs=1, callback="print", progress=False)

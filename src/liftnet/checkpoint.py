@@ -153,21 +153,43 @@ def data_record(X: Tensor, y: Tensor) -> list:
 
 def same_data(a: Any, b: list) -> bool:
     """Whether ``a`` is the :func:`data_record` ``b`` (up to the rounding of the sums)."""
-    return isinstance(a, list) and a[:4] == b[:4] and _close(a[4:], b[4:])
+    if not isinstance(a, list) or a[:4] != b[:4] or len(a) < 4:
+        return False
+    x_old, y_old = _halves(a[4:])
+    x_new, y_new = _halves(b[4:])
+    return _close(x_old, x_new) and _close(y_old, y_new)
+
+
+def _halves(values: list) -> tuple[list, list]:
+    half = len(values) // 2
+    return values[:half], values[half:]
+
+
+_FINGERPRINT_SEED = 20261127
+_FINGERPRINT_ROWS = 8192
 
 
 def _fingerprint(T: Tensor) -> list[float]:
-    """Sum, squared norm and a position-weighted random projection of T (N, d), in float64,
-    a few rows at a time (no copy of T)."""
-    g = torch.Generator().manual_seed(20261127)
-    r = torch.randn(T.shape[1], generator=g, dtype=torch.float64).to(T.device)
-    proj = 0.0
-    for i in range(0, len(T), 8192):
-        rows = T[i : i + 8192].to(torch.float64)
+    """Sum, squared norm, a position-weighted random projection (the fingerprint of liftnets
+    before 2026-11-29, kept so that their checkpoints still resume) and two projections with a
+    random weight per row and per column (unit norm in expectation), in float64, a few rows at
+    a time (no copy of T).  The random weights make every row count alike: a change of one
+    entry by delta moves them by about delta / sqrt(numel), far above the rounding of float64
+    sums at any size, while the position weights let the first rows hardly count."""
+    g = torch.Generator().manual_seed(_FINGERPRINT_SEED)
+    n, d = T.shape[0], T.shape[1]
+    r = torch.randn(d, generator=g, dtype=torch.float64).to(T.device)
+    R = (torch.randn(d, 2, generator=g, dtype=torch.float64) / math.sqrt(max(d, 1))).to(T.device)
+    proj, rand = 0.0, torch.zeros(2, dtype=torch.float64, device=T.device)
+    for i in range(0, n, _FINGERPRINT_ROWS):
+        rows = T[i : i + _FINGERPRINT_ROWS].to(torch.float64)
         w = torch.arange(i + 1, i + 1 + len(rows), dtype=torch.float64, device=T.device)
-        proj += float(((rows @ r) * w).sum()) / max(len(T), 1)
+        proj += float(((rows @ r) * w).sum()) / max(n, 1)
+        v = torch.randn(len(rows), 2, generator=g, dtype=torch.float64) / math.sqrt(max(n, 1))
+        rand += ((rows @ R) * v.to(T.device)).sum(0)
     return [float(T.sum(dtype=torch.float64)),
-            float(torch.linalg.vector_norm(T, dtype=torch.float64)) ** 2, proj]
+            float(torch.linalg.vector_norm(T, dtype=torch.float64)) ** 2, proj,
+            *(float(v) for v in rand)]
 
 
 def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
@@ -205,12 +227,20 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
 
 
 def _close(a: list[float], b: list[float]) -> bool:
-    """Fingerprints equal up to the rounding of sums taken in another order (relative to the
-    data's norm, so that sums near zero, e.g. of standardised data, compare sensibly)."""
-    if len(a) != len(b):
+    """One tensor's fingerprints equal up to the rounding of float64 sums taken in another
+    order (e.g. on another device), relative to that tensor's norm (sums near zero, e.g. of
+    standardised data, compare sensibly).  A record of an older liftnet (three values) is
+    compared with the rule it was written for, on the values both kinds have."""
+    if len(a) == 3 and len(b) == 5:  # an older checkpoint's record against this run's
+        b = b[:3]
+    if len(a) != len(b) or not a:
         return False
-    scale = 1.0 + math.sqrt(abs(b[1]))  # 1 + the norm
-    return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
+    if len(a) == 3:  # an older liftnet's rule
+        scale = 1.0 + math.sqrt(abs(b[1]))
+        return all(abs(x - z) <= 1e-6 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
+                                                                                strict=True))
+    scale = math.sqrt(max(abs(a[1]), abs(b[1])))  # the norm
+    return all(abs(x - z) <= 1e-9 * max(abs(x), abs(z), scale) for x, z in zip(a, b,
                                                                             strict=True))
 
 

@@ -271,13 +271,21 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None, *,
     if isinstance(mirrors, (str, bytes)):
         raise DataError(f"mirrors must be a sequence of base URLs, not one string: "
                         f"pass [{mirrors!r}]")
+    if mirrors is not None:  # an iterator would be used up by the first file
+        mirrors = list(mirrors)
+        if not mirrors:
+            raise DataError("mirrors is empty: give at least one base URL (or None for the "
+                            "known mirrors)")
     name = _normalize_name(name)
     if name not in SHA256:
         raise DataError(f"cannot download {name!r}: downloadable data sets are {tuple(SHA256)}")
     folder = resolve_data_dir(data_dir) / name
     if name == "cifar10" and all((folder / _CIFAR_DIR / f).is_file() for f in _CIFAR_NEEDED):
         return folder
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the data folder {folder}: {exc}") from None
     for filename, sha in SHA256[name].items():
         target = folder / filename
         if target.is_file():
@@ -584,7 +592,7 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
         if X.ndim not in (2, 3, 4) or X.size == 0:
             raise DataError(f"{path}: X_{split} must be (N, d) features or (N, H, W) / "
                             f"(N, C, H, W) images with N, d >= 1, got shape {X.shape}")
-        if y.ndim not in (1, 2) or len(y) != len(X):
+        if y.ndim not in (1, 2) or len(y) != len(X) or y.ndim == 2 and y.shape[1] == 0:
             raise DataError(f"{path}: y_{split} must hold one label or target row per sample "
                             f"of X_{split} ({len(X)}), got shape {y.shape}")
         if X.ndim > 2:
@@ -733,10 +741,19 @@ def load_dataset(name: str | os.PathLike[str], *,
     if standardize:
         X = ds.X_train
         const = X.amax(dim=0) == X.amin(dim=0)
-        mean = torch.where(const, X[0], X.mean(dim=0))  # exact zeros for constant pixels
-        std = X.std(dim=0, unbiased=False).clamp_min(1e-8).masked_fill(const, 1.0)
-        scaled = {k: (getattr(ds, k) - mean) / std
+        # in float64 (float32 values near the dtype's limit overflow a float32 mean), a few
+        # rows at a time (no float64 copy of the data)
+        mean = X.sum(dim=0, dtype=torch.float64) / len(X)
+        var = sum(((rows.to(torch.float64) - mean) ** 2).sum(dim=0) for rows in X.split(8192))
+        mean = torch.where(const, X[0].to(torch.float64), mean)  # exact zeros for constants
+        std = (var / len(X)).sqrt().clamp_min(1e-8).masked_fill(const, 1.0)
+        scaled = {k: torch.cat([((rows.to(torch.float64) - mean) / std).to(X.dtype)
+                                for rows in getattr(ds, k).split(8192)])
                   for k in ("X_train", "X_test", "X_val") if getattr(ds, k) is not None}
+        for k, Xs in scaled.items():
+            if not torch.isfinite(Xs).all():
+                raise DataError(f"{key}: standardised {k} values overflow {X.dtype} (a test "
+                                "value far outside the training range); rescale the data")
         ds = replace(ds, **scaled)
     return ds
 

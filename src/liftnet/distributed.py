@@ -44,6 +44,7 @@ from .checkpoint import data_record
 from .data import check_seed
 from .graph import Network, Params
 from .methods import METHODS, Method, MethodState
+from .methods.base import start_params
 from .metrics import accuracy, targets_for
 from .training import (
     BestEpoch,
@@ -203,6 +204,10 @@ def fit_distributed(
         _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed,
                        X_val, y_val)
         check_patience(patience, X_val, min_delta)
+        if params is not None:  # checked here, so that every process gets the error
+            start_params(net, X, params, generator=None, scheme="xavier")
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback must be callable (entry, state), got {callback!r}")
         problem = None
     except ValueError as exc:
         problem = str(exc)
@@ -210,9 +215,11 @@ def fit_distributed(
         # (+ 0.0: -0.0 and 0.0 are the same min_delta, and must compare equal below)
         epochs, batch_size, min_delta = int(epochs), int(batch_size), float(min_delta) + 0.0
         seed = int(seed)
+    # class labels or regression targets (checked: then of the network's width)
+    targets = None if problem is not None else "targets" if y.is_floating_point() else "labels"
     settings = (epochs, batch_size, seed, repr(method), repr(net),
-                str(getattr(X, "dtype", None)), X_test is not None, X_val is not None, patience,
-                repr(min_delta))
+                str(getattr(X, "dtype", None)), targets, X_test is not None, X_val is not None,
+                patience, repr(min_delta))
     count = len(X) if isinstance(X, Tensor) else 0
     reports: list[Any] = [None] * world
     dist.all_gather_object(reports, (problem, settings, count), group=group)
@@ -221,9 +228,9 @@ def fit_distributed(
             raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
     if any(other != settings for _, other, _ in reports):
         raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
-                         "dtype, test or validation set, patience or min_delta: every "
-                         "process must call "
-                         "fit_distributed with the same settings")
+                         "dtype, labels or targets, test or validation set, patience or "
+                         "min_delta: every process must call fit_distributed with the same "
+                         "settings")
     n_local = len(X)
     n = sum(count for _, _, count in reports)
     full = batch_size == 0 or batch_size >= n

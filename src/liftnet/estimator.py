@@ -19,7 +19,6 @@ changing it in place (a method object shared by two estimators stays as it was).
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import numbers
@@ -323,8 +322,7 @@ class _LiftedEstimator(BaseEstimator):
             state = getattr(self, "_state", None)
             if state is None:  # early stopping's best weights (or a loaded model): a new
                 start = self.params_  # method state around them
-            else:  # trained on a copy: a failed call leaves the model as it was
-                state = copy.deepcopy(state)
+            # else fit trains a copy of the state: a failed call leaves the model as it was
         calls, epoch = getattr(self, "_partial_calls", 0), getattr(self, "n_iter_", 0) + 1
         try:
             result = fit(

@@ -6,6 +6,7 @@ batch, records the objective and the accuracies after every epoch, and shows pro
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -29,6 +30,7 @@ from .data import check_seed
 from .graph import Network, Params
 from .methods.base import Method, MethodState, rebind_data_keys_
 from .metrics import accuracy, squared_error, targets_for
+from .results import check_writable
 
 
 @dataclass
@@ -138,6 +140,13 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
     """Clear errors for bad shapes, NaN and labels out of range (never a deep traceback)."""
     if not isinstance(X, Tensor) or not isinstance(y, Tensor):
         raise ValueError(f"{what} inputs and targets must be torch tensors")
+    for name, T in (("inputs", X), ("targets", y)):
+        if T.layout != torch.strided:
+            raise ValueError(f"{what} {name} are a {T.layout} tensor: give a dense one "
+                             "(.to_dense())")
+    if y.ndim == 0:
+        raise ValueError(f"{what} labels must be a 1-D (N,) tensor (or targets (N, k)), got "
+                         "a 0-d tensor (one value)")
     if X.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{what} inputs must be float32 or float64, got {X.dtype}")
     if X.ndim != 2:
@@ -182,6 +191,11 @@ def check_inputs(net: Network, X: Tensor, y: Tensor, what: str = "training") -> 
             )
     else:
         _check_float_targets(net, y, what)
+        big = float(y.abs().max()) if y.numel() else 0.0  # used in the inputs' dtype
+        if big * big * y.numel() > torch.finfo(X.dtype).max / 1e3:  # as for the inputs
+            raise ValueError(f"{what} targets reach {big:.3g}, too large for the inputs' "
+                             f"{X.dtype} arithmetic (sums of squares overflow); rescale them "
+                             "or use float64")
 
 
 def _check_float_targets(net: Network, y: Tensor, what: str) -> None:
@@ -309,10 +323,11 @@ def fit(
         X_val, y_val: optional validation set (e.g. ``load_dataset(..., val_size=...)``),
             evaluated after every epoch: the history entries then hold ``val_accuracy``
             (and ``val_loss`` for regression).
-        state: resume from this state instead of ``method.init_state``.  In full-data-set
-            training its lifted variables continue when they belong to these data (the same
-            samples in the same order, recognised by a fingerprint), else they start anew;
-            see ``new_data``.
+        state: resume from a copy of this state (the given one stays as it was) instead of
+            ``method.init_state``; its weights must be finite and in X's dtype and device.  In
+            full-data-set training its lifted variables continue when they belong to these data
+            (the same samples in the same order, recognised by a fingerprint), else they start
+            anew; see ``new_data``.
         params: start from these weights (``(W, b)`` pairs, e.g. a saved model's) instead of the
             method's random initialisation; ignored when ``state`` is given.
         progress: show a progress bar on stderr.
@@ -354,6 +369,10 @@ def fit(
     if new_data and resume:
         raise ValueError("new_data applies to a given state (trained on other samples); "
                          "resume continues the checkpoint's own data")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable (entry, state), got {callback!r}")
+    if checkpoint is not None:  # before training, not after the first epoch
+        check_writable(checkpoint, "checkpoint")
     method.check_network(net)
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
@@ -364,7 +383,7 @@ def fit(
     start = time.perf_counter()
     run = run_record(method, net, X, y, batch_size, seed, params,
                      scored={"test": (X_test, y_test), "val": (X_val, y_val)}
-                     ) if checkpoint else None
+                     ) if checkpoint is not None else None
     done: list[dict[str, Any]] = []
     best = BestEpoch()
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
@@ -395,16 +414,14 @@ def fit(
     elif state is None:
         state = method.init_state(net, X, Y, generator=gen, params=params)
     else:
-        if not isinstance(state, MethodState):
-            raise ValueError(f"state must be a MethodState (from an earlier fit), got "
-                             f"{type(state).__name__}")
-        method.check_state(state)
-        net.check_params(state.params)
+        state = given_state(method, net, state, X)
     # the samples the lifted variables will belong to; a given state's start anew on others
     data_id = data_record(X, y) if full else "batches"
-    if full and not resume and state.data_id is not None and not same_data(state.data_id,
-                                                                             data_id):
-        new_data = True
+    if full and not resume and state.data_id is not None:
+        if not same_data(state.data_id, data_id):
+            new_data = True
+        elif not new_data:  # its caches (Gram matrices, the last optimum) belong to X too
+            rebind_data_keys_(state, X)
     result = FitResult(state=state, history=done)
     n_batches = 1 if full else math.ceil(n / bs)
     first = len(done) + 1
@@ -463,6 +480,31 @@ def fit(
     result.wall_seconds = earlier + time.perf_counter() - start
     best.into(result)
     return result
+
+
+def given_state(method: Method, net: Network, state: Any, X: Tensor) -> MethodState:
+    """A copy of the ``state`` given to :func:`fit` (the caller's stays as it was: two fits
+    from one state are two continuations of it), checked against the method, the network and
+    X's dtype and device, without the all-reduce of a distributed run (this process trains
+    alone)."""
+    if not isinstance(state, MethodState):
+        raise ValueError(f"state must be a MethodState (from an earlier fit), got "
+                         f"{type(state).__name__}")
+    method.check_state(state)
+    net.check_params(state.params)
+    W = state.params[0][0]
+    if W.dtype != X.dtype or W.device != X.device:
+        raise ValueError(f"the state's weights are {W.dtype} on {W.device}, the inputs "
+                         f"{X.dtype} on {X.device}: give the data in the state's dtype and "
+                         "device (or start from its weights with params=)")
+    for l, (W, b) in enumerate(state.params):
+        if not (torch.isfinite(W).all() and torch.isfinite(b).all()):
+            raise ValueError(f"the state's weights of layer {l} contain NaN or infinite values")
+    reducer, state.reducer = state.reducer, None
+    try:  # X itself (e.g. held by a cache of its pre-activations) is not copied
+        return copy.deepcopy(state, {id(X): X})
+    finally:
+        state.reducer = reducer
 
 
 def _fmt(value: float | None) -> str:

@@ -169,8 +169,12 @@ def _floats(name: str, value: object) -> tuple[float, ...] | None:
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = (value,)
     if isinstance(value, str):
+        parts = value.split(",")
+        if value.strip() and any(not v.strip() for v in parts):
+            raise ValueError(f"{name} has an empty entry in {value!r}: write one number per "
+                             "layer, separated by single commas")
         try:
-            value = tuple(float(v) for v in value.split(",") if v.strip())
+            value = tuple(float(v) for v in parts if v.strip())
         except ValueError:
             raise ValueError(f"{name} must be numbers separated by commas, got {value!r}") from None
     if not isinstance(value, (tuple, list)) or not value:
