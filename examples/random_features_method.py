@@ -41,12 +41,15 @@ class RandomFeatures(Method):
 
     def __post_init__(self) -> None:
         check_positive("alpha", self.alpha)
+        if self.init_std is not None:
+            check_positive("init_std", self.init_std)
 
     def init_state(self, net: Network, X: Tensor, Y: Tensor, *,
                    generator: torch.Generator | None = None, params=None) -> MethodState:
         self.check_network(net)
+        scheme = "xavier" if self.init_std is None else "normal"  # N(0, init_std^2)
         return MethodState(params=start_params(net, X, params, generator=generator,
-                                               scheme="xavier", std=self.init_std))
+                                               scheme=scheme, std=self.init_std))
 
     def _features(self, net: Network, state: MethodState, X: Tensor) -> Tensor:
         acts, _ = net.forward_all(state.params, X)

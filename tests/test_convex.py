@@ -471,9 +471,15 @@ def test_everything_else_works_without_cvxpy():
             print("clear ImportError")
         else:
             raise SystemExit("the convex method ran without cvxpy")
+        from liftnet.cli import main
+        code = main(["train", "--method", "convex", "--dataset", "synthetic", "--n-train",
+                     "16", "--arch", "20-3-4", "--loss", "mse", "--epochs", "1", "--quiet"])
+        assert code == 2, code  # one line on stderr, not a traceback
         assert "cvxpy" not in {{m for m in sys.modules if sys.modules[m] is not None}}
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "clear ImportError" in proc.stdout
+    assert "liftnet: error: the convex method needs cvxpy" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -254,6 +254,22 @@ def test_plugin_errors_are_clear(registries, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_a_plugin_module_in_the_current_folder_is_found(registries, tmp_path, monkeypatch):
+    """The ``liftnet`` program's path lacks the current folder (``python -m`` has it): a
+    module named there is still imported; a missing one is still a clear error."""
+    import sys
+
+    (tmp_path / "liftnet_test_here_plugin.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "liftnet_test_here_plugin", raising=False)
+    load_plugins(["--plugin", "liftnet_test_here_plugin"])
+    assert sys.modules["liftnet_test_here_plugin"].LOADED
+    with pytest.raises(ValueError, match="ModuleNotFoundError"):
+        load_plugins(["--plugin", "liftnet_test_absent_plugin"])
+    assert sys.path.count(str(tmp_path)) == 1
+
+
 def test_saved_model_with_a_plugin_activation(registries, tmp_path, capsys):
     model = tmp_path / "elu.pt"
     args = ["--plugin", ELU_FILE]

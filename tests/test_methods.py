@@ -243,11 +243,11 @@ def test_a_given_state_continues_its_lifted_variables_on_its_own_data_only(key, 
     arch, (Xtr, ytr, _, _) = _setup(key, small_data)
     net = mlp(arch, loss=METHODS[key].losses[0])
     method = get_method(key, **FAST[key])
-    first = fit(method, net, Xtr, ytr, epochs=2, progress=False)
+    first = fit(method, net, Xtr, ytr, epochs=2, batch_size=0, progress=False)
     assert first.state.data_id is not None
 
     def again(X, **kwargs):
-        res = fit(method, net, X, ytr, epochs=1, state=copy.deepcopy(first.state),
+        res = fit(method, net, X, ytr, epochs=1, batch_size=0, state=copy.deepcopy(first.state),
                   progress=False, **kwargs)
         return torch.cat([torch.cat([W.reshape(-1), b]) for W, b in res.state.params])
 
@@ -258,7 +258,7 @@ def test_a_given_state_continues_its_lifted_variables_on_its_own_data_only(key, 
         assert not torch.equal(same, told_new)
         old = copy.deepcopy(first.state)
         old.data_id = None  # a state of an older liftnet: no fingerprint, continued as before
-        res = fit(method, net, X2, ytr, epochs=1, state=old, progress=False)
+        res = fit(method, net, X2, ytr, epochs=1, batch_size=0, state=old, progress=False)
         assert not torch.equal(torch.cat([torch.cat([W.reshape(-1), b])
                                           for W, b in res.state.params]), again(X2))
     batched = fit(method, net, Xtr, ytr, epochs=1, batch_size=50, progress=False) if (

@@ -298,3 +298,14 @@ def test_a_bad_checkpoint_path_or_callback_is_refused_before_training(net, tmp_p
             fit(method, net, X, y, epochs=1, checkpoint=path, progress=False)
     with pytest.raises(ValueError, match="callback must be callable"):
         fit(method, net, X, y, epochs=1, callback="print", progress=False)
+
+
+def test_the_batch_size_defaults_to_the_methods_own(net):
+    """fit without batch_size trains in the method's default batches, as the command line and
+    the estimators do (backprop: 100, so 3 steps on 250 samples; lifted: the full data set)."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(250, 4, generator=g), torch.arange(250) % 3
+    assert Backprop.default_batch_size == 100 and Lifted.default_batch_size == 0
+    assert fit(Backprop(), net, X, y, epochs=1, progress=False).state.step == 3
+    assert fit(Lifted(), net, X, y, epochs=1, progress=False).state.data_id != "batches"
+    assert fit(Backprop(), net, X, y, epochs=1, batch_size=0, progress=False).state.step == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .activations import Activation, register_activation  # noqa: E402
-from .graph import Dense, Network, mlp, parse_arch  # noqa: E402
+from .graph import Dense, Network, mlp, network, parse_arch  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
     Backprop,
@@ -18,7 +18,7 @@ from .methods import (  # noqa: E402
 )
 from .results import load_model, save_model  # noqa: E402
 from .training import FitResult, fit  # noqa: E402
-from .transfer import from_torch, to_torch  # noqa: E402
+from .transfer import export_program, from_torch, to_torch  # noqa: E402
 
 __all__ = [
     "METHODS",
@@ -31,12 +31,14 @@ __all__ = [
     "MethodState",
     "Network",
     "__version__",
+    "export_program",
     "fit",
     "from_torch",
     "get_method",
     "lifted_predict",
     "load_model",
     "mlp",
+    "network",
     "parse_arch",
     "register_activation",
     "register_method",

@@ -601,8 +601,9 @@ def get_activation(name: str | Activation) -> Activation:
 
 
 def register_activation(activation: Activation, *, replace: bool = False) -> Activation:
-    """Make ``activation`` available by its ``name`` everywhere a name is taken (architecture
-    strings, ``--activation``, the estimator's ``activation``, saved models).
+    """Make ``activation`` available by its ``name`` everywhere a name is taken
+    (``--activation``, the ``activation=`` of ``mlp`` / ``network`` and of the estimators, saved
+    models).
 
     What each method needs of it (the built-in classes above are the examples):
 

@@ -29,6 +29,7 @@ import torch
 from . import data as datamod
 from . import distributed
 from .allocator import reuse_freed_memory
+from .convex.solve import CVXPY_MISSING
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import lenet5_hyperparameters, shadowed
@@ -168,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init-from", default=None, metavar="FILE",
                    help="start from the weights of a saved liftnet model (--save), e.g. lifted "
                         "weights as initialisation of back-propagation (paper 004 Table 1)")
-    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    t.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ..., mps")
     t.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     t.add_argument("--lifted-rule", action="store_true",
-                   help="also report test accuracy under the lifted prediction rule (12)")
+                   help="also report test accuracy under the lifted prediction rule (12) of paper "
+                        "004 (--method lifted)")
     t.add_argument("--out", default=None, help="write the JSON results here")
     t.add_argument("--save", default=None, help="save the trained model (torch file) here")
     t.add_argument("--checkpoint", default=None, metavar="FILE",
@@ -192,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--download", action="store_true", help="download missing data files")
     e.add_argument("--standardize", default=None, action=argparse.BooleanOptionalAction,
                    help="standardise the features (default: as in the model's training run)")
-    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ..., mps")
     e.add_argument("--dtype", default=None, choices=("float32", "float64"),
                    help="default: the model's training dtype")
     e.add_argument("--out", default=None, help="write the JSON scores here")
@@ -675,10 +677,28 @@ def load_plugins(argv: list[str]) -> list[str]:
                     del sys.modules[name]
                     raise
             else:
-                importlib.import_module(spec)
+                _import_from_here(spec)
         except Exception as exc:  # the user's code: any error, reported with its type
             raise ValueError(f"--plugin {spec}: {type(exc).__name__}: {exc}") from None
     return specs
+
+
+def _import_from_here(spec: str) -> None:
+    """Import the module ``spec``; one the path lacks is also looked for in the current folder,
+    as ``python -m liftnet`` does (the ``liftnet`` program's path does not hold it)."""
+    try:
+        importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != spec.split(".")[0] or any(
+                os.path.abspath(p or os.curdir) == here for p in sys.path):
+            raise
+        sys.path.insert(0, here)
+        try:
+            importlib.import_module(spec)
+        except BaseException:
+            sys.path.remove(here)
+            raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -711,6 +731,11 @@ def main(argv: list[str] | None = None) -> int:
             if resumable else ""), file=sys.stderr)
         return 130
     except (ValueError, OSError, FloatingPointError, datamod.DataError) as exc:
+        print(f"liftnet: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional dependency (cvxpy for --method convex)
+        if exc.msg != CVXPY_MISSING:
+            raise
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:

@@ -145,7 +145,7 @@ def fit_distributed(
     y: Tensor,
     *,
     epochs: int,
-    batch_size: int = 0,
+    batch_size: int | None = None,
     seed: int = 0,
     X_test: Tensor | None = None,
     y_test: Tensor | None = None,
@@ -170,8 +170,9 @@ def fit_distributed(
         X, y: this process's shard of the samples (inputs (n, d_0), labels or targets).
         epochs: passes over the data.
         batch_size: the global batch size (0: the full data set, the lifted papers'
-            setting): an epoch has ceil(N / batch_size) batches, N the samples of all
-            processes, and each process splits its shard into that many nearly equal parts,
+            setting; None: the method's ``default_batch_size``): an epoch has
+            ceil(N / batch_size) batches, N the samples of all processes, and each process
+            splits its shard into that many nearly equal parts,
             one per batch (so batches hold about N / ceil(N / batch_size) samples; every
             shard needs at least as many samples as there are batches).
         seed: seeds the initialisation and, with the rank, each shard's batch order.
@@ -197,6 +198,8 @@ def fit_distributed(
                          "torch.distributed.init_process_group first (e.g. under torchrun)")
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     X, y, X_test, y_test, X_val, y_val = detached(X, y, X_test, y_test, X_val, y_val)
+    if batch_size is None:
+        batch_size = getattr(method, "default_batch_size", 0)
     # Every check first, then one collective that tells every process what the others found:
     # an error on one process is raised on all (none is left waiting in a collective), and
     # processes called with different settings are refused before they train.

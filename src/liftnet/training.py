@@ -292,7 +292,7 @@ def fit(
     y: Tensor,
     *,
     epochs: int,
-    batch_size: int = 0,
+    batch_size: int | None = None,
     seed: int = 0,
     X_test: Tensor | None = None,
     y_test: Tensor | None = None,
@@ -317,7 +317,10 @@ def fit(
         y: int64 class labels (N,) or float regression targets (N, d_out).
         epochs: passes over the training set.
         batch_size: samples per batch; 0 (or >= N) is the full data set, in which case the
-            lifted variables persist across epochs (the papers' full-batch setting).
+            lifted variables persist across epochs (the papers' full-batch setting); None
+            (default) the method's ``default_batch_size``, as on the command line and in the
+            estimators (0 for ``lifted``, ``admm``, ``pbcd``, ``convex``; 500 for ``fenchel``,
+            100 for ``bregman`` and ``backprop``).
         seed: seeds the initialisation and the batch order.
         X_test, y_test: optional test set, evaluated after every epoch.
         X_val, y_val: optional validation set (e.g. ``load_dataset(..., val_size=...)``),
@@ -356,6 +359,8 @@ def fit(
     if not isinstance(net, Network):
         raise ValueError(f"net must be a Network (e.g. network('784-300-10')), got {net!r}")
     check_seed(seed)
+    if batch_size is None:
+        batch_size = method.default_batch_size
     X, y, X_test, y_test, X_val, y_val = detached(X, y, X_test, y_test, X_val, y_val)
     check_fit_arguments(net, X, y, X_test, y_test, epochs=epochs, batch_size=batch_size,
                         X_val=X_val, y_val=y_val)

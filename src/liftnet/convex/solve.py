@@ -29,7 +29,8 @@ import numpy as np
 
 from .reformulation import LiftedPoint, _check_blocks, check_data, rank_matrix
 
-CVXPY_MISSING = "the convex method needs cvxpy: pip install liftnet[convex]"
+CVXPY_MISSING = ("the convex method needs cvxpy: pip install 'liftnet[convex]' (in a checkout: "
+                 "pip install -e '.[convex]')")
 SOLVERS = ("CLARABEL", "SCS")
 #: refuse a CLARABEL solve whose dense semidefinite Hessian blocks would exceed this many bytes
 CLARABEL_MEMORY_LIMIT = 2**30

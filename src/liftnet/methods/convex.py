@@ -28,7 +28,7 @@ are fitted exactly by constraint (A3): on data no network of this size fits, the
 stay feasible but the weights of their optima need not fit (see the relative output error).
 
 CVXPY is optional (``pip install liftnet[convex]``); without it the first ``step`` raises
-``ImportError("the convex method needs cvxpy: pip install liftnet[convex]")``.  Each step solves
+``ImportError(liftnet.convex.CVXPY_MISSING)``, which names the install command.  Each step solves
 a conic problem whose size grows with N times the hidden widths (``benchmarks/convex_heuristic``
 reports the solve time and the problem size): the method is for small networks and data sets.
 """
