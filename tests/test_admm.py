@@ -16,10 +16,13 @@ def _grid_min(f, lo=-8.0, hi=8.0, n=160001):
     return f(u).min()
 
 
+@pytest.mark.parametrize("arch", ["8-12-3", "8-12-6-5-3"])
 @pytest.mark.parametrize("multiplier", ["augmented", "bregman", "assign"])
-def test_one_iteration_satisfies_every_block_optimality_condition(multiplier, small_data):
+def test_one_iteration_satisfies_every_block_optimality_condition(multiplier, arch, small_data):
+    """Every block of every layer (the deeper net checks the hidden layers after the first,
+    whose updates use the next layer's old weights and variables)."""
     X, y = small_data[0], small_data[1]
-    net = mlp("8-12-3", loss="mse")
+    net = mlp(arch, loss="mse")
     method = get_method("admm", multiplier=multiplier, warmup=1, beta=2.0, gamma=3.0)
     res = fit(method, net, X, y, epochs=3, progress=False)  # past warm-up: lam != 0
     old = copy.deepcopy(res.state)
@@ -27,31 +30,37 @@ def test_one_iteration_satisfies_every_block_optimality_condition(multiplier, sm
     Y = targets_for(net, y, X.dtype)
     new = method.step(net, res.state, X, Y, new_batch=False)
     beta, gamma = method.beta, method.gamma
-    (W1, b1), (W2, b2) = new.params
-    (_, _), (W2o, b2o) = old.params
+    L = len(net.layers)
     ones = torch.ones(len(X), 1, dtype=X.dtype)
     shift = old.lam / beta if multiplier == "augmented" else 0.0
-    # W_1 <- z_1 pinv(X): normal equations of least squares with an intercept
-    Xa = torch.cat([X, ones], 1)
-    torch.testing.assert_close(Xa.T @ (X @ W1.T + b1 - old.z[0]), torch.zeros(9, 12,
-                               dtype=X.dtype), atol=1e-9, rtol=0)
-    # a_1: beta (a W_2^T + b_2 - z_2 - shift) W_2 + gamma (a - relu(z_1)) = 0 (old W_2, z)
-    a1 = new.a[0]
-    grad = beta * (a1 @ W2o.T + b2o - old.z[1] - shift) @ W2o + gamma * (a1 - torch.relu(old.z[0]))
-    assert grad.abs().max() < 1e-9
-    # z_1: entry-wise global minimum of gamma/2 (a - relu(z))^2 + beta/2 (z - m)^2
-    m1 = X @ W1.T + b1
-    for i, j in [(0, 0), (3, 5), (7, 11), (10, 2), (42, 7)]:
-        a, m, z = float(a1[i, j]), float(m1[i, j]), new.z[0][i, j]
-        f = lambda u, a=a, m=m: gamma / 2 * (a - torch.relu(u)) ** 2 + beta / 2 * (u - m) ** 2  # noqa: E731
-        assert float(f(z.reshape(1))) <= float(_grid_min(f)) + 1e-7
-    # W_2: least squares of z_2 (+ lam / beta when the multiplier is coupled) on a_1
-    Aa = torch.cat([a1, ones], 1)
-    resid = a1 @ W2.T + b2 - old.z[1] - shift
-    assert (Aa.T @ resid).abs().max() < 1e-8
+    for l in range(L - 1):  # the hidden layers, first to last
+        a_in = X if l == 0 else new.a[l - 1]
+        W, b = new.params[l]
+        # W_l <- z_l pinv(a_{l-1}): normal equations of least squares with an intercept
+        Aa = torch.cat([a_in, ones], 1)
+        assert (Aa.T @ (a_in @ W.T + b - old.z[l])).abs().max() < 1e-8
+        # a_l: beta (a W_{l+1}^T + b_{l+1} - z_{l+1} - shift) W_{l+1} + gamma (a - relu(z_l))
+        # = 0, with the next layer's old weights and z (and the shift at the output only)
+        Wn, bn = old.params[l + 1]
+        s = shift if l + 1 == L - 1 else 0.0
+        a = new.a[l]
+        grad = beta * (a @ Wn.T + bn - old.z[l + 1] - s) @ Wn + gamma * (a - torch.relu(old.z[l]))
+        assert grad.abs().max() < 1e-9
+        # z_l: entry-wise global minimum of gamma/2 (a - relu(z))^2 + beta/2 (z - m)^2
+        m_l = a_in @ W.T + b
+        for i, j in [(0, 0), (3, 5), (7, 4), (10, 2), (42, 1)]:
+            j %= a.shape[1]
+            av, mv, z = float(a[i, j]), float(m_l[i, j]), new.z[l][i, j]
+            f = lambda u, a=av, m=mv: gamma / 2 * (a - torch.relu(u)) ** 2 + beta / 2 * (u - m) ** 2  # noqa: E731
+            assert float(f(z.reshape(1))) <= float(_grid_min(f)) + 1e-7
+    # W_L: least squares of z_L (+ lam / beta when the multiplier is coupled) on a_{L-1}
+    a_last = new.a[L - 2]
+    W2, b2 = new.params[-1]
+    Aa = torch.cat([a_last, ones], 1)
+    assert (Aa.T @ (a_last @ W2.T + b2 - old.z[-1] - shift)).abs().max() < 1e-8
     # z_L: (z - Y) + lam + beta (z - m) = 0 with the multiplier before its update
-    m2 = a1 @ W2.T + b2
-    zL = new.z[1]
+    m2 = a_last @ W2.T + b2
+    zL = new.z[-1]
     torch.testing.assert_close(zL - Y + old.lam + beta * (zL - m2), torch.zeros_like(zL),
                                atol=1e-10, rtol=0)
     # the multiplier: accumulated, or assigned by the public reimplementation

@@ -93,11 +93,18 @@ def test_x_momentum_gives_apg_the_x_steps_modulus(monkeypatch, x_momentum, expec
 
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 @pytest.mark.parametrize("l", [0, 1, 2])
-@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("wide", [False, True, "singular"])
 def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
     """wide: 12 samples into 20 inputs without weight decay, so layer 0 is solved in sample
-    space (liftnet.solvers.majorize_dual); the others in the primal form."""
+    space (liftnet.solvers.majorize_dual); the others in the primal form.  "singular": the
+    same, with the sample-space matrix found numerically singular (as for a proximal weight
+    of 1e-20), so layer 0 falls back to the primal form: the same optimum."""
     hp = {"rho": 0.0, "rho_out": 0.0} if wide else {}
+    if wide == "singular":
+        def singular(*args, **kwargs):
+            raise ValueError("the sample-space matrix is not positive definite")
+
+        monkeypatch.setattr(fenchel_module, "sample_precision", singular)
     net, method, state, X, Y = _problem(arch="20-5-4-3" if wide else "6-5-4-3", loss=loss, **hp)
     calls = []
     dual = fenchel_module.mm_regression_dual
@@ -124,7 +131,7 @@ def test_w_step_matches_scipy(loss, l, wide, monkeypatch):
     ref = minimize(f, start, method="L-BFGS-B",
                    options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 100000})
     Wn, bn = method._w_step(net, state, X, Y, l, prev[l])
-    assert len(calls) == (1 if wide and l == 0 else 0)
+    assert len(calls) == (1 if wide is True and l == 0 else 0)
     got = np.concatenate([Wn.numpy().ravel(), bn.numpy()])
     assert f(got) <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
     np.testing.assert_allclose(got, ref.x, atol=1e-5)

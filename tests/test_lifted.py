@@ -111,6 +111,37 @@ def test_lifted_prediction_rule_against_cvxpy(small_data):
         np.testing.assert_allclose(xs[1][i].numpy(), x2.value, atol=1e-4)
 
 
+@pytest.mark.parametrize("activation", ["relu", "hardtanh"])
+def test_lifted_prediction_rule_with_unequal_link_weights_against_cvxpy(small_data, activation):
+    """The rule's per-link weights (the lifted method's lam, lam_out) and a two-sided box:
+    the joint convex problem (squared penalty, cross-entropy output: the squared distance of
+    the logits to the simplex) solved by cvxpy per test point, with weights 0.5, 3, 2."""
+    cp = pytest.importorskip("cvxpy", reason="cvxpy is the independent reference here")
+    net = mlp("8-10-6-3", loss="ce", activation=activation)
+    res = fit(Lifted(lam=1.0), net, small_data[0], small_data[1], epochs=5, progress=False)
+    params = res.state.params
+    X = small_data[2][:4]
+    lams = [0.5, 3.0, 2.0]
+    out, xs = lifted_predict(net, params, X, penalty="squared", lams=lams, tol=1e-13,
+                             max_iter=200000)
+    (W0, b0), (W1, b1), (W2, b2) = [(W.numpy(), b.numpy()) for W, b in params]
+    lo, hi = (0.0, None) if activation == "relu" else (-1.0, 1.0)
+    for i in range(len(X)):
+        x1, x2, yv = cp.Variable(10), cp.Variable(6), cp.Variable(3)
+        obj = (lams[0] * cp.sum_squares(x1 - W0 @ X[i].numpy() - b0)
+               + lams[1] * cp.sum_squares(x2 - W1 @ x1 - b1)
+               + lams[2] * cp.sum_squares(yv - W2 @ x2 - b2))
+        cons = [x1 >= lo, x2 >= lo, yv >= 0, cp.sum(yv) == 1]
+        if hi is not None:
+            cons += [x1 <= hi, x2 <= hi]
+        cp.Problem(cp.Minimize(obj), cons).solve()
+        np.testing.assert_allclose(xs[0][i].numpy(), x1.value, atol=2e-4)
+        np.testing.assert_allclose(xs[1][i].numpy(), x2.value, atol=2e-4)
+        np.testing.assert_allclose(out[i].numpy(), yv.value, atol=2e-4)
+    if activation == "hardtanh":  # the upper bound is active somewhere, so it is tested
+        assert max(float(x.max()) for x in xs) == pytest.approx(1.0, abs=1e-9)
+
+
 def test_lifted_prediction_rule_equals_feed_forward_when_all_preactivations_positive():
     g = torch.Generator().manual_seed(1)
     net = mlp("5-7-4-3", loss="mse")
