@@ -529,3 +529,33 @@ def test_ctrl_c_during_training_is_one_line(tmp_path, monkeypatch, capsys):
     assert run([*argv, "--checkpoint", str(ck)]) == 130
     assert capsys.readouterr().err == ("liftnet: interrupted; rerun with --resume to continue "
                                        f"from the last checkpoint ({ck})\n")
+
+
+def test_written_files_are_ordinary_files_and_strict_json(tmp_path, monkeypatch):
+    """Results, models and exported programs get the permissions of an ordinary new file
+    (mkstemp's 0600 would hide them from other users), NaN and infinities become null (strict
+    JSON), and an interrupted write leaves only the old file (no temporary behind)."""
+    from liftnet import mlp
+    from liftnet.results import atomic_write, write_json
+    from liftnet.transfer import export_program
+
+    old = os.umask(0o022)
+    try:
+        net = mlp("4-3-2")
+        params = net.init_params(generator=torch.Generator().manual_seed(0))
+        for path in (write_json(tmp_path / "r.json", {"a": float("nan"), "b": [float("inf")]}),
+                     save_model(tmp_path / "m.pt", net, params),
+                     export_program(net, params, tmp_path / "m.pt2")):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+    finally:
+        os.umask(old)
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [None]}
+
+    def interrupted(fh):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "r.json", interrupted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pt2", "r.json"]
+    assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [None]}

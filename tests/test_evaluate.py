@@ -288,3 +288,7 @@ def test_public_metrics_refuse_labels_that_would_broadcast():
         squared_error(reg, reg.init_params(generator=g), X, T[:1])
     with pytest.raises(ValueError, match=r"targets must be \(N,\) or \(N, outputs\)"):
         targets_for(reg, T[:, :, None], torch.float32)
+    # (N,) float targets for a network of 2 outputs would broadcast (N, 2) - (N, 1)
+    with pytest.raises(ValueError, match="targets have 1 column"):
+        squared_error(reg, reg.init_params(generator=g), X, T[:, 0])
+    assert accuracy(net, p, X[:0], y[:0]) is None  # no samples: no accuracy (not NaN)

@@ -42,15 +42,48 @@ def test_mlp_layers_and_output_activation():
 
 
 @pytest.mark.parametrize(
-    "scheme,std", [("normal", 0.1**0.5), ("variance_scaling", (2 / 400) ** 0.5)]
+    "scheme,std", [("normal", 0.1**0.5), ("variance_scaling", (2 / 400) ** 0.5),
+                   ("xavier", (6 / (400 + 300)) ** 0.5 / 3**0.5)]  # uniform on [-a, a]
 )
 def test_init_schemes_have_the_stated_spread(scheme, std):
     net = mlp("400-300-10")
     W, b = net.init_params(generator=torch.Generator().manual_seed(0), scheme=scheme, bias=0.1)[0]
     assert abs(float(W.std()) - std) < 0.05 * std
+    assert abs(float(W.mean())) < 0.05 * std  # centred
+    if scheme == "xavier":  # Glorot's uniform range a = sqrt(6 / (fan_in + fan_out))
+        a = (6 / (400 + 300)) ** 0.5
+        assert 0.95 * a < float(W.abs().max()) <= a
     assert torch.all(b == 0.1)
     with pytest.raises(ValueError, match="init scheme"):
         net.init_params(scheme="orthogonal")
+
+
+def test_convolution_fans_set_the_he_spread():
+    """A convolution's fan-in is in_channels * k * k (He / variance_scaling: std sqrt(2 /
+    fan_in)); Xavier's symmetric formula would hide swapped fans."""
+    net = network("3x8x8-conv16k3-5")
+    W, _ = net.init_params(generator=torch.Generator().manual_seed(0),
+                           scheme="variance_scaling")[0]
+    assert W.shape == (16, 3, 3, 3)
+    std = (2 / (3 * 9)) ** 0.5
+    assert abs(float(W.std()) - std) < 0.1 * std
+
+
+def test_check_params_wants_one_dtype_across_layers():
+    net = mlp("5-4-3")
+    p = net.init_params(generator=torch.Generator().manual_seed(0))
+    mixed = [p[0], (p[1][0].double(), p[1][1].double())]
+    with pytest.raises(ValueError, match="one dtype and device"):
+        net.check_params(mixed)
+
+
+def test_lenet5_spec_pads_square_28_images_only_and_activation_counts_are_checked():
+    from liftnet.graph import lenet5_spec
+
+    assert "p2" in lenet5_spec((1, 28, 28), 10)
+    assert "p2" not in lenet5_spec((1, 28, 32), 10)
+    with pytest.raises(ValueError, match="3 activations for 2 layers"):
+        network("6-4-3", activations=["relu", "relu", "simplex"])
 
 
 def test_forward_all_and_predict():

@@ -309,3 +309,25 @@ def test_the_batch_size_defaults_to_the_methods_own(net):
     assert fit(Backprop(), net, X, y, epochs=1, progress=False).state.step == 3
     assert fit(Lifted(), net, X, y, epochs=1, progress=False).state.data_id != "batches"
     assert fit(Backprop(), net, X, y, epochs=1, batch_size=0, progress=False).state.step == 1
+
+
+def test_the_epoch_objective_is_the_mean_over_its_batches(net, monkeypatch):
+    """The history's objective of a mini-batch epoch is the mean of the batches' objectives
+    (each after its step), not the last batch's."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(50, 4, generator=g), torch.arange(50) % 3
+    method = Backprop(lr=0.1)
+    seen = []
+    real = type(method).objective
+
+    def spy(self, *args, **kwargs):
+        value = real(self, *args, **kwargs)
+        seen.append(value)
+        return value
+
+    monkeypatch.setattr(type(method), "objective", spy)
+    res = fit(method, net, X, y, epochs=2, batch_size=20, progress=False)
+    assert len(seen) == 6 and len(set(seen)) > 1
+    for epoch, entry in enumerate(res.history):
+        assert entry["objective"] == pytest.approx(sum(seen[3 * epoch: 3 * epoch + 3]) / 3,
+                                                   rel=1e-12)

@@ -64,6 +64,26 @@ def test_from_torch_reads_a_linear_layer_and_nested_sequentials():
         torch.testing.assert_close(net.forward(params, X), model(X))
 
 
+def test_from_torch_bias_free_and_consecutive_linears_and_copies():
+    """A Linear without bias reads as a zero bias, two Linears in a row as an identity
+    activation between them, and the parameters are copies (training them in place leaves
+    the torch model alone)."""
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 5),
+                          nn.Linear(5, 2))
+    net, params = from_torch(model)
+    assert [la.activation for la in net.layers[:-1]] == ["relu", "identity"]
+    assert torch.count_nonzero(params[0][1]) == 0
+    X = torch.randn(9, 3, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(net.forward(params, X), model(X))
+        before = model[0].weight.clone()
+        params[0][0].add_(1.0)
+        params[1][1].add_(1.0)
+    assert torch.equal(model[0].weight, before)
+    assert not torch.equal(model[2].bias, params[1][1])
+
+
 def test_check_params_names_the_bad_shape():
     net = mlp("6-9-4")
     params = net.init_params()
@@ -107,6 +127,20 @@ def test_calibrate_output_minimises_the_cross_entropy_and_keeps_the_argmax():
 
     grid = torch.logspace(-3, 4, 400).tolist()
     assert ce(tau) <= min(ce(t) for t in grid) + 1e-6
+    # the whole output layer is scaled (weights and bias): the logits are tau times the old
+    biased = [*params[:-1], (params[-1][0], torch.randn(4, generator=g))]
+    new, tau = calibrate_output(net, biased, X, y)
+    torch.testing.assert_close(net.forward(new, X), tau * net.forward(biased, X))
+    # nearly separable labels on small logits: the best temperature is above 100
+    small = [*params[:-1], (params[-1][0] * 1e-2, params[-1][1] * 0)]
+    y0 = net.predict(small, X)
+    y0[:10] = (y0[:10] + 1) % 4
+    _, tau = calibrate_output(net, small, X, y0)
+    assert 100 < tau < 1e4
+    logits = net.forward(small, X)
+    slope = lambda t: float(((torch.softmax(t * logits, 1) * logits).sum(1)  # noqa: E731
+                             - logits.gather(1, y0[:, None])[:, 0]).mean())
+    assert abs(slope(tau)) < 1e-3 * abs(slope(tau / 10))  # an interior minimum, not a bound
 
 
 def test_calibrate_output_names_bad_input():
