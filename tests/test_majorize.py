@@ -355,6 +355,53 @@ def test_never_worse_than_start_with_too_small_curvature():
     np.testing.assert_array_equal(out.b.numpy(), bs)
 
 
+def test_safeguard_counts_the_bias_proximal_term():
+    """The "never worse than the start" check compares the whole objective, including
+    g_b ||b - b0||^2, in both directions.
+
+    (a) Exact step, start at the unpenalised least-squares fit with b0 far away: the step (the
+    proximal ridge solution, numpy's normal equations) raises phi but lowers the objective
+    through b, and must be accepted.  (b) A precision built with g_b / 100 (a b-step 100x too
+    long for g_b = 1000): the raw step raises the objective through b while phi falls, and the
+    start must be kept."""
+    rng, P, _, _ = _problem(60, 5, 2, seed=71)
+    Y = rng.standard_normal((60, 2))
+    loss = Squared(Y, c=1.0)
+    A = np.hstack([P, np.ones((60, 1))])
+    fit = np.linalg.lstsq(A, Y, rcond=None)[0].T
+    Ws, bs = fit[:, :5].copy(), fit[:, 5].copy()
+    b0, g_b = bs + 5.0, 2.0
+    f0 = _objective_np(loss, P, Ws, bs, Ws, b0, 0.0, g_b, 0.0)
+    theta = np.linalg.solve(A.T @ A + np.diag([0.0] * 5 + [g_b]),
+                            A.T @ Y + np.vstack([np.zeros((5, 2)), g_b * b0[None, :]])).T
+    assert loss.value_np(A @ theta.T) > loss.value_np(A @ fit.T)  # phi rises
+    out = _mm(loss, P, Ws, bs, b0=b0, g_b=g_b, max_iter=1, tol=0.0)
+    assert not out.rejected
+    np.testing.assert_allclose(out.W.numpy(), theta[:, :5], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(out.b.numpy(), theta[:, 5], rtol=1e-8, atol=1e-8)
+    assert _objective_np(loss, P, out.W.numpy(), out.b.numpy(), Ws, b0, 0.0, g_b, 0.0) < f0
+
+    rng, P, _, _ = _problem(100, 6, 3, seed=41)
+    loss = Squared(rng.standard_normal((100, 3)), c=1.0)
+    Ws, bs = rng.standard_normal((3, 6)), rng.standard_normal(3)
+    g_w, g_b = 0.1, 1000.0
+    f0 = _objective_np(loss, P, Ws, bs, Ws, bs, g_w, g_b, 0.0)
+    Pt = torch.from_numpy(P)
+    Hinv = mm_precision(augmented_gram(Pt), loss.curvature, g_w, g_b / 100, 0.0)
+    U = P @ Ws.T + bs
+    grad = np.hstack([loss.grad_np(U).T @ P, loss.grad_np(U).sum(0)[:, None]])
+    step = np.hstack([Ws, bs[:, None]]) - grad @ Hinv.numpy()
+    assert loss.value_np(P @ step[:, :6].T + step[:, 6]) < loss.value_np(U)  # phi falls ...
+    assert _objective_np(loss, P, step[:, :6], step[:, 6], Ws, bs, g_w, g_b, 0.0) > f0  # f rises
+    out = mm_regression(Pt, loss.grad_u, loss.value_u, torch.from_numpy(Ws).clone(),
+                        torch.from_numpy(bs).clone(), Hinv, g_w=g_w, g_b=g_b, tol=0.0,
+                        max_iter=1)
+    assert out.rejected
+    assert _objective_np(loss, P, out.W.numpy(), out.b.numpy(), Ws, bs, g_w, g_b, 0.0) <= f0
+    np.testing.assert_array_equal(out.W.numpy(), Ws)
+    np.testing.assert_array_equal(out.b.numpy(), bs)
+
+
 # --------------------------------------------------------------------------------------------
 # stopping rule
 # --------------------------------------------------------------------------------------------
@@ -381,6 +428,42 @@ def test_converged_flag_and_iterations():
     # a loose tolerance stops after the first step, without momentum
     loose = _mm(loss, P, W0, b0, W0=W0, b0=b0, g_w=g_w, g_b=g_b, tol=10.0, max_iter=50)
     assert loose.converged and loose.iterations == 1 and loose.step <= 10.0
+
+
+@pytest.mark.parametrize("kind", ["rls", "ce"])
+def test_stops_only_at_a_point_without_momentum(kind):
+    """The stopping rule fires only for a step taken from a point without momentum (module
+    docstring): the last gradient is then evaluated at the outputs of the previous iterate
+    itself, which the same solve with one step fewer returns, not at an extrapolated point.
+    Loose tolerances, so that steps from momentum points also fall below them."""
+    rng, P, W0, b0 = _problem(120, 5, 3, seed=51)
+    if kind == "rls":
+        loss = RectifiedLS(np.maximum(rng.standard_normal((120, 3)), 0.0), lam=1.0)
+    else:
+        loss = SoftmaxCE(np.eye(3)[rng.integers(0, 3, 120)], c=1.0)
+    Pt = torch.from_numpy(P)
+    Hinv = mm_precision(augmented_gram(Pt), loss.curvature, 0.01, 0.01, 0.0)
+
+    def solve(grad_u, tol, max_iter):
+        return mm_regression(Pt, grad_u, loss.value_u, torch.from_numpy(W0 + 1.0),
+                             torch.from_numpy(b0), Hinv, W0=torch.from_numpy(W0),
+                             b0=torch.from_numpy(b0), g_w=0.01, g_b=0.01, tol=tol,
+                             max_iter=max_iter)
+
+    seen = []
+
+    def recording_grad_u(U):
+        seen.append(U.clone())
+        return loss.grad_u(U)
+
+    for tol in (1e-2, 1e-3, 1e-4):
+        seen.clear()
+        out = solve(recording_grad_u, tol, 500)
+        assert out.converged and not out.rejected and out.step <= tol
+        assert len(seen) == out.iterations >= 2
+        prev = solve(loss.grad_u, tol, out.iterations - 1)
+        assert not prev.converged
+        torch.testing.assert_close(seen[-1], Pt @ prev.W.T + prev.b, rtol=1e-12, atol=1e-12)
 
 
 def test_squared_loss_converges_within_three_steps():

@@ -302,6 +302,73 @@ def test_box_qp_blocks_match_single_block(monkeypatch):
     torch.testing.assert_close(one.Z, two.Z, atol=1e-8, rtol=0)
 
 
+def _box_qp_residual(Z, H, Q, lower=0.0, upper=None):
+    """The stopping quantity of :func:`box_qp`, r = ||Z - P(Z - G/L)||_F L / ||Q||_F."""
+    L = float(torch.linalg.eigvalsh(H)[-1])
+    G = Z @ H - Q
+    return float((Z - (Z - G / L).clamp(lower, upper)).norm()) * L / float(Q.norm())
+
+
+def test_box_qp_converged_implies_residual_below_tol():
+    """Rows of very different scales (||q_i|| over four decades), so rows are frozen at
+    different times: the docstring promises r <= tol whenever every block stopped, which needs
+    the frozen rows' residuals to stay in the block's stopping sum (review 31: without them,
+    ``converged`` came with r up to 1.2 tol)."""
+    tol = 1e-6
+    for seed in range(4):
+        g = _gen(seed)
+        A = torch.randn(30, 12, generator=g, dtype=torch.float64)
+        C = torch.randn(400, 30, generator=g, dtype=torch.float64) * torch.logspace(
+            -3, 1, 400, dtype=torch.float64)[:, None]
+        H, Q = A.T @ A, C @ A
+        res = box_qp(H, Q, tol=tol, max_iter=5000)
+        assert res.converged and res.residual <= tol
+        assert math.isclose(res.residual, _box_qp_residual(res.Z, H, Q), rel_tol=1e-9)
+
+
+def test_box_qp_too_long_steps_never_worse_than_start(monkeypatch):
+    """With L 20x too small the FISTA steps overshoot and rows end above their start: the
+    monotone guarantee must put those rows back to (the projection of) Z0, so that every row's
+    objective is at most its start's, and the reported residual is the returned Z's."""
+    A, C = _nnls_problem(seed=9)
+    H, Q = A.T @ A, C @ A
+    Z0 = torch.randn(50, 12, generator=_gen(10), dtype=torch.float64).abs()
+    monkeypatch.setattr(nnls_module, "lipschitz_sym", lambda M: lipschitz_sym(M) / 20)
+    L = lipschitz_sym(H) / 20
+    f0 = _objective_rows(Z0, H, Q)
+    for max_iter in (1, 2, 5):
+        res = box_qp(H, Q, Z0, tol=1e-12, max_iter=max_iter)
+        kept = (res.Z == Z0).all(dim=1)
+        assert (_objective_rows(res.Z, H, Q) <= f0).all()  # every row is no worse ...
+        assert kept.any()  # ... and the safeguard was needed (the overshoot is real)
+        G = res.Z @ H - Q
+        r = float((res.Z - (res.Z - G / L).clamp_min(0)).norm()) * L / float(Q.norm())
+        assert math.isclose(res.residual, r, rel_tol=1e-9) and not res.converged
+
+
+def test_box_qp_blocks_report_the_largest_count_and_the_total_residual(monkeypatch):
+    """Rows solved in blocks (here 256 rows each): ``iterations`` is the largest number of
+    steps any block took, not the last block's, and ``converged`` means r <= tol for the
+    whole Q, also when one block alone missed its share of the budget."""
+    monkeypatch.setattr(nnls_module, "_CHUNK_ELEMENTS", 12 * 256)
+    A = torch.randn(30, 12, generator=_gen(12), dtype=torch.float64)
+    C = torch.randn(256, 30, generator=_gen(13), dtype=torch.float64)
+    H, Q1 = A.T @ A, C @ A
+    # a hard first block, a trivial second one (q = 0: z = 0 is optimal, no steps needed)
+    Q = torch.cat([Q1, torch.zeros_like(Q1)])
+    res = box_qp(H, Q, tol=1e-12, max_iter=7)
+    assert res.iterations == 7 and not res.converged
+    assert math.isclose(res.residual, _box_qp_residual(res.Z, H, Q), rel_tol=1e-9)
+    # block 1: small rows started at 0, no steps; its residual (~0.7 tol) is above its share
+    # (~tol / 2) of the budget, but block 2 starts at its solution, so r <= tol overall
+    Z2 = box_qp(H, Q1, tol=1e-13, max_iter=20000).Z
+    Q = torch.cat([1e-3 * Q1, Q1])
+    res = box_qp(H, Q, torch.cat([torch.zeros_like(Q1), Z2]), tol=1e-3, max_iter=0)
+    r = _box_qp_residual(res.Z, H, Q)
+    assert math.isclose(res.residual, r, rel_tol=1e-9) and 0.5e-3 < r <= 1e-3
+    assert res.converged
+
+
 def test_box_qp_invalid_inputs_raise():
     H, Q = torch.eye(3), torch.randn(4, 3)
     with pytest.raises(ValueError, match="lower <= upper"):
@@ -636,6 +703,58 @@ def test_apg_second_point_carries_the_strongly_convex_momentum(mu):
     assert points[:2] == pytest.approx([x0, x1 + beta * (x1 - x0)], rel=1e-15, abs=0)
 
 
+def test_apg_start_is_projected():
+    """The method starts at P(x0): with max_iter = 0, or when P(x0) is already optimal, the
+    returned x must still be feasible, never x0 itself."""
+    A, c = _lsq_problem(25)
+    H, q = A.T @ A, A.T @ c
+    x0 = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64)
+    res = apg(lambda x: H @ x - q, lambda x: x.clamp_min(0), x0, lipschitz_sym(H), max_iter=0)
+    assert res.iterations == 0 and torch.equal(res.x, x0.clamp_min(0))
+    # f(x) = ||x - c||^2 / 2 on x >= 0: the minimiser is P(c) = max(c, 0), reached at once
+    c = torch.tensor([1.5, -2.0, 0.25, -0.5], dtype=torch.float64)
+    res = apg(lambda x: x - c, lambda x: x.clamp_min(0), c, 1.0, tol=1e-12)
+    assert res.converged and res.iterations == 0 and res.residual == 0.0
+    assert torch.equal(res.x, c.clamp_min(0))
+
+
+def test_apg_residual_scale_is_at_least_one():
+    """The stopping rule divides by max(1, ||grad f(P(x0))||): with a first gradient of norm
+    below 1 the residual is the unscaled one (the formula of the docstring, recomputed), and a
+    start at the optimum (gradient ~ 0) converges at once instead of dividing by ~0."""
+    A, c = _lsq_problem(22)
+    H, q = A.T @ A, 1e-3 * (A.T @ c)
+    L = lipschitz_sym(H)
+    assert float(q.norm()) < 1  # the first gradient is -q
+    res = apg(lambda x: H @ x - q, lambda x: x.clamp_min(0), torch.zeros(8, dtype=torch.float64),
+              L, tol=1e-14, max_iter=3)
+    x = res.x
+    r = float((x - (x - (H @ x - q) / L).clamp_min(0)).norm()) * L / 1.0
+    assert res.iterations == 3 and math.isclose(res.residual, r, rel_tol=1e-9)
+    # unconstrained, started at numpy's solution of H x = q
+    x_star = torch.from_numpy(np.linalg.solve(H.numpy(), q.numpy()))
+    res = apg(lambda x: H @ x - q, lambda x: x, x_star, L, tol=1e-10, max_iter=50)
+    assert res.converged and res.iterations == 0 and res.residual <= 1e-10
+    assert torch.equal(res.x, x_star)
+
+
+def test_apg_modulus_above_lipschitz_gives_no_momentum():
+    """mu > L (an overestimated modulus) is clipped to L, q = 1, so the momentum is 0 and the
+    second gradient is evaluated at x1 itself (plain projected gradient), not at a point
+    extrapolated backwards by a negative momentum (1 - q) / (1 + q) with q = sqrt(mu / L) > 1."""
+    a, c, L = 1.0, 2.0, 4.0
+    points = []
+
+    def grad(x):
+        points.append(float(x))
+        return a * x - c
+
+    apg(grad, lambda x: x, torch.tensor(10.0, dtype=torch.float64), L, tol=1e-12,
+        max_iter=3, strong_convexity=10 * L)
+    x1 = 10.0 - (a * 10.0 - c) / L
+    assert points[:2] == [10.0, x1]
+
+
 def test_lipschitz_sym(monkeypatch):
     g = _gen(23)
     B = torch.randn(40, 40, generator=g, dtype=torch.float64)
@@ -682,3 +801,27 @@ def test_ridge_operator_reproduces_ridge_from_stats(fit_intercept, alpha):
             torch.testing.assert_close(theta[6], b)
     with pytest.raises(ValueError, match="alpha"):
         ridge_operator(stats.xx, -1.0)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ridge_operator_float32_collinear_is_min_norm(fit_intercept):
+    """float32 statistics of a design with one exactly dependent column (rounded in float32, so
+    the Gram matrix is barely definite, not singular): with alpha = 0 the operator must judge
+    the matrix at float32 precision and give the minimum-norm solution, as ridge_from_stats
+    does, i.e. numpy's lstsq with singular values below float32 precision dropped (review 31:
+    judged at float64 precision, it was off by 0.02-0.3 on weights of size 0.1)."""
+    g = _gen(5)
+    X = torch.randn(200, 6, generator=g)
+    X[:, 2] = 0.3 * X[:, 0] - X[:, 1]
+    T = torch.randn(200, 3, generator=g)
+    s = gram_stats(X, T)
+    m = 7 if fit_intercept else 6
+    theta = ridge_operator(s.xx, 0.0, fit_intercept=fit_intercept) @ s.xt[:m].double()
+    W, b = ridge_from_stats(s, 0.0, fit_intercept=fit_intercept)
+    np.testing.assert_allclose(theta[:6].T.numpy(), W.double().numpy(), atol=1e-6)
+    Xa = X.double().numpy()
+    if fit_intercept:
+        Xa = np.c_[Xa, np.ones(200)]
+        np.testing.assert_allclose(theta[6].numpy(), b.double().numpy(), atol=1e-6)
+    ref, *_ = np.linalg.lstsq(Xa, T.double().numpy(), rcond=1e-5)
+    np.testing.assert_allclose(theta.numpy(), ref, atol=1e-6)
