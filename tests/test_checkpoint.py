@@ -439,6 +439,9 @@ def test_data_fingerprints_see_small_changes_at_any_size():
     old = record[:4] + record[4:7] + record[9:12]
     assert checkpoint.same_data(old, checkpoint.data_record(X, y))
     assert not checkpoint.same_data(old, checkpoint.data_record(X + 0.5, y))
+    # fit hands its data record to run_record instead of fingerprinting X twice: the same
+    args = (get_method("lifted"), network("10-4-3", loss="ce"), X, y, 0, 1, None)
+    assert checkpoint.run_record(*args, data=record) == checkpoint.run_record(*args)
     # a chunking of the float64 sums other than the fingerprint's own: rounding only
     monkey = pytest.MonkeyPatch()
     monkey.setattr(checkpoint, "_FINGERPRINT_ROWS", 5000)

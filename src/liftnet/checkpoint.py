@@ -128,21 +128,22 @@ def _params_damage(params: Any, shapes: Any) -> str | None:
 def run_record(method: Method, net: Network, X: Tensor, y: Tensor, batch_size: int,
                 seed: int, params: Params | None, *,
                 scored: dict[str, tuple[Tensor | None, Tensor | None]] | None = None,
-                ) -> dict[str, Any]:
+                data: list | None = None) -> dict[str, Any]:
     """What a checkpoint's run must share with the run that resumes it: settings, starting
-    weights and data (by shape, dtype, sums and a fixed random projection that rows or
-    columns in another order change), and the sets its history scores (``scored``, e.g.
-    ``{"test": (X_test, y_test), "val": (X_val, y_val)}``; None where absent)."""
+    weights and data (by shape, dtype, sums and random projections that rows or columns in
+    another order change; ``data``: the :func:`data_record` of (X, y) when already taken),
+    and the sets its history scores (``scored``, e.g. ``{"test": (X_test, y_test), "val":
+    (X_val, y_val)}``; None where absent)."""
     sets = {key: None if Xs is None else data_record(Xs, ys)
             for key, (Xs, ys) in (scored or {}).items()}
+    data = data_record(X, y) if data is None else data
+    x_prints, y_prints = _halves(data[4:])
     return {**sets, "method": method.key, "hyperparameters": repr(method), "network": repr(net),
             "param_shapes": [list(layer.weight_shape) for layer in net.layers],
             "batch_size": batch_size, "seed": seed,
             "start": None if params is None else _fingerprint(torch.cat(
                 [torch.cat([W.reshape(-1), b.reshape(-1)]) for W, b in params])[None]),
-            "inputs": [list(X.shape), str(X.dtype), *_fingerprint(X)],
-            "targets": [list(y.shape), str(y.dtype),
-                        *_fingerprint(y.reshape(len(y), -1).to(torch.float64))]}
+            "inputs": [*data[:2], *x_prints], "targets": [*data[2:4], *y_prints]}
 
 
 def data_record(X: Tensor, y: Tensor) -> list:

@@ -386,9 +386,11 @@ def fit(
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
+    # the samples the lifted variables will belong to (full data set), taken once
+    data_id = data_record(X, y) if full else "batches"
     run = run_record(method, net, X, y, batch_size, seed, params,
-                     scored={"test": (X_test, y_test), "val": (X_val, y_val)}
-                     ) if checkpoint is not None else None
+                     scored={"test": (X_test, y_test), "val": (X_val, y_val)},
+                     data=data_id if full else None) if checkpoint is not None else None
     done: list[dict[str, Any]] = []
     best = BestEpoch()
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
@@ -420,8 +422,7 @@ def fit(
         state = method.init_state(net, X, Y, generator=gen, params=params)
     else:
         state = given_state(method, net, state, X)
-    # the samples the lifted variables will belong to; a given state's start anew on others
-    data_id = data_record(X, y) if full else "batches"
+    # a given state's lifted variables start anew on other samples
     if full and not resume and state.data_id is not None:
         if not same_data(state.data_id, data_id):
             new_data = True
