@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,20 @@ def small_data():
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA_DIR
+
+
+@pytest.fixture
+def registries():
+    """Registries restored after the test (registration is global), and the plugin modules
+    forgotten (a plugin already imported is not imported again)."""
+    from liftnet import METHODS
+    from liftnet.activations import ACTIVATIONS
+
+    acts, methods = dict(ACTIVATIONS), dict(METHODS)
+    yield
+    ACTIVATIONS.clear()
+    ACTIVATIONS.update(acts)
+    METHODS.clear()
+    METHODS.update(methods)
+    for name in [m for m in sys.modules if m.startswith("liftnet_plugin_")]:
+        del sys.modules[name]

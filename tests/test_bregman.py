@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
+from scipy.special import expit, softmax
+from torch import nn
 
 from conftest import teacher_data
 from liftnet import fit, load_model, mlp
+from liftnet.activations import Activation, register_activation
 from liftnet.cli import main as cli_main
 from liftnet.methods.bregman import Bregman
 from liftnet.metrics import linear_share, targets_for
@@ -253,3 +259,249 @@ def test_cli_writes_linear_share(tmp_path, monkeypatch):
         expected.append(float((U > 0).double().mean()))
         h = U.clamp_min(0)
     assert rec["linear_share"] == pytest.approx(expected, abs=2e-3)  # float32 sign flips at 0
+
+
+# One step against the module docstring written out in numpy / scipy (independent of the
+# method's code): step sizes, sweep order, the prox of mu Phi, the W-steps' majoriser.
+
+ALPHA_LEAKY = 0.01
+LIP = {"relu": 1.0, "leaky_relu": 1.0, "sigmoid": 0.25, "tanh": 1.0, "identity": 1.0,
+       "softmax": 0.5}
+
+
+def _np_sigma(name, u):
+    if name == "relu":
+        return np.maximum(u, 0)
+    if name == "leaky_relu":
+        return np.maximum(ALPHA_LEAKY * u, u)
+    if name == "sigmoid":
+        return expit(u)
+    if name == "tanh":
+        return np.tanh(u)
+    if name == "identity":
+        return u
+    if name == "softmax":
+        return softmax(u, axis=1)
+    raise AssertionError(name)
+
+
+def _np_prox_phi(name, v, mu):
+    """prox_{mu Phi}(v) = argmin_x mu Phi(x) + (x - v)^2 / 2, i.e. x + mu sigma^{-1}(x) = v."""
+    if name == "relu":
+        return np.maximum(v, 0) / (1 + mu)
+    if name == "identity":
+        return v / (1 + mu)
+    if name == "leaky_relu":
+        return np.where(v >= 0, v / (1 + mu), v / (1 + mu / ALPHA_LEAKY))
+    # x = sigma(z) with z the root of sigma(z) + mu z = v (increasing in z), bracketed by
+    # the range of sigma: sigmoid in (0, 1), tanh in (-1, 1)
+    if name == "sigmoid":
+        f, lo_r, hi_r = expit, 0.0, 1.0
+    elif name == "tanh":
+        f, lo_r, hi_r = np.tanh, -1.0, 1.0
+    else:
+        raise AssertionError(name)
+    out = np.empty_like(v)
+    for i, vi in np.ndenumerate(v):
+        z = brentq(lambda z, vi=vi: f(z) + mu * z - vi, (vi - hi_r) / mu - 1e-9,
+                   (vi - lo_r) / mu + 1e-9, xtol=1e-14, rtol=4 * np.finfo(float).eps,
+                   maxiter=500)
+        out[i] = f(z)
+    return out
+
+
+def _reference_step(params, X, Y, acts_names, out_act, *, tau, rho, c_out, x_steps, w_steps,
+                    alternations):
+    """One step of the module docstring, in numpy: X re-initialised by the feed-forward pass,
+    then ``alternations`` rounds of ``x_steps`` backward sweeps (Gauss-Seidel, X_L .. X_1)
+    and ``w_steps`` majorised steps (W_l, b_l) <- (W_l, b_l) - g_l H_l^{-1}."""
+    L = len(params)
+    names = [*acts_names, out_act]  # activation applied to U_l
+    weights = [1.0] * (L - 1) + [c_out]
+    Wa = [np.concatenate([W, b[:, None]], 1) for W, b in params]
+    Wk = [w.copy() for w in Wa]
+    xs = [X]
+    for l in range(L - 1):
+        xs.append(_np_sigma(names[l], xs[l] @ Wa[l][:, :-1].T + Wa[l][:, -1]))
+    xs.append(Y)
+    s = X.shape[0]
+    for _ in range(alternations):
+        for _ in range(x_steps):
+            for l in range(L - 1, 0, -1):
+                W, b = Wa[l][:, :-1], Wa[l][:, -1]
+                Wp, bp = Wa[l - 1][:, :-1], Wa[l - 1][:, -1]
+                G = weights[l] * (_np_sigma(names[l], xs[l] @ W.T + b) - xs[l + 1])
+                Uprev = xs[l - 1] @ Wp.T + bp
+                mu = 1.0 / (LIP[names[l]] * weights[l] * np.linalg.norm(W, 2) ** 2)
+                xs[l] = _np_prox_phi(names[l - 1], xs[l] - mu * (G @ W - Uprev), mu)
+        for l in range(L):
+            A = np.concatenate([xs[l], np.ones((s, 1))], 1)
+            H = LIP[names[l]] * weights[l] / s * A.T @ A + (1 / tau + rho) * np.eye(A.shape[1])
+            for _ in range(w_steps):
+                g = weights[l] / s * (_np_sigma(names[l], A @ Wa[l].T) - xs[l + 1]).T @ A
+                g += (Wa[l] - Wk[l]) / tau
+                g[:, :-1] += rho * Wa[l][:, :-1]
+                Wa[l] = Wa[l] - np.linalg.solve(H, g.T).T
+    return xs[1:-1], [(w[:, :-1], w[:, -1]) for w in Wa]
+
+
+CASES = [
+    # spec, n, loss, activation: the Cholesky form (s >= n + 1) and the row space (s < n + 1)
+    ("5-6-4-3", 30, "ce", "relu"),
+    ("12-5-3", 8, "ce", "sigmoid"),
+    ("4-5-5-2", 11, "mse", "tanh"),
+    ("9-7-3", 6, "mse", "leaky_relu"),
+]
+
+
+@pytest.mark.parametrize("spec,n,loss,activation", CASES)
+@pytest.mark.parametrize("loss_weight", [1.0, 2.5])
+def test_step_matches_the_docstring_updates(spec, n, loss, activation, loss_weight):
+    """One full step (2 alternations of 2 backward X-sweeps and 2 W-steps), against the update
+    rules of the module docstring written out in numpy/scipy: step sizes mu_l = 1/(c_l
+    ||W_l||_2^2) with c_l the Lipschitz constant of sigma_{l+1} (sigmoid 1/4, softmax 1/2) times
+    the layer's weight, the prox of mu Phi, g_l, H_l with the 1/s scaling, the centre W^k / tau
+    and rho on the weights only."""
+    g = torch.Generator().manual_seed(7)
+    k = int(spec.split("-")[-1])
+    X = torch.randn(n, int(spec.split("-")[0]), generator=g, dtype=torch.float64)
+    net = mlp(spec, loss=loss, activation=activation)
+    if loss == "ce":
+        Y = targets_for(net, torch.randint(0, k, (n,), generator=g), X.dtype)
+    else:
+        Y = torch.randn(n, k, generator=g, dtype=X.dtype)
+    method = Bregman(tau=0.7, rho=0.05, loss_weight=loss_weight, x_steps=2, w_steps=2,
+                     alternations=2, tol=1e-15, bias_init=0.1)
+    state = method.init_state(net, X, Y, generator=g)
+    params0 = [(W.numpy().copy(), b.numpy().copy()) for W, b in state.params]
+    state = method.step(net, state, X, Y)
+    acts, params = _reference_step(
+        params0, X.numpy(), Y.numpy(), [la.activation for la in net.layers[:-1]],
+        "softmax" if loss == "ce" else "identity", tau=0.7, rho=0.05, c_out=loss_weight,
+        x_steps=2, w_steps=2, alternations=2)
+    for a, r in zip(state.acts, acts, strict=True):
+        np.testing.assert_allclose(a.numpy(), r, rtol=1e-9, atol=1e-10)
+    for (W, b), (Wr, br) in zip(state.params, params, strict=True):
+        np.testing.assert_allclose(W.numpy(), Wr, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(b.numpy(), br, rtol=1e-9, atol=1e-10)
+    assert state.inner == 4 and state.step == 1  # 2 rounds of 2 sweeps
+
+
+def test_each_batch_restarts_x_from_the_feed_forward_pass():
+    """Implicit SGD: for a new mini-batch X is re-initialised by the feed-forward pass (module
+    docstring), even when the batch has the same number of rows as the last one: a step on
+    batch B after a step on batch A equals a step on B from the same weights with a fresh
+    state; with new_batch=False the lifted X of the last call are kept."""
+    g = torch.Generator().manual_seed(3)
+    net = mlp("5-6-4-3")
+    XA, XB = (torch.randn(20, 5, generator=g, dtype=torch.float64) for _ in range(2))
+    yA, yB = (targets_for(net, torch.randint(0, 3, (20,), generator=g), torch.float64)
+              for _ in range(2))
+    method = Bregman(tau=1.0)
+    state = method.step(net, method.init_state(net, XA, yA, generator=g), XA, yA)
+    fresh = method.init_state(net, XB, yB, params=state.params)
+    want = method.step(net, fresh, XB, yB)
+    got = method.step(net, state, XB, yB)  # new_batch defaults to True
+    for (W, b), (Wr, br) in zip(got.params, want.params, strict=True):
+        torch.testing.assert_close(W, Wr, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(b, br, rtol=1e-12, atol=1e-12)
+
+
+def test_x_sweeps_stop_at_the_relative_tolerance():
+    """The X-loop stops at the first sweep that moves X by at most tol relative to ||X||
+    (squared norms compared with tol^2), counting that sweep; with a moderate tol the number of
+    sweeps is the first k at which the reference's k-th sweep moves X by <= tol ||X_start||."""
+    g = torch.Generator().manual_seed(5)
+    net = mlp("5-6-4-3")
+    X = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    Y = targets_for(net, torch.randint(0, 3, (30,), generator=g), X.dtype)
+    st0 = Bregman(tau=1.0).init_state(net, X, Y, generator=g)
+    params0 = [(W.numpy().copy(), b.numpy().copy()) for W, b in st0.params]
+    start = net.forward_all(st0.params, X)[0]
+    size = math.sqrt(sum(float(a.square().sum()) for a in start))
+    # per-sweep moves of the reference (x_steps = k, no W-steps effect on the X-part)
+    prev = [a.numpy() for a in start]
+    moves = []
+    for k in range(1, 60):
+        acts, _ = _reference_step(params0, X.numpy(), Y.numpy(), ["relu", "relu"], "softmax",
+                                  tau=1.0, rho=1e-4, c_out=1.0, x_steps=k, w_steps=1,
+                                  alternations=1)
+        moves.append(math.sqrt(sum(float(np.square(a - p).sum())
+                                   for a, p in zip(acts, prev, strict=True))))
+        prev = acts
+    for tol in (1e-2, 1e-3, 1e-4):
+        want = next(k + 1 for k, m in enumerate(moves) if m <= tol * size)
+        method = Bregman(tau=1.0, tol=tol, x_steps=500, w_steps=1)
+        st = method.init_state(net, X, Y, params=st0.params)
+        st = method.step(net, st, X, Y)
+        assert st.inner == want, (tol, st.inner, want)
+
+
+@pytest.mark.parametrize("init", ["xavier", "normal", "variance_scaling"])
+def test_init_state_uses_the_init_scheme_and_bias_init(init):
+    """``init`` and ``bias_init`` reach the initialisation: the same draws as
+    net.init_params(scheme=init, bias=bias_init) from the same generator."""
+    net = mlp("6-5-4-3")
+    X = torch.zeros(4, 6, dtype=torch.float64)
+    state = Bregman(init=init, bias_init=-0.7).init_state(
+        net, X, torch.zeros(4, 3), generator=torch.Generator().manual_seed(11))
+    want = net.init_params(generator=torch.Generator().manual_seed(11), scheme=init, bias=-0.7,
+                           dtype=torch.float64)
+    for (W, b), (Wr, br) in zip(state.params, want, strict=True):
+        assert torch.equal(W, Wr) and torch.equal(b, br)
+    # the schemes differ (so a scheme that is ignored is seen)
+    other = net.init_params(generator=torch.Generator().manual_seed(11),
+                            scheme="normal" if init != "normal" else "xavier", dtype=torch.float64)
+    assert not torch.equal(state.params[0][0], other[0][0])
+
+
+def test_hidden_activations_exclude_softmax():
+    assert "softmax" not in Bregman.supported_activations()
+    assert set(Bregman.supported_activations()) >= {"relu", "leaky_relu", "hardtanh",
+                                                     "soft_threshold", "sigmoid", "tanh",
+                                                     "identity"}
+
+
+def test_step_uses_the_slope_of_a_registered_activation(registries):
+    """A registered proximal activation sigma(u) = u / 2 (Psi = x^2 / 2, Phi = x^2, slope 1/2)
+    on the hidden layer of 5-6-3 (mse): its slope is the Lipschitz constant c_1 of the W-step
+    majoriser H_1 (module docstring), checked against the numpy reference."""
+    @dataclass(frozen=True)
+    class Half(Activation):
+        name: ClassVar[str] = "half"
+        slope: ClassVar[float | None] = 0.5
+
+        def map(self, u):
+            return 0.5 * u
+
+        def _phi(self, v):
+            return v * v
+
+        def conjugate(self, u):
+            return 0.25 * u * u
+
+        def inverse(self, v):
+            return 2.0 * v
+
+        def torch_module(self):
+            return nn.Identity()
+
+    register_activation(Half())
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(25, 5, generator=g, dtype=torch.float64)
+    Y = torch.randn(25, 3, generator=g, dtype=torch.float64)
+    net = mlp("5-6-3", loss="mse", activation="half")
+    method = Bregman(tau=0.7, rho=0.05, x_steps=1, w_steps=1, tol=1e-15)
+    state = method.init_state(net, X, Y, generator=g)
+    W0, b0 = (t.numpy().copy() for t in state.params[0])
+    state = method.step(net, state, X, Y)
+    # reference for layer 0 (input X fixed): one majorised step with c_0 = 1/2
+    A = np.concatenate([X.numpy(), np.ones((25, 1))], 1)
+    Wa = np.concatenate([W0, b0[:, None]], 1)
+    T = state.acts[0].numpy()
+    g0 = (0.5 * A @ Wa.T - T).T @ A / 25
+    g0[:, :-1] += 0.05 * W0
+    H = 0.5 / 25 * A.T @ A + (1 / 0.7 + 0.05) * np.eye(6)
+    want = Wa - np.linalg.solve(H, g0.T).T
+    np.testing.assert_allclose(state.params[0][0].numpy(), want[:, :-1], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(state.params[0][1].numpy(), want[:, -1], rtol=1e-9, atol=1e-11)

@@ -110,6 +110,22 @@ def test_two_processes_train_what_one_trains_on_the_union(tmp_path, method, loss
                                                         strict=False))
 
 
+def test_two_processes_with_wide_inputs_train_what_one_trains(tmp_path):
+    """Inputs wider than a process's shard (d = 60 > 45 rows per process): the W-steps need
+    every row, so distributed training must not take the single-process row-space (Woodbury)
+    form; the weights equal one process's on the union of the shards."""
+    hp = {"tol": 1e-12, "x_steps": 200, "w_steps": 200}
+    out = _run(tmp_path, arch="60-5-3", loss="ce", hp=hp, epochs=1, batch_size=0,
+               method="bregman", d=60)
+    X, y = _data(d=60)
+    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])
+    ref = fit(get_method("bregman", **hp), network("60-5-3", loss="ce"), X[order], y[order],
+              epochs=1, seed=3, progress=False)
+    for (W, b), (W1, b1) in zip(out[0]["params"], ref.state.params, strict=True):
+        torch.testing.assert_close(W, W1, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(b, b1, rtol=1e-6, atol=1e-8)
+
+
 # margin: the training accuracy over the majority-class share of the data that the run must
 # beat (measured: the dense runs 0.83-0.84 against 0.50, proximal BCD 0.78 after 4 epochs);
 # the convolution's data hold 76 of 90 in class 1, which its default proximal weights do not

@@ -8,13 +8,15 @@ formulas, the conjugates (closed forms and a numerical sup), per-sample sums and
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize_scalar
 
-from liftnet.activations import get_activation
+from liftnet.activations import ReLU, get_activation, register_activation
 from liftnet.divergences import (
     FENCHEL_ACTIVATIONS,
     conjugate,
@@ -505,3 +507,35 @@ def test_every_conjugate_is_the_supremum_of_its_potential(name):
         inside &= s < hi - 1e-9
     if name != "soft_threshold":  # sigma^{-1}(0) is an interval there
         torch.testing.assert_close(act.inverse(s[inside]), u[inside], atol=1e-6, rtol=0)
+
+
+def test_fenchel_gap_is_clamped_at_zero_against_rounding():
+    """The docstring promises B >= 0 clamped against rounding: at points v = sigma(u) where
+    F(v) + F*(u) - u v rounds below zero the result is exactly 0 (not a tiny negative)."""
+    u = torch.linspace(-8, 8, 20001, dtype=torch.float64)
+    for name in ("sigmoid", "tanh", "leaky_relu", "identity"):
+        act = get_activation(name)
+        v = act.map(u)
+        raw = act.potential(v) + act.conjugate(u) - u * v
+        gap = fenchel_gap(name, v, u)
+        if bool((raw < 0).any()):
+            assert bool((gap[raw < 0] == 0).all())
+        assert bool((gap >= 0).all())
+    # a value computed in float32 as well
+    u32 = torch.linspace(-8, 8, 20001, dtype=torch.float32)
+    gap32 = fenchel_gap("sigmoid", torch.sigmoid(u32), u32)
+    assert bool((gap32 >= 0).all())
+    assert bool((fenchel_b("sigmoid", torch.sigmoid(u32)[None], u32[None]) >= 0).all())
+
+
+def test_with_conjugate_lists_a_registered_activation(registries):
+    @dataclass(frozen=True)
+    class ReluCopy(ReLU):
+        name: ClassVar[str] = "relu_copy"
+
+    register_activation(ReluCopy())
+    assert "relu_copy" in with_conjugate()
+    assert set(with_conjugate()) >= {"relu", "leaky_relu", "sigmoid", "tanh", "identity",
+                                     "hardtanh", "piecewise_sigmoid", "soft_threshold"}
+    u = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    torch.testing.assert_close(conjugate("relu_copy", u), 0.5 * torch.relu(u) ** 2)

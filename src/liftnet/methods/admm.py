@@ -69,13 +69,16 @@ from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats, ridge_operator
 from .base import (
     INIT_SCHEMES,
+    OTHER_BATCH,
     Method,
     MethodState,
+    batch_signature,
     check_choice,
     check_int,
     check_positive,
     count_samples,
     data_key,
+    holds_batch,
     start_params,
     sum_samples,
     sum_stats,
@@ -178,6 +181,8 @@ class ADMM(Method):
                 f"the state's auxiliary variables hold {state.z[0].shape[0]} samples, "
                 f"the batch {n}"
             )
+        elif not holds_batch(state, X):
+            raise ValueError(OTHER_BATCH)
         else:
             z, a, lam = state.z, state.a, state.lam
         L = len(net.layers)
@@ -197,6 +202,7 @@ class ADMM(Method):
     def step(
         self, net: Network, state: ADMMState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> ADMMState:
+        state.batch_sig = batch_signature(X)  # the batch the auxiliary variables belong to
         if new_batch or not state.z or state.z[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         # the operator depends on the data, the ridge weight, the intercept and (distributed:

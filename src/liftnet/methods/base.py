@@ -45,6 +45,9 @@ class MethodState:
     #: (:func:`liftnet.checkpoint.data_record`; "batches" after mini-batch training; None
     #: unknown, e.g. a state of an older liftnet): ``fit`` continues them on these data only
     data_id: Any = None
+    #: :func:`batch_signature` of the samples of the last step (the batch the lifted variables
+    #: belong to; None: not stepped, or a state of an older liftnet)
+    batch_sig: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,33 @@ class DataKey:
 
     def __setstate__(self, state: dict) -> None:
         self._ref, self._meta = _gone, state["meta"]
+
+
+def batch_signature(X: Tensor) -> tuple:
+    """What tells a batch from another of the same shape: shape, dtype, device and two float64
+    sums of X (plain, and with row i weighted by i + 1).  A method records it at every step, so
+    that ``objective`` does not pair the state's lifted variables with other samples of the
+    same size (content, not identity: ``X[50:100]`` twice is the same batch)."""
+    rows = X.reshape(X.shape[0], -1).sum(dim=1, dtype=torch.float64)
+    weights = torch.arange(1, X.shape[0] + 1, dtype=torch.float64, device=X.device)
+    return (tuple(X.shape), X.dtype, str(X.device), float(rows.sum()), float(rows @ weights))
+
+
+def holds_batch(state: MethodState, X: Tensor) -> bool:
+    """Whether the state's lifted variables may belong to X: the signature of its last step
+    matches X's (to rounding: another thread count sums in another order), or it has none and
+    only the row count can be compared (the caller does that)."""
+    sig = getattr(state, "batch_sig", None)
+    if sig is None:
+        return True
+    new = batch_signature(X)
+    return sig[:3] == new[:3] and all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+                                      for a, b in zip(sig[3:], new[3:], strict=True))
+
+
+#: the error of an objective asked for other samples than its state's lifted variables hold
+OTHER_BATCH = ("the state's lifted variables belong to other samples (those of its last step); "
+               "step on this batch first")
 
 
 def data_key(X: Tensor) -> DataKey:

@@ -53,12 +53,14 @@ from .base import (
     INIT_SCHEMES,
     Method,
     MethodState,
+    batch_signature,
     check_choice,
     check_finite,
     check_int,
     check_positive,
     check_tol,
     count_samples,
+    holds_batch,
     start_params,
     sum_value,
 )
@@ -158,7 +160,7 @@ class Bregman(Method):
         """E(W; X) of (2) on the batch (the state's lifted activations when they are of this
         batch, else the feed-forward ones)."""
         acts = state.acts
-        if not acts or acts[0].shape[0] != X.shape[0]:
+        if not acts or acts[0].shape[0] != X.shape[0] or not holds_batch(state, X):
             acts, _ = net.forward_all(state.params, X)
         xs = [X, *acts[: net.n_hidden], Y]
         data, reg = 0.0, 0.0
@@ -174,6 +176,7 @@ class Bregman(Method):
     def step(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor, *,
              new_batch: bool = True) -> BregmanState:
         L = len(net.layers)
+        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
         s = count_samples(state, X)  # every process's samples in distributed training

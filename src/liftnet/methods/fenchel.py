@@ -76,6 +76,7 @@ from .base import (
     INIT_SCHEMES,
     Method,
     MethodState,
+    batch_signature,
     check_choice,
     check_finite,
     check_int,
@@ -83,6 +84,7 @@ from .base import (
     check_tol,
     count_samples,
     data_key,
+    holds_batch,
     start_params,
     sum_samples,
     sum_value,
@@ -406,7 +408,7 @@ class Fenchel(Method):
         N and the sums over samples are those of every process)."""
         n = X.shape[0]
         acts = state.acts
-        if not acts or acts[0].shape[0] != n:
+        if not acts or acts[0].shape[0] != n or not holds_batch(state, X):
             acts, _ = net.forward_all(state.params, X)
         lams, rhos = self.layer_lams(net), self.layer_rhos(net)
         xs = [X, *acts]
@@ -429,6 +431,7 @@ class Fenchel(Method):
     def step(
         self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> FenchelState:
+        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             # Algorithm 2, line 5: X re-initialised by the feed-forward rule
             state.acts, pre = net.forward_all(state.params, X)

@@ -60,14 +60,17 @@ from ..solvers import (
 )
 from .base import (
     INIT_SCHEMES,
+    OTHER_BATCH,
     Method,
     MethodState,
+    batch_signature,
     check_choice,
     check_int,
     check_positive,
     check_tol,
     count_samples,
     data_key,
+    holds_batch,
     start_params,
     sum_samples,
     sum_stats,
@@ -186,6 +189,8 @@ class Lifted(Method):
             raise ValueError(
                 f"the state's lifted variables hold {state.out.shape[0]} samples, the batch {n}"
             )
+        elif not holds_batch(state, X):
+            raise ValueError(OTHER_BATCH)
         else:
             acts, out = state.acts, state.out
         xs = [X, *acts, out]
@@ -218,6 +223,7 @@ class Lifted(Method):
     def step(
         self, net: Network, state: LiftedState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> LiftedState:
+        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
         if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
             state.prev = None

@@ -42,12 +42,15 @@ from torch import Tensor
 from ..graph import Network, Params
 from ..solvers import gram_stats, linear_prox, relu_prox, ridge_from_stats
 from .base import (
+    OTHER_BATCH,
     Method,
     MethodState,
+    batch_signature,
     check_finite,
     check_positive,
     count_samples,
     data_key,
+    holds_batch,
     start_params,
     sum_stats,
     sum_value,
@@ -138,6 +141,8 @@ class PBCD(Method):
             raise ValueError(
                 f"the state's lifted variables hold {state.U[0].shape[0]} samples, the batch {n}"
             )
+        elif not holds_batch(state, X):
+            raise ValueError(OTHER_BATCH)
         else:
             U, V = state.U, state.V
         L = len(net.layers)
@@ -153,6 +158,7 @@ class PBCD(Method):
     def step(
         self, net: Network, state: PBCDState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> PBCDState:
+        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
         if new_batch or not state.U or state.U[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         key = (data_key(X), state.reducer)  # a Gram matrix summed over processes: other key
