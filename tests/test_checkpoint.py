@@ -3,6 +3,7 @@ ends where the uninterrupted run ends, for every method; bad checkpoints are cle
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -449,3 +450,230 @@ def test_data_fingerprints_see_small_changes_at_any_size():
         assert checkpoint.same_data(record, checkpoint.data_record(X, y))
     finally:
         monkey.undo()
+
+
+# Review 33 (mutation audit of checkpoint.py): damaged bodies, older checkpoints, the pinned
+# fingerprint, its tolerances.
+
+_NOT_IMPORTABLE = lambda: None  # noqa: E731  pickle looks it up by name: PicklingError
+
+
+def test_a_state_that_raises_picklingerror_is_a_cannot_checkpoint_error(tmp_path):
+    """pickle.PicklingError (an object pickle cannot find under its name), not only the
+    AttributeError of a local lambda, is told apart as 'cannot checkpoint'; nothing written."""
+    from liftnet.checkpoint import save_checkpoint
+
+    with pytest.raises(ValueError, match="cannot checkpoint this training state"):
+        save_checkpoint(tmp_path / "c.pt", {"state": _NOT_IMPORTABLE})
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_checkpoint_without_its_run_record_is_a_clear_error(tmp_path):
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, batch_size=40, seed=1, progress=False, checkpoint=ck)
+    for damage, message in ((lambda c: c.pop("run"), "(no run)"),
+                            (lambda c: c.update(run=None), "(no run record)")):
+        saved = torch.load(ck, weights_only=False)
+        damage(saved)
+        torch.save(saved, tmp_path / "bad.ckpt")
+        with pytest.raises(ValueError, match=re.escape(f"is a damaged checkpoint {message}")):
+            fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+                checkpoint=tmp_path / "bad.ckpt", resume=True)
+
+
+def test_an_older_records_rule_still_sees_a_changed_entry():
+    """A record of an older liftnet (sum, squared norm, position-weighted projection) is
+    compared at its own rule's 1e-6 relative tolerance: one entry changed by 1e-4 is other data."""
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(120, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (120,), generator=g)
+    record = checkpoint.data_record(X, y)
+    old = record[:4] + record[4:7] + record[9:12]
+    assert checkpoint.same_data(old, checkpoint.data_record(X.clone(), y.clone()))
+    X2 = X.clone()
+    X2[60, 3] += 1e-4
+    assert not checkpoint.same_data(old, checkpoint.data_record(X2, y))
+
+
+# data_record of a fixed (X, y), as written by liftnet on 2026-11-29: checkpoints already on
+# disk hold these numbers, so a change of the fingerprint refuses to resume every one of them
+PINNED_RECORD = [[6, 4], "torch.float64", [6], "torch.int64", 22.285714285714285,
+                 44.163265306122454, 19.112334471467374, -0.7695454471117024,
+                 -0.3520614806004797, 6.0, 10.000000000000002, 2.2495268603195995,
+                 2.198009442250861, 4.457356339953608]
+
+
+def test_the_data_fingerprint_is_pinned():
+    from liftnet import checkpoint
+
+    X = (torch.arange(24, dtype=torch.float64).reshape(6, 4) - 5) / 7
+    y = torch.tensor([0, 1, 2, 1, 0, 2])
+    record = checkpoint.data_record(X, y)
+    assert record[:4] == PINNED_RECORD[:4]
+    assert len(record) == len(PINNED_RECORD)
+    for got, want in zip(record[4:], PINNED_RECORD[4:], strict=True):
+        assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), (got, want)
+    # and such a pinned record (an older checkpoint's) is accepted for the same data
+    assert checkpoint.same_data(PINNED_RECORD, record)
+    # the 3-number record of liftnets before 2026-11-29 too
+    old = PINNED_RECORD[:4] + PINNED_RECORD[4:7] + PINNED_RECORD[9:12]
+    assert checkpoint.same_data(old, record)
+
+
+def _checkpoint(tmp_path, **kw):
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, batch_size=40, seed=1, progress=False, checkpoint=ck, **kw)
+    return X, y, net, method, ck
+
+
+def _set_weights(c, which, change):
+    params = c["state"].params if which == "state" else c["best"].params
+    params[0] = change(*params[0])
+
+
+MORE_DAMAGES = {
+    "run None": (lambda c: c.update(run=None), "(no run record)"),
+    "step -1": (lambda c: setattr(c["state"], "step", -1), "step counter is -1"),
+    "step True": (lambda c: setattr(c["state"], "step", True), "step counter is True"),
+    "best NaN": (lambda c: _set_weights(c, "best", lambda W, b: (W * math.nan, b)),
+                 "its best validation epoch's weights: layer 0 holds NaN"),
+    "epoch True": (lambda c: c["history"][0].update(epoch=True), "entry 1 is not epoch 1's"),
+    "epoch 2": (lambda c: c["history"][0].update(epoch=2), "entry 1 is not epoch 1's"),
+    "objective True": (lambda c: c["history"][0].update(objective=True), "objective = True"),
+    "val_loss str": (lambda c: c["history"][0].update(val_loss="x"), "val_loss = 'x'"),
+    "seconds inf": (lambda c: c.update(seconds=math.inf), "its training time is inf"),
+    "seconds -1": (lambda c: c.update(seconds=-1.0), "its training time is -1.0"),
+    "no layers": (lambda c: setattr(c["state"], "params", []), "expected a list of (W, b)"),
+    "a layer missing": (lambda c: c["state"].params.pop(), "1 layers, its network has 2"),
+    "int weights": (lambda c: _set_weights(c, "state", lambda W, b: (W.long(), b)),
+                    "layer 0 is not a (W, b) pair of floating-point tensors"),
+    "b NaN": (lambda c: _set_weights(c, "state", lambda W, b: (W, b * math.nan)),
+              "layer 0 holds NaN or infinite values"),
+    "W 1-D (no run shapes)": (lambda c: (c["run"].pop("param_shapes"), _set_weights(
+        c, "state", lambda W, b: (W[:, 0], b))), "layer 0 has W (6,) and b (6,)"),
+    "W inf": (lambda c: _set_weights(
+        c, "state", lambda W, b: (W.index_fill(0, torch.tensor([0]), math.inf), b)),
+        "layer 0 holds NaN or infinite values"),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_DAMAGES))
+def test_more_damaged_checkpoint_bodies_are_clear_errors(name, tmp_path):
+    damage, message = MORE_DAMAGES[name]
+    X, y, net, method, ck = _checkpoint(tmp_path, X_val=_data()[0][:20], y_val=_data()[1][:20])
+    saved = torch.load(ck, weights_only=False)
+    damage(saved)
+    torch.save(saved, ck)
+    with pytest.raises(ValueError, match=f"is a damaged checkpoint .*{re.escape(message)}"):
+        fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+            checkpoint=ck, resume=True, X_val=X[:20], y_val=y[:20])
+
+
+OLDER = {
+    "no seconds": lambda c: c.pop("seconds"),
+    "no param_shapes": lambda c: c["run"].pop("param_shapes"),
+    "no scored sets": lambda c: (c["run"].pop("test"), c["run"].pop("val")),
+}
+
+
+@pytest.mark.parametrize("name", list(OLDER))
+def test_checkpoints_of_older_liftnets_still_resume(name, tmp_path):
+    """What older liftnets did not write (the training time, the weight shapes, the scored
+    sets) is not required: such a checkpoint resumes to the uninterrupted run's weights."""
+    X, y, net, method, ck = _checkpoint(tmp_path)
+    saved = torch.load(ck, weights_only=False)
+    OLDER[name](saved)
+    torch.save(saved, ck)
+    resumed = fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+                  checkpoint=ck, resume=True)
+    whole = fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False)
+    torch.testing.assert_close(resumed.state.params, whole.state.params)
+
+
+def test_resuming_from_other_starting_biases_is_refused(tmp_path):
+    X, y = _data()
+    net, method = network("8-6-3", loss="ce"), get_method("lifted")
+    start = method.init_state(net, X, None, generator=torch.Generator().manual_seed(0)).params
+    ck = tmp_path / "run.ckpt"
+    fit(method, net, X, y, epochs=1, batch_size=40, seed=1, progress=False, checkpoint=ck,
+        params=start)
+    other = [(W, b + 0.1) for W, b in start]  # the same weights, other biases
+    with pytest.raises(ValueError, match="its run started from other weights"):
+        fit(method, net, X, y, epochs=2, batch_size=40, seed=1, progress=False,
+            checkpoint=ck, resume=True, params=other)
+
+
+def test_regression_targets_are_fingerprinted_in_float64():
+    """Targets that differ below float32's resolution are other data (fit trains on float64
+    targets as they are when X is float64)."""
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(100, 3, generator=g, dtype=torch.float64)
+    t = torch.randn(100, 1, generator=g, dtype=torch.float64)
+    t[5] = 1.0
+    t2 = t.clone()
+    t2[5] = 1.0 + 3e-8  # the same float32 number
+    assert t.float().equal(t2.float())
+    assert not checkpoint.same_data(checkpoint.data_record(X, t), checkpoint.data_record(X, t2))
+
+
+def test_same_data_compares_the_labels_shape_and_dtype():
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (50,), generator=g)
+    t = torch.randn(50, generator=g, dtype=torch.float64)
+    record = checkpoint.data_record(X, y)
+    assert checkpoint.same_data(record, checkpoint.data_record(X, y.clone()))
+    assert not checkpoint.same_data(record, checkpoint.data_record(X, y.int()))
+    assert not checkpoint.same_data(checkpoint.data_record(X, t),
+                                    checkpoint.data_record(X, t[:, None]))
+
+
+def test_a_small_change_in_the_first_row_is_other_data():
+    """The random-weight projections see a change of 1e-5 in one entry of the first row of
+    positive data (whose sum is large, and which the position-weighted projection hardly
+    weighs) at the 1e-9 tolerance."""
+    from liftnet import checkpoint
+
+    X, y = _data()
+    X2 = X.clone()
+    X2[0, 3] += 1e-5
+    record = checkpoint.data_record(X, y)
+    assert checkpoint.same_data(record, checkpoint.data_record(X.clone(), y))
+    assert not checkpoint.same_data(record, checkpoint.data_record(X2, y))
+
+
+def test_standardised_data_in_another_memory_layout_is_the_same_data():
+    """Sums near zero (standardised data) differ by rounding only when the same data lie in
+    another memory layout: compared relative to the norm, they are the same data."""
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(20000, 10, generator=g, dtype=torch.float64)
+    X = (X - X.mean(0)) / X.std(0)
+    y = torch.randint(0, 3, (20000,), generator=g)
+    assert checkpoint.same_data(checkpoint.data_record(X, y),
+                                checkpoint.data_record(X.t().contiguous().t(), y))
+
+
+def test_the_tolerance_is_relative_to_the_norm_not_the_squared_norm():
+    """A change of 1e-5 in one entry of zero-mean data of norm ~126 is far above 1e-9 of the
+    norm (it moves the sum by 1e-5): other data."""
+    from liftnet import checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(2000, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (2000,), generator=g)
+    X[0, 3] = 0.1
+    X2 = X.clone()
+    X2[0, 3] += 1e-5
+    assert not checkpoint.same_data(checkpoint.data_record(X, y), checkpoint.data_record(X2, y))

@@ -615,3 +615,257 @@ def test_fitted_weights_do_not_track_gradients(digits):
     assert not clf.params_[0][0].requires_grad
     clf.fit(X, y)  # a warm start from these weights
     assert not clf.params_[0][0].requires_grad
+
+
+# Review 33 (mutation audit of estimator.py): early stopping with partial_fit, scores,
+# warm_start, random_state, set_params, interruption, input checks.
+
+def test_method_params_must_be_a_dict():
+    from liftnet.estimator import LiftedClassifier
+
+    X = np.random.RandomState(0).rand(30, 4)
+    y = np.arange(30) % 2
+    with pytest.raises(ValueError, match="method_params must be a dict"):
+        LiftedClassifier("fenchel", method_params=[("lam", 2.0)], epochs=1).fit(X, y)
+
+
+def _regression(n=300, seed=0):
+    rs = np.random.RandomState(seed)
+    X = rs.rand(n, 5)
+    Y = np.column_stack([np.sin(3 * X[:, 0]) + X[:, 1], 10 * (X[:, 2] - X[:, 3] ** 2)])
+    return X, Y
+
+
+def test_a_multi_output_regressors_validation_score_is_variance_weighted_r2():
+    """validation_scores_ of a regressor with several outputs is scikit-learn's
+    variance-weighted R^2 of the held-out rows (squared error and variance summed over the
+    outputs), so that the best score is the score of the kept weights on those rows."""
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import train_test_split
+
+    from liftnet.estimator import LiftedRegressor
+
+    X, Y = _regression()
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(16,), epochs=40, batch_size=50,
+                          dtype="float64", early_stopping=True, n_iter_no_change=40,
+                          random_state=3, method_params={"lr": 1e-2}).fit(X, Y)
+    _, val = train_test_split(np.arange(len(Y)), test_size=0.1, random_state=3)
+    want = r2_score(Y[val], reg.predict(X[val]), multioutput="variance_weighted")
+    assert reg.best_validation_score_ == pytest.approx(want, abs=1e-9)
+    assert reg.validation_scores_[reg.best_epoch_ - 1] == reg.best_validation_score_
+
+
+def test_set_params_with_method_params_and_a_nested_parameter_keeps_both():
+    """set_params(method_params=..., method__<name>=...) in one call: the nested parameter goes
+    on top of the method_params given in that very call (not the estimator's earlier ones)."""
+    from liftnet.estimator import LiftedClassifier
+
+    clf = LiftedClassifier("fenchel", method_params={"rho": 0.5})
+    clf.set_params(method_params={"lam": 2.0}, method__loss_weight=5.0)
+    assert clf.method_params == {"lam": 2.0, "loss_weight": 5.0}
+    params = clf.get_params()
+    assert params["method__lam"] == 2.0 and params["method__loss_weight"] == 5.0
+    assert params["method__rho"] == 0.0
+
+
+def _blobs(n=60, seed=0):
+    rs = np.random.RandomState(seed)
+    X = rs.rand(n, 4)
+    return X, (X[:, 0] + X[:, 1] > 1).astype(int)
+
+
+def test_a_numpy_integer_random_state_is_the_same_seed_as_the_int():
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    a = LiftedClassifier("backprop", hidden_layer_sizes=(6,), epochs=2, batch_size=20,
+                         random_state=7).fit(X, y)
+    b = LiftedClassifier("backprop", hidden_layer_sizes=(6,), epochs=2, batch_size=20,
+                         random_state=np.int64(7)).fit(X, y)
+    for (W, bb), (W1, b1) in zip(a.params_, b.params_, strict=True):
+        assert torch.equal(W, W1) and torch.equal(bb, b1)
+
+
+@pytest.mark.parametrize("seed, ok", [(2**32 - 1, True), (2**32, False), (2**40, False),
+                                      (-1, False)])
+def test_random_state_must_be_below_2_to_the_32(seed, ok):
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(4,), epochs=1, random_state=seed)
+    if ok:
+        clf.fit(X, y)
+    else:
+        with pytest.raises(ValueError, match=r"random_state must be an integer in \[0, 2\*\*32\)"):
+            clf.fit(X, y)
+
+
+def test_tol_zero_is_allowed():
+    """tol=0 (any improvement counts) is valid, as in scikit-learn."""
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(4,), epochs=3, early_stopping=True,
+                           n_iter_no_change=1, tol=0.0).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+
+
+def test_an_interrupted_fit_leaves_the_model_as_it_was(monkeypatch):
+    """Ctrl-C (KeyboardInterrupt, not an Exception) during a fit keeps the fitted model,
+    its n_features_in_ and classes_, as the docstring of _kept_on_failure promises."""
+    import liftnet.estimator as est
+
+    X, y = _blobs()
+    clf = est.LiftedClassifier("fenchel", hidden_layer_sizes=(4,), epochs=1).fit(X, y)
+    before = [(W.clone(), b.clone()) for W, b in clf.params_]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(est, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(np.hstack([X, X]), np.where(y == 1, "b", "a"))
+    assert clf.n_features_in_ == 4 and clf.classes_.tolist() == [0, 1]
+    assert all(torch.equal(W, W1) for (W, _), (W1, _) in zip(clf.params_, before, strict=True))
+    with pytest.raises(KeyboardInterrupt):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 1 and len(clf.history_) == 1
+
+
+def test_hidden_layer_sizes_true_is_refused():
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="hidden_layer_sizes must be widths"):
+        LiftedClassifier(hidden_layer_sizes=True, epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("tokens", ["8-", "-8", "-8-"])
+def test_architecture_tokens_with_stray_dashes(tokens):
+    """Tokens between the input and the output: dashes at their ends join nothing."""
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    clf = LiftedClassifier(hidden_layer_sizes=tokens, epochs=1).fit(X, y)
+    assert clf.net_.sizes == (4, 8, 2)
+
+
+@pytest.mark.parametrize("hidden", [(6,), "conv2k3-6"])
+def test_an_image_shape_with_a_zero_is_refused(hidden):
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\), three positive"):
+        LiftedClassifier(hidden_layer_sizes=hidden, image_shape=(1, 0, 4), epochs=1).fit(X, y)
+
+
+def test_warm_start_does_not_carry_weights_across_a_change_of_loss():
+    """warm_start reuses the last weights only for the same network: a switch from a
+    cross-entropy method to a squared-loss one (same widths, other loss) starts anew."""
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(6,), epochs=2, warm_start=True,
+                           random_state=0).fit(X, y)
+    assert clf.loss_ == "ce"
+    clf.set_params(method="pbcd").fit(X, y)
+    fresh = LiftedClassifier("pbcd", hidden_layer_sizes=(6,), epochs=2,
+                             random_state=0).fit(X, y)
+    assert clf.loss_ == fresh.loss_ == "mse"
+    for (W, b), (W1, b1) in zip(clf.params_, fresh.params_, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+
+
+def test_early_stopping_on_constant_targets_does_not_divide_by_zero():
+    """Held-out targets without variance (R^2 undefined): the score falls back to
+    1 - val_loss, no ZeroDivisionError."""
+    from liftnet.estimator import LiftedRegressor
+
+    X, _ = _regression(n=60)
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(4,), epochs=3, batch_size=20,
+                          early_stopping=True, n_iter_no_change=5,
+                          method_params={"lr": 1e-2}).fit(X, np.full(60, 2.0))
+    assert len(reg.validation_scores_) == reg.n_iter_ == 3
+    assert all(np.isfinite(reg.validation_scores_))
+
+
+def test_partial_fit_after_early_stopping_whose_best_epoch_is_the_last_keeps_the_state():
+    """When the best validation epoch is the last one, fit's weights are its last state's:
+    partial_fit goes on with that method state (Adam's moments), unlike a model that lost
+    its state (an unpickled copy), which starts a new one around the weights."""
+    import pickle
+
+    from liftnet.estimator import LiftedRegressor
+
+    X, Y = _regression(n=200)
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(8,), epochs=3, batch_size=50,
+                          dtype="float64", early_stopping=True, n_iter_no_change=5,
+                          random_state=0, method_params={"lr": 1e-2}).fit(X, Y[:, 0])
+    assert reg.best_epoch_ == reg.n_iter_ == 3
+    copy_ = pickle.loads(pickle.dumps(reg))
+    reg.partial_fit(X[:100], Y[:100, 0])
+    copy_.partial_fit(X[:100], Y[:100, 0])
+    assert not torch.equal(reg.params_[0][0], copy_.params_[0][0])
+
+
+def test_partial_fit_after_early_stopping_goes_on_from_the_kept_best_weights():
+    """Early stopping kept an earlier epoch's weights: partial_fit trains on from those (a new
+    method state around them, as for an unpickled copy), not from the last epoch's state."""
+    import pickle
+
+    from liftnet.estimator import LiftedRegressor
+
+    X, Y = _regression(n=200)
+    reg = LiftedRegressor("backprop", hidden_layer_sizes=(8,), epochs=300, batch_size=20,
+                          dtype="float64", early_stopping=True, n_iter_no_change=2,
+                          random_state=0, method_params={"lr": 5e-2}).fit(X, Y[:, 0])
+    assert reg.best_epoch_ < reg.n_iter_ < 300
+    copy_ = pickle.loads(pickle.dumps(reg))
+    reg.partial_fit(X[:100], Y[:100, 0])
+    copy_.partial_fit(X[:100], Y[:100, 0])
+    for (W, b), (W1, b1) in zip(reg.params_, copy_.params_, strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+
+
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_early_stopping_must_be_a_bool(value):
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="early_stopping must be True or False"):
+        LiftedClassifier(hidden_layer_sizes=(4,), epochs=1, early_stopping=value).fit(X, y)
+
+
+def test_partial_fit_classes_in_any_order():
+    """classes=... of a first partial_fit may come in any order: classes_ is sorted and
+    the labels map to their own output units (as with classes in order)."""
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs(n=80)
+    labels = np.where(y == 1, "yes", "no")
+    a = LiftedClassifier("fenchel", hidden_layer_sizes=(4,), random_state=0).partial_fit(
+        X, labels, classes=["yes", "no"])
+    b = LiftedClassifier("fenchel", hidden_layer_sizes=(4,), random_state=0).partial_fit(
+        X, labels, classes=["no", "yes"])
+    assert a.classes_.tolist() == ["no", "yes"]
+    assert np.array_equal(a.predict(X), b.predict(X))
+    for (W, bb), (W1, b1) in zip(a.params_, b.params_, strict=True):
+        assert torch.equal(W, W1) and torch.equal(bb, b1)
+
+
+def test_binary_decision_function_is_positive_for_the_second_class():
+    from liftnet.estimator import LiftedClassifier
+
+    X, y = _blobs(n=80)
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=(4,), epochs=3).fit(X, y)
+    d = clf.decision_function(X)
+    assert d.shape == (80,)
+    assert np.array_equal(clf.classes_[(d > 0).astype(int)], clf.predict(X))
+
+
+def test_hidden_layer_sizes_as_a_numpy_array():
+    """Widths given as a numpy array, as scikit-learn's MLP takes them (an element-wise
+    ``== "lenet5"`` made this a numpy truth-value error)."""
+    X, y = _blobs()
+    clf = LiftedClassifier("fenchel", hidden_layer_sizes=np.array([5, 4]), epochs=1).fit(X, y)
+    assert clf.net_.sizes == (4, 5, 4, 2)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from liftnet import METHODS, fit, get_method, mlp, to_torch
-from liftnet.methods import Method
+from liftnet.methods import Method, MethodState
+from liftnet.methods.base import batch_signature, holds_batch
 from liftnet.metrics import targets_for
 
 # Settings that keep each method quick on the small fixture; the defaults are for real data.
@@ -138,7 +139,7 @@ def test_objective_never_increases_in_full_batch(key, arch, dtype, extra, small_
     Xtr, ytr = small_data[0].to(dtype), small_data[1]
     net = mlp(arch, loss=METHODS[key].losses[0])
     method = get_method(key, **{**FAST[key], **(MONOTONE_EXTRA[key] if extra else {})})
-    res = fit(method, net, Xtr, ytr, epochs=12, progress=False)
+    res = fit(method, net, Xtr, ytr, epochs=12, batch_size=0, progress=False)
     objectives = [h["objective"] for h in res.history]
     rel = 1e-9 if dtype == torch.float64 else 1e-5
     for before, after in zip(objectives, objectives[1:], strict=False):
@@ -419,3 +420,55 @@ def test_data_that_requires_grad_trains_as_without(key, small_data):
     for (W, b), (W2, b2) in zip(plain.state.params, graded.state.params, strict=True):
         torch.testing.assert_close(W.detach(), W2.detach())
         torch.testing.assert_close(b.detach(), b2.detach())
+
+
+@pytest.mark.parametrize("key", [k for k in METHODS if k not in ("backprop", "convex")])
+def test_objective_does_not_pair_lifted_variables_with_another_batch(key, small_data):
+    """After a step on batch A, the objective on another batch B of the same size does not
+    evaluate A's lifted variables with B's samples (a row count cannot tell them apart):
+    Fenchel and Bregman score B at its feed-forward activations, as a state that has not
+    stepped would; the methods whose objective needs the lifted variables refuse.  On A, also
+    as a fresh slice of the same rows, it is the value with A's lifted variables."""
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    Y = targets_for(net, ytr, Xtr.dtype)
+    method = get_method(key, **FAST[key])
+    state = method.init_state(net, Xtr, Y, generator=torch.Generator().manual_seed(0))
+    state = method.step(net, state, Xtr[:50], Y[:50])
+    fresh = type(state)(params=state.params)  # the same weights, no lifted variables
+    on_a = method.objective(net, state, Xtr[:50], Y[:50])
+    assert on_a != pytest.approx(method.objective(net, fresh, Xtr[:50], Y[:50]), rel=1e-6)
+    if key in ("fenchel", "bregman"):
+        assert method.objective(net, state, Xtr[50:100], Y[50:100]) == pytest.approx(
+            method.objective(net, fresh, Xtr[50:100], Y[50:100]), rel=1e-12)
+    else:
+        with pytest.raises(ValueError, match="belong to other samples"):
+            method.objective(net, state, Xtr[50:100], Y[50:100])
+    # the same rows in another order are another batch too
+    perm = torch.arange(49, -1, -1)
+    if key in ("fenchel", "bregman"):
+        assert method.objective(net, state, Xtr[:50][perm], Y[:50][perm]) == pytest.approx(
+            method.objective(net, fresh, Xtr[:50][perm], Y[:50][perm]), rel=1e-12)
+    else:
+        with pytest.raises(ValueError, match="belong to other samples"):
+            method.objective(net, state, Xtr[:50][perm], Y[:50][perm])
+
+
+def test_batch_signature_sums_by_chunks_and_tells_batches_apart():
+    """The signature's sums, by chunks of rows (two here), equal the float64 sums of the whole
+    array; a copy has the same signature, two swapped rows another one."""
+    X = torch.rand(5000, 1000, generator=torch.Generator().manual_seed(0))
+    sig = batch_signature(X)
+    rows = X.double().sum(1)
+    assert sig[:3] == ((5000, 1000), torch.float32, "cpu")
+    assert sig[3] == pytest.approx(float(rows.sum()), rel=1e-12)
+    weights = torch.tensor([(i * 0.6180339887498949) % 1.0 for i in range(5000)],
+                           dtype=torch.float64)
+    assert sig[4] == pytest.approx(float(rows @ weights), rel=1e-12)
+    assert batch_signature(X.clone()) == sig
+    for i, j in [(0, 1), (4998, 4999), (17, 3333)]:
+        order = torch.arange(5000)
+        order[i], order[j] = j, i
+        state = MethodState(params=[], batch_sig=sig)
+        assert not holds_batch(state, X[order])
+    assert holds_batch(MethodState(params=[], batch_sig=sig), X.clone())

@@ -57,6 +57,12 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _is_lenet5(hidden: Any) -> bool:
+    """``hidden_layer_sizes == "lenet5"``, also for a numpy array of widths (whose ``==`` is
+    element-wise)."""
+    return isinstance(hidden, str) and hidden == "lenet5"
+
+
 def _plain(params: Params) -> Params:
     """The weights without autograd (back-propagation's state keeps them as leaves that
     require gradients): tensors like every other method's, whose ``.numpy()`` works."""
@@ -129,7 +135,7 @@ class _LiftedEstimator(BaseEstimator):
                                      f"method__{per_layer} instead")
             return dataclasses.replace(self.method, **overrides) if overrides else self.method
         if isinstance(self.method, str):
-            lenet = self.method == "fenchel" and self.hidden_layer_sizes == "lenet5"
+            lenet = self.method == "fenchel" and _is_lenet5(self.hidden_layer_sizes)
             try:
                 return get_method(self.method, **(lenet5_hyperparameters(overrides) if lenet
                                                   else overrides))
@@ -203,7 +209,7 @@ class _LiftedEstimator(BaseEstimator):
 
     def _network(self, n_features: int, n_out: int, loss: str) -> Network:
         hidden = self.hidden_layer_sizes
-        if hidden == "lenet5":
+        if _is_lenet5(hidden):
             if self.image_shape is None:
                 raise ValueError("hidden_layer_sizes='lenet5' needs image_shape=(C, H, W)")
             spec = lenet5_spec(self._image_shape(), n_out)

@@ -72,13 +72,13 @@ from .base import (
     OTHER_BATCH,
     Method,
     MethodState,
-    batch_signature,
     check_choice,
     check_int,
     check_positive,
     count_samples,
     data_key,
     holds_batch,
+    record_batch,
     start_params,
     sum_samples,
     sum_stats,
@@ -202,7 +202,7 @@ class ADMM(Method):
     def step(
         self, net: Network, state: ADMMState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> ADMMState:
-        state.batch_sig = batch_signature(X)  # the batch the auxiliary variables belong to
+        record_batch(state, X)  # the batch the auxiliary variables belong to
         if new_batch or not state.z or state.z[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         # the operator depends on the data, the ridge weight, the intercept and (distributed:

@@ -46,8 +46,10 @@ class MethodState:
     #: unknown, e.g. a state of an older liftnet): ``fit`` continues them on these data only
     data_id: Any = None
     #: :func:`batch_signature` of the samples of the last step (the batch the lifted variables
-    #: belong to; None: not stepped, or a state of an older liftnet)
+    #: belong to; None: not stepped, or a state of an older liftnet), and the
+    #: :class:`DataKey` of that tensor (the same tensor again needs no new signature)
     batch_sig: tuple | None = None
+    batch_key: Any = None
 
 
 @dataclass(frozen=True)
@@ -390,23 +392,36 @@ class DataKey:
 
 def batch_signature(X: Tensor) -> tuple:
     """What tells a batch from another of the same shape: shape, dtype, device and two float64
-    sums of X (plain, and with row i weighted by i + 1).  A method records it at every step, so
-    that ``objective`` does not pair the state's lifted variables with other samples of the
-    same size (content, not identity: ``X[50:100]`` twice is the same batch)."""
-    rows = X.reshape(X.shape[0], -1).sum(dim=1, dtype=torch.float64)
-    weights = torch.arange(1, X.shape[0] + 1, dtype=torch.float64, device=X.device)
+    sums of X, by chunks of rows (no float64 copy of a full data set): plain, and with row i
+    weighted by the fractional part of i times the golden ratio (weights spread over [0, 1), so
+    that a swap of two rows anywhere changes the sum by about the difference of their sums).
+    Content, not identity: ``X[50:100]`` twice is the same batch."""
+    flat = X.reshape(X.shape[0], -1)
+    step = max(1, (1 << 22) // max(1, flat.shape[1]))
+    rows = torch.cat([flat[i : i + step].sum(dim=1, dtype=torch.float64)
+                      for i in range(0, flat.shape[0], step)])
+    weights = torch.arange(X.shape[0], dtype=torch.float64, device=X.device).mul_(
+        0.6180339887498949).frac_()
     return (tuple(X.shape), X.dtype, str(X.device), float(rows.sum()), float(rows @ weights))
 
 
+def record_batch(state: MethodState, X: Tensor) -> None:
+    """Record in ``state`` that its lifted variables are now those of X (every ``step``), so
+    that ``objective`` does not pair them with other samples of the same size."""
+    key = data_key(X)
+    if getattr(state, "batch_key", None) != key:  # full-data-set training: computed once
+        state.batch_key, state.batch_sig = key, batch_signature(X)
+
+
 def holds_batch(state: MethodState, X: Tensor) -> bool:
-    """Whether the state's lifted variables may belong to X: the signature of its last step
-    matches X's (to rounding: another thread count sums in another order), or it has none and
-    only the row count can be compared (the caller does that)."""
+    """Whether the state's lifted variables may belong to X: X is the tensor of its last step,
+    or has the same signature (to rounding: another thread count sums in another order), or
+    the state has none and only the row count can be compared (the caller does that)."""
     sig = getattr(state, "batch_sig", None)
-    if sig is None:
+    if sig is None or getattr(state, "batch_key", None) == data_key(X):
         return True
     new = batch_signature(X)
-    return sig[:3] == new[:3] and all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return sig[:3] == new[:3] and all(math.isclose(a, b, rel_tol=1e-11, abs_tol=1e-300)
                                       for a, b in zip(sig[3:], new[3:], strict=True))
 
 

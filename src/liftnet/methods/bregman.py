@@ -53,7 +53,6 @@ from .base import (
     INIT_SCHEMES,
     Method,
     MethodState,
-    batch_signature,
     check_choice,
     check_finite,
     check_int,
@@ -61,6 +60,7 @@ from .base import (
     check_tol,
     count_samples,
     holds_batch,
+    record_batch,
     start_params,
     sum_value,
 )
@@ -176,7 +176,7 @@ class Bregman(Method):
     def step(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor, *,
              new_batch: bool = True) -> BregmanState:
         L = len(net.layers)
-        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
+        record_batch(state, X)  # the batch the lifted variables belong to
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
         s = count_samples(state, X)  # every process's samples in distributed training

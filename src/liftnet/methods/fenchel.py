@@ -76,7 +76,6 @@ from .base import (
     INIT_SCHEMES,
     Method,
     MethodState,
-    batch_signature,
     check_choice,
     check_finite,
     check_int,
@@ -85,6 +84,7 @@ from .base import (
     count_samples,
     data_key,
     holds_batch,
+    record_batch,
     start_params,
     sum_samples,
     sum_value,
@@ -431,7 +431,7 @@ class Fenchel(Method):
     def step(
         self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> FenchelState:
-        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
+        record_batch(state, X)  # the batch the lifted variables belong to
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             # Algorithm 2, line 5: X re-initialised by the feed-forward rule
             state.acts, pre = net.forward_all(state.params, X)

@@ -63,7 +63,6 @@ from .base import (
     OTHER_BATCH,
     Method,
     MethodState,
-    batch_signature,
     check_choice,
     check_int,
     check_positive,
@@ -71,6 +70,7 @@ from .base import (
     count_samples,
     data_key,
     holds_batch,
+    record_batch,
     start_params,
     sum_samples,
     sum_stats,
@@ -223,7 +223,7 @@ class Lifted(Method):
     def step(
         self, net: Network, state: LiftedState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> LiftedState:
-        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
+        record_batch(state, X)  # the batch the lifted variables belong to
         if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
             state.prev = None

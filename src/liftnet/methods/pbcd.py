@@ -45,12 +45,12 @@ from .base import (
     OTHER_BATCH,
     Method,
     MethodState,
-    batch_signature,
     check_finite,
     check_positive,
     count_samples,
     data_key,
     holds_batch,
+    record_batch,
     start_params,
     sum_stats,
     sum_value,
@@ -158,7 +158,7 @@ class PBCD(Method):
     def step(
         self, net: Network, state: PBCDState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> PBCDState:
-        state.batch_sig = batch_signature(X)  # the batch the lifted variables belong to
+        record_batch(state, X)  # the batch the lifted variables belong to
         if new_batch or not state.U or state.U[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         key = (data_key(X), state.reducer)  # a Gram matrix summed over processes: other key
