@@ -36,20 +36,6 @@ FEATURES_FILE = str(EXAMPLES / "random_features_method.py")
 
 
 @pytest.fixture
-def registries():
-    """Registries restored after the test (registration is global), and the plugin modules
-    forgotten (a plugin already imported is not imported again)."""
-    acts, methods = dict(ACTIVATIONS), dict(METHODS)
-    yield
-    ACTIVATIONS.clear()
-    ACTIVATIONS.update(acts)
-    METHODS.clear()
-    METHODS.update(methods)
-    for name in [m for m in sys.modules if m.startswith("liftnet_plugin_")]:
-        del sys.modules[name]
-
-
-@pytest.fixture
 def elu(registries):
     load_plugins(["--plugin", ELU_FILE])
     return get_activation("elu")
