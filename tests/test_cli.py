@@ -6,11 +6,13 @@ import json
 import os
 import re
 import stat
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
 
-from liftnet import load_model, save_model, to_torch
+from liftnet import Backprop, load_model, register_method, save_model, to_torch
 from liftnet.cli import main
 
 
@@ -559,3 +561,485 @@ def test_written_files_are_ordinary_files_and_strict_json(tmp_path, monkeypatch)
         atomic_write(tmp_path / "r.json", interrupted)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.pt2", "r.json"]
     assert json.loads((tmp_path / "r.json").read_text()) == {"a": None, "b": [None]}
+
+
+# Review 34 (mutation audit of cli.py): flag parsing, output files named twice, options that
+# must reach the data loader, defaults, evaluate on other data, error lines.
+
+@pytest.mark.parametrize("text, value", [
+    ("yes", True), ("on", True), ("TRUE", True), ("1", True),
+    ("no", False), ("off", False), ("False", False), ("0", False),
+])
+def test_bool_flag_spellings_reach_the_method(text, value, tmp_path, capsys):
+    """--bias (ADMM's bool) takes 1/true/yes/on and 0/false/no/off in any
+    case, and the value reaches the method (argparse's type=bool would make 'false' True)."""
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", "admm", "--loss", "mse", "--arch", "64-10-10",
+                 "--epochs", "1", "--quiet", "--bias", text, "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    assert json.loads(out.read_text())["config"]["bias"] is value
+
+
+def test_flag_types_from_annotations_that_cannot_be_resolved(registries, tmp_path, capsys):
+    """a registered method whose annotations get_type_hints cannot resolve (a name
+    only known to a type checker) still gets float and bool flags from the annotations' text:
+    'float | None' is a float, 'bool' a bool."""
+    @dataclass(frozen=True)
+    class Unresolved(Backprop):
+        shrink: float | None = None
+        damped: bool = False
+        helper: NameOnlyATypeCheckerKnows | None = None  # noqa: F821
+        key: ClassVar[str] = "unresolved_backprop"
+
+    register_method(Unresolved)
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", "unresolved_backprop", "--arch", "64-10-10",
+                 "--epochs", "1", "--quiet", "--shrink", "0.5", "--damped", "yes",
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    config = json.loads(out.read_text())["config"]
+    assert config["shrink"] == 0.5 and isinstance(config["shrink"], float)
+    assert config["damped"] is True
+    assert main(["train", "--method", "unresolved_backprop", "--arch", "64-10-10",
+                 "--epochs", "1", "--quiet", "--damped", "off", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["damped"] is False
+
+
+@pytest.mark.parametrize("text, value", [("1e0", 1), ("1", 1), ("5e3", 5000), ("2E1", 20),
+                                         ("0.25", 0.25), ("1e-1", 0.1)])
+def test_val_size_counts_written_as_floats_are_counts(text, value):
+    """a count written in float notation (1e0, 5e3) is that integer count; a share
+    stays a float."""
+    from liftnet.cli import build_parser
+
+    got = build_parser().parse_args(["train", "--val-size", text]).val_size
+    assert got == value and type(got) is type(value)
+
+
+def _npz(path, regression=False, n=120, d=64, k=10, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, d)).astype("float32")
+    y = rng.random(n).astype("float32") if regression else rng.integers(0, k, n)
+    np.savez(path, X_train=X[:100], y_train=y[:100], X_test=X[100:], y_test=y[100:])
+    return path
+
+
+@pytest.mark.parametrize("second", ["./same.pt", "{tmp}/same.pt", "link.pt"])
+def test_out_and_save_naming_one_file_in_two_spellings_is_refused(second, tmp_path,
+                                                                  monkeypatch, capsys):
+    """the same-file check resolves paths (relative/absolute, symbolic links), not text."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.pt").symlink_to(tmp_path / "same.pt")
+    assert main(["train", "--arch", "64-5-10", "--epochs", "1", "--quiet", "--out", "same.pt",
+                 "--save", second.format(tmp=tmp_path)]) == 2
+    assert "--out and --save name the same file" in capsys.readouterr().err
+    assert not (tmp_path / "same.pt").exists()
+
+
+def test_save_naming_the_init_from_model_in_another_spelling_is_refused(tmp_path, monkeypatch,
+                                                                         capsys):
+    """--save ./m.pt with --init-from m.pt would destroy the starting weights."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--arch", "64-5-10", "--epochs", "1", "--quiet", "--save",
+                 "m.pt"]) == 0
+    before = (tmp_path / "m.pt").read_bytes()
+    assert main(["train", "--arch", "64-5-10", "--epochs", "1", "--quiet", "--init-from",
+                 "m.pt", "--save", "./m.pt"]) == 2
+    assert "--save names the --init-from model" in capsys.readouterr().err
+    assert (tmp_path / "m.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("flag", ["--out", "--save", "--checkpoint"])
+def test_an_output_naming_the_dataset_file_is_refused(flag, tmp_path, capsys):
+    """an output that names the --dataset .npz file would destroy the data."""
+    data = _npz(tmp_path / "data.npz")
+    before = data.read_bytes()
+    assert main(["train", "--dataset", str(data), "--arch", "64-5-10", "--epochs", "1",
+                 "--quiet", flag, str(data)]) == 2
+    assert f"{flag} names the --dataset file" in capsys.readouterr().err
+    assert data.read_bytes() == before
+
+
+def test_infinite_min_delta_is_refused(capsys):
+    """--min-delta must be finite (inf would make no epoch a gain)."""
+    assert main(["train", "--arch", "64-5-10", "--epochs", "2", "--quiet", "--val-size", "0.2",
+                 "--patience", "1", "--min-delta", "inf"]) == 2
+    assert "--min-delta must be a finite number >= 0, got inf" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--seed"])  # (--epochs 2**63 under the mutant trains ~forever)
+def test_two_to_the_63_is_refused(flag, capsys):
+    """the bound is exclusive: 2**63 itself does not fit a signed 64-bit seed/count."""
+    argv = ["train", "--arch", "64-5-10", "--quiet", "--epochs", "1", flag, str(2**63)]
+    assert main(argv) == 2
+    assert f"{flag} must be below 2**63, got {2**63}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_download_and_data_dir_reach_load_dataset(command, tmp_path, monkeypatch):
+    """--download and --data-dir are passed to load_dataset by both
+    commands (digits ignores them, so the call itself is checked)."""
+    import liftnet.cli as cli
+    from liftnet import mlp, save_model
+
+    calls = []
+    real = cli.datamod.load_dataset
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli.datamod, "load_dataset", spy)
+    if command == "train":
+        argv = ["train", "--arch", "64-5-10", "--epochs", "1", "--quiet"]
+    else:
+        net = mlp("64-5-10")
+        save_model(tmp_path / "m.pt", net, net.init_params(), {"dataset": "digits"})
+        argv = ["evaluate", "--model", str(tmp_path / "m.pt")]
+    assert main([*argv, "--download", "--data-dir", str(tmp_path)]) == 0
+    assert calls[-1]["download"] is True and calls[-1]["data_dir"] == str(tmp_path)
+    assert main(argv) == 0
+    assert calls[-1]["download"] is False and calls[-1]["data_dir"] is None
+
+
+def test_evaluate_reads_the_data_from_data_dir(tmp_path, capsys):
+    """evaluate --data-dir EMPTY for an MNIST model names that folder (it must not fall
+    back to $LIFTNET_DATA)."""
+    from liftnet import mlp, save_model
+
+    net = mlp("784-5-10")
+    save_model(tmp_path / "m.pt", net, net.init_params(), {"dataset": "mnist"})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "--model", str(tmp_path / "m.pt"), "--data-dir", str(empty)]) == 2
+    assert str(empty) in capsys.readouterr().err
+
+
+def test_lifted_rule_on_a_regression_is_refused(tmp_path, capsys):
+    """--lifted-rule scores an accuracy; on float targets it is an error, not a no-op."""
+    data = _npz(tmp_path / "reg.npz", regression=True)
+    assert main(["train", "--dataset", str(data), "--loss", "mse", "--arch", "64-5-1",
+                 "--epochs", "1", "--quiet", "--lifted-rule"]) == 2
+    assert "--lifted-rule scores a classification accuracy" in capsys.readouterr().err
+
+
+def test_auto_arch_is_inputs_300_classes(tmp_path):
+    """--arch auto (the default) is <inputs>-300-<classes> (--help)."""
+    out = tmp_path / "r.json"
+    assert main(["train", "--epochs", "1", "--quiet", "--n-train", "100",
+                 "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["arch"] == "64-300-10"
+
+
+@pytest.mark.parametrize("arch", ["64-40-11", "64-40-9"])
+def test_an_architecture_with_the_wrong_output_width_is_refused(arch, capsys):
+    """digits has 10 classes: 64-40-11 (an output no label uses) and 64-40-9 are
+    refused before training, naming both ends."""
+    assert main(["train", "--arch", arch, "--epochs", "1", "--quiet"]) == 2
+    assert "must start with 64 and end with 10" in capsys.readouterr().err
+
+
+def test_init_from_a_model_of_other_hidden_activations_is_refused(tmp_path, capsys):
+    """the same widths with other hidden activations are another network."""
+    model = tmp_path / "relu.pt"
+    assert main(["train", "--arch", "64-5-10", "--epochs", "1", "--quiet",
+                 "--save", str(model)]) == 0
+    assert main(["train", "--method", "backprop", "--activation", "tanh", "--arch", "64-5-10",
+                 "--epochs", "1", "--quiet", "--init-from", str(model)]) == 2
+    assert "hidden activations ['relu']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["lifted", "backprop", "fenchel"])
+def test_epochs_and_batch_size_default_to_the_methods(method, tmp_path):
+    """without --epochs/--batch-size the method's defaults are used and recorded."""
+    from liftnet.methods import METHODS
+
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", method, "--arch", "64-5-10", "--n-train", "100",
+                 "--quiet", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    cls = METHODS[method]
+    assert rec["config"]["epochs"] == cls.default_epochs == len(rec["history"])
+    assert rec["config"]["batch_size"] == cls.default_batch_size
+
+
+def test_progress_bar_unless_quiet(capsys):
+    """without --quiet a progress bar is drawn on stderr; --quiet draws none."""
+    argv = ["train", "--arch", "64-5-10", "--epochs", "1"]
+    assert main(argv) == 0
+    assert "lifted 64-5-10" in capsys.readouterr().err
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_float64_run_is_recorded_and_evaluated_in_float64(tmp_path):
+    """--dtype float64 is recorded in the config, and evaluate scores in float64."""
+    out, model, scores = tmp_path / "r.json", tmp_path / "m.pt", tmp_path / "s.json"
+    assert main(["train", "--dtype", "float64", "--arch", "64-5-10", "--epochs", "1",
+                 "--quiet", "--out", str(out), "--save", str(model)]) == 0
+    assert json.loads(out.read_text())["config"]["dtype"] == "float64"
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["dtype"] == "float64"
+
+
+def _saved(tmp_path, name, meta, spec="64-5-10", dtype=torch.float32):
+    from liftnet import mlp, save_model
+
+    net = mlp(spec)
+    params = [(W.to(dtype), b.to(dtype)) for W, b in
+              net.init_params(generator=torch.Generator().manual_seed(0))]
+    return save_model(tmp_path / name, net, params, meta)
+
+
+def test_evaluate_ignores_a_config_that_is_not_a_mapping(tmp_path, capsys):
+    """a model saved from Python may hold any JSON in meta['config']: a list is ignored."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits", "config": [1, 2]})
+    assert main(["evaluate", "--model", str(model)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [True, -1])
+def test_evaluate_refuses_a_saved_seed_that_is_not_a_count(seed, tmp_path, capsys):
+    """the saved config's seed must be a non-negative integer (not a bool)."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits", "config": {"seed": seed}})
+    assert main(["evaluate", "--model", str(model)]) == 2
+    assert "the saved training config's seed must be a non-negative integer" in (
+        capsys.readouterr().err)
+
+
+def test_evaluate_out_naming_the_data_file_is_refused(tmp_path, capsys):
+    """evaluate --out DATA.npz would overwrite the data with the scores."""
+    data = _npz(tmp_path / "data.npz")
+    before = data.read_bytes()
+    model = _saved(tmp_path, "m.pt", {"dataset": str(data)})
+    assert main(["evaluate", "--model", str(model), "--out", str(data)]) == 2
+    assert "--out names the data file" in capsys.readouterr().err
+    assert data.read_bytes() == before
+
+
+def test_evaluate_on_another_data_set_is_not_standardised_by_default(tmp_path, capsys):
+    """a model trained on standardised synthetic data, scored on digits, is scored on
+    digits as they are (record standardize false) with a warning."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "synthetic", "config": {"standardize": True}})
+    scores = tmp_path / "s.json"
+    assert main(["evaluate", "--model", str(model), "--dataset", "digits",
+                 "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["standardize"] is False
+    assert "warning" in capsys.readouterr().err
+
+
+def test_evaluate_on_another_data_set_uses_none_of_the_runs_seed_or_subset(tmp_path):
+    """the run's seed and training subset belong to its own data set: another one
+    (synthetic, drawn by its seed) is loaded as load_dataset's default (seed 0, all of it)."""
+    from liftnet import load_model
+    from liftnet.data import load_dataset
+    from liftnet.metrics import evaluate
+
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits",
+                                      "config": {"seed": 5, "n_train": 300}}, spec="20-5-4")
+    net, params, _ = load_model(model)
+    ds = load_dataset("synthetic")
+    for split, X, y in (("train", ds.X_train, ds.y_train), ("test", ds.X_test, ds.y_test)):
+        scores = tmp_path / f"{split}.json"
+        assert main(["evaluate", "--model", str(model), "--dataset", "synthetic", "--split",
+                     split, "--out", str(scores)]) == 0
+        rec = json.loads(scores.read_text())
+        expected = evaluate(net, params, X, y)
+        assert rec["n"] == len(X)
+        assert rec["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-12)
+        assert rec["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+
+
+def test_evaluate_a_python_saved_float64_model_in_float64(tmp_path):
+    """no dtype in the meta: the weights' own dtype is used."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits"}, dtype=torch.float64)
+    scores = tmp_path / "s.json"
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["dtype"] == "float64"
+
+
+def test_evaluate_record_names_the_method(tmp_path):
+    """the scores record carries the saved model's method."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits", "method": "fenchel"})
+    scores = tmp_path / "s.json"
+    assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
+    assert json.loads(scores.read_text())["method"] == "fenchel"
+
+
+def test_export_out_naming_the_models_data_file_is_refused(tmp_path, capsys):
+    """export --out DATA.npz (the file the model was trained on) is refused."""
+    data = _npz(tmp_path / "data.npz")
+    before = data.read_bytes()
+    model = _saved(tmp_path, "m.pt", {"dataset": str(data)})
+    assert main(["export", "--model", str(model), "--out", str(data)]) == 2
+    assert "--out names the model's data file" in capsys.readouterr().err
+    assert data.read_bytes() == before
+
+
+def test_export_reports_a_float64_models_dtype(tmp_path, capsys):
+    """the export line names the dtype the program takes."""
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits"}, dtype=torch.float64)
+    assert main(["export", "--model", str(model), "--out", str(tmp_path / "m.pt2")]) == 0
+    assert "dtype torch.float64" in capsys.readouterr().out
+
+
+def test_train_report_lines(tmp_path, capsys):
+    """the printed summaries: the lifted rule's accuracy; 'ran N epochs' when
+    early stopping did not stop; evaluate's sample count."""
+    assert main(["train", "--arch", "64-5-10", "--epochs", "1", "--quiet",
+                 "--lifted-rule"]) == 0
+    assert "test accuracy (lifted rule) " in capsys.readouterr().out
+    assert main(["train", "--arch", "64-5-10", "--epochs", "2", "--quiet", "--val-size", "0.2",
+                 "--patience", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "; ran 2 epochs, the model is epoch" in out and "stopped early" not in out
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits"})
+    assert main(["evaluate", "--model", str(model)]) == 0
+    assert "(360 samples)" in capsys.readouterr().out
+
+
+def test_options_without_the_train_command_train(tmp_path):
+    """`liftnet --epochs 1 ...` is `liftnet train --epochs 1 ...`."""
+    out = tmp_path / "r.json"
+    assert main(["--arch", "64-5-10", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["arch"] == "64-5-10"
+
+
+def test_help_lists_the_commands(capsys):
+    """`liftnet --help` is the program's help, naming the three commands."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "{train,evaluate,export}" in capsys.readouterr().out
+
+
+def test_a_diverging_run_is_a_one_line_error(capsys):
+    """a FloatingPointError (the objective became nan) is an error line, exit 2."""
+    assert main(["train", "--method", "backprop", "--optimizer", "sgd", "--lr", "1e20",
+                 "--arch", "64-50-10", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "liftnet: error: backprop: the objective became nan" in err
+    assert "Traceback" not in err
+
+
+def test_a_failed_plugin_file_can_be_fixed_and_loaded_again(registries, tmp_path, capsys):
+    """a plugin that failed to import is forgotten, so that a later main() in the same
+    process imports the fixed file."""
+    plugin = tmp_path / "later_fixed.py"
+    plugin.write_text("raise RuntimeError('not yet')\n")
+    argv = ["train", "--plugin", str(plugin), "--quiet", "--arch", "64-5-10", "--epochs", "1"]
+    assert main(argv) == 2
+    assert "RuntimeError: not yet" in capsys.readouterr().err
+    plugin.write_text(
+        "from dataclasses import dataclass\nfrom typing import ClassVar\n"
+        "from liftnet import Backprop, register_method\n"
+        "@dataclass(frozen=True)\nclass Later(Backprop):\n"
+        "    key: ClassVar[str] = 'later_fixed'\n"
+        "register_method(Later)\n")
+    assert main([*argv, "--method", "later_fixed"]) == 0, capsys.readouterr().err
+
+
+def test_evaluate_out_naming_a_plugin_file_is_refused(registries, tmp_path, capsys):
+    """like train and export, evaluate refuses an --out that names a --plugin's source."""
+    copy = tmp_path / "plugin_copy.py"
+    copy.write_text("SOURCE = 1\n")
+    model = _saved(tmp_path, "m.pt", {"dataset": "digits"})
+    assert main(["evaluate", "--plugin", str(copy), "--model", str(model),
+                 "--out", str(copy)]) == 2
+    assert "names the --plugin file" in capsys.readouterr().err
+    assert copy.read_text() == "SOURCE = 1\n"
+
+
+def test_out_naming_a_plugin_file_in_another_spelling_is_refused(registries, tmp_path,
+                                                                  monkeypatch, capsys):
+    """the plugin check resolves paths too (./p.py and p.py are one file)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p_copy.py").write_text("SOURCE = 1\n")
+    assert main(["train", "--plugin", "p_copy.py", "--out", "./p_copy.py", "--quiet",
+                 "--arch", "64-5-10", "--epochs", "1"]) == 2
+    assert "names the --plugin file" in capsys.readouterr().err
+    assert (tmp_path / "p_copy.py").read_text() == "SOURCE = 1\n"
+
+
+def test_validation_split_of_a_data_file_through_a_symlink(tmp_path, capsys):
+    """the data file named through a symbolic link is the run's data set: --split val
+    works and scores the run's validation accuracy."""
+    data = _npz(tmp_path / "data.npz", n=300)
+    (tmp_path / "link.npz").symlink_to(data)
+    out, model, scores = tmp_path / "r.json", tmp_path / "m.pt", tmp_path / "s.json"
+    assert main(["train", "--dataset", str(data), "--arch", "64-5-10", "--epochs", "1",
+                 "--val-size", "20", "--quiet", "--out", str(out), "--save", str(model)]) == 0
+    assert main(["evaluate", "--model", str(model), "--dataset", str(tmp_path / "link.npz"),
+                 "--split", "val", "--out", str(scores)]) == 0, capsys.readouterr().err
+    assert json.loads(scores.read_text())["accuracy"] == pytest.approx(
+        json.loads(out.read_text())["val_accuracy"], abs=1e-12)
+
+
+def test_seed_defaults_to_zero(tmp_path):
+    """without --seed the run is --seed 0's (README, --help), recorded as 0."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    argv = ["train", "--arch", "64-5-10", "--epochs", "1", "--quiet", "--n-train", "300"]
+    assert main([*argv, "--out", str(a)]) == 0
+    assert main([*argv, "--seed", "0", "--out", str(b)]) == 0
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    assert ra["config"]["seed"] == 0
+    assert ra["test_accuracy"] == rb["test_accuracy"]
+    assert ra["history"][0]["objective"] == rb["history"][0]["objective"]
+
+
+def test_best_val_is_the_first_of_tied_epochs(tmp_path):
+    """best_val is the FIRST epoch of the highest validation accuracy (README): with a
+    vanishing learning rate every epoch ties."""
+    out = tmp_path / "r.json"
+    assert main(["train", "--method", "backprop", "--optimizer", "sgd", "--lr", "1e-12",
+                 "--arch", "64-5-10", "--epochs", "3", "--val-size", "0.2", "--quiet",
+                 "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    vals = [h["val_accuracy"] for h in rec["history"]]
+    assert len(set(vals)) == 1  # the premise: a tie
+    assert rec["best_val"]["epoch"] == 1
+
+
+def test_missing_cvxpy_is_an_error_line_and_other_import_errors_propagate(monkeypatch,
+                                                                           capsys):
+    """the ImportError of the optional cvxpy is one error line (exit 2); any other
+    ImportError is a defect and propagates as itself."""
+    import liftnet.cli as cli
+    from liftnet.convex.solve import CVXPY_MISSING
+
+    def missing(args):
+        raise ImportError(CVXPY_MISSING)
+
+    monkeypatch.setattr(cli, "run_train", missing)
+    assert main(["train", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"liftnet: error: {CVXPY_MISSING}\n"
+
+    def broken(args):
+        raise ImportError("cannot import name 'x' from 'y'")
+
+    monkeypatch.setattr(cli, "run_train", broken)
+    with pytest.raises(ImportError, match="cannot import name"):
+        main(["train", "--quiet"])
+
+
+def test_regression_best_val_is_the_first_of_tied_epochs(tmp_path):
+    """for a regression best_val is the FIRST epoch of the lowest validation loss."""
+    data = _npz(tmp_path / "reg.npz", regression=True, n=200)
+    out = tmp_path / "r.json"
+    assert main(["train", "--dataset", str(data), "--loss", "mse", "--method", "backprop",
+                 "--optimizer", "sgd", "--lr", "1e-30", "--arch", "64-5-1", "--epochs", "3",
+                 "--val-size", "20", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert len({h["val_loss"] for h in rec["history"]}) == 1  # the premise: a tie
+    assert rec["best_val"]["epoch"] == 1
+
+
+def test_an_ambiguous_abbreviation_of_plugin_is_argparses_error(capsys):
+    """``--p`` could be --patience, --penalty, --plugin, ...: argparse's "ambiguous option",
+    and nothing imported; an abbreviation that names --plugin only is still --plugin."""
+    with pytest.raises(SystemExit):
+        main(["train", "--p", "3", "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert "ambiguous option: --p" in err and "--plugin 3" not in err
+    assert main(["train", "--plu", "no_such_module_x", "--epochs", "1", "--quiet"]) == 2
+    assert "--plugin no_such_module_x: ModuleNotFoundError" in capsys.readouterr().err

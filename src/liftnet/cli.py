@@ -653,7 +653,10 @@ def load_plugins(argv: list[str]) -> list[str]:
         if arg == "--":  # what follows is not an option
             break
         flag, eq, value = arg.partition("=")
-        if len(flag) > 2 and "--plugin".startswith(flag):  # argparse's abbreviations too
+        # argparse's abbreviations too, where they name --plugin only ("--p" is ambiguous:
+        # argparse then says so, and nothing is imported)
+        if flag == "--plugin" or (len(flag) > 2 and "--plugin".startswith(flag)
+                                  and _options_starting(argv[0], flag) == ["--plugin"]):
             if eq:
                 specs.append(value)
             elif i + 1 < len(argv):
@@ -681,6 +684,14 @@ def load_plugins(argv: list[str]) -> list[str]:
         except Exception as exc:  # the user's code: any error, reported with its type
             raise ValueError(f"--plugin {spec}: {type(exc).__name__}: {exc}") from None
     return specs
+
+
+def _options_starting(command: str, prefix: str) -> list[str]:
+    """The options of ``command`` (before any plugin adds its own) that begin with
+    ``prefix``."""
+    sub = next((a.choices for a in build_parser()._actions
+                if isinstance(a, argparse._SubParsersAction)), {}).get(command)
+    return sorted(o for o in (sub._option_string_actions if sub else ()) if o.startswith(prefix))
 
 
 def _import_from_here(spec: str) -> None:
