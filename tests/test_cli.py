@@ -807,13 +807,16 @@ def test_evaluate_refuses_a_saved_seed_that_is_not_a_count(seed, tmp_path, capsy
         capsys.readouterr().err)
 
 
-def test_evaluate_out_naming_the_data_file_is_refused(tmp_path, capsys):
-    """evaluate --out DATA.npz would overwrite the data with the scores."""
+@pytest.mark.parametrize("command, message", [
+    ("evaluate", "--out names the data file"), ("export", "--out names the model's data file")])
+def test_out_naming_the_models_data_file_is_refused(command, message, tmp_path, capsys):
+    """evaluate / export --out DATA.npz (the file the model was trained on) would overwrite
+    the data with the scores or the program: refused, the file unchanged."""
     data = _npz(tmp_path / "data.npz")
     before = data.read_bytes()
     model = _saved(tmp_path, "m.pt", {"dataset": str(data)})
-    assert main(["evaluate", "--model", str(model), "--out", str(data)]) == 2
-    assert "--out names the data file" in capsys.readouterr().err
+    assert main([command, "--model", str(model), "--out", str(data)]) == 2
+    assert message in capsys.readouterr().err
     assert data.read_bytes() == before
 
 
@@ -864,16 +867,6 @@ def test_evaluate_record_names_the_method(tmp_path):
     scores = tmp_path / "s.json"
     assert main(["evaluate", "--model", str(model), "--out", str(scores)]) == 0
     assert json.loads(scores.read_text())["method"] == "fenchel"
-
-
-def test_export_out_naming_the_models_data_file_is_refused(tmp_path, capsys):
-    """export --out DATA.npz (the file the model was trained on) is refused."""
-    data = _npz(tmp_path / "data.npz")
-    before = data.read_bytes()
-    model = _saved(tmp_path, "m.pt", {"dataset": str(data)})
-    assert main(["export", "--model", str(model), "--out", str(data)]) == 2
-    assert "--out names the model's data file" in capsys.readouterr().err
-    assert data.read_bytes() == before
 
 
 def test_export_reports_a_float64_models_dtype(tmp_path, capsys):
