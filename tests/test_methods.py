@@ -258,7 +258,9 @@ def test_a_given_state_continues_its_lifted_variables_on_its_own_data_only(key, 
     if key in ("lifted", "pbcd", "admm", "fenchel", "bregman"):  # lifted variables kept
         assert not torch.equal(same, told_new)
         old = copy.deepcopy(first.state)
-        old.data_id = None  # a state of an older liftnet: no fingerprint, continued as before
+        # a state of an older liftnet: no fingerprint and no batch signature, continued as
+        # before (with a signature, the step itself sees other samples and starts afresh)
+        old.data_id, old.batch_sig, old.batch_key = None, None, None
         res = fit(method, net, X2, ytr, epochs=1, batch_size=0, state=old, progress=False)
         assert not torch.equal(torch.cat([torch.cat([W.reshape(-1), b])
                                           for W, b in res.state.params]), again(X2))
@@ -452,6 +454,32 @@ def test_objective_does_not_pair_lifted_variables_with_another_batch(key, small_
     else:
         with pytest.raises(ValueError, match="belong to other samples"):
             method.objective(net, state, Xtr[:50][perm], Y[:50][perm])
+
+
+@pytest.mark.parametrize("key", [k for k in METHODS if k not in ("backprop", "convex")])
+def test_step_with_new_batch_false_on_other_samples_starts_them_afresh(key, small_data):
+    """``new_batch=False`` keeps the lifted variables only for the samples they belong to: a
+    step on batch B after a step on batch A of the same size (or on A's rows in another order)
+    equals a step with ``new_batch=True`` from a copy of the same state, where a row count
+    alone would have paired A's variables with B's samples; on a fresh slice of A's rows it
+    keeps them (a plain further sweep, not a restart)."""
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    Y = targets_for(net, ytr, Xtr.dtype)
+    method = get_method(key, **FAST[key])
+    state = method.init_state(net, Xtr, Y, generator=torch.Generator().manual_seed(0))
+    state = method.step(net, state, Xtr[:50], Y[:50])
+    perm = torch.arange(49, -1, -1)
+    for XB, YB in [(Xtr[50:100], Y[50:100]), (Xtr[:50][perm], Y[:50][perm])]:
+        want = method.step(net, copy.deepcopy(state), XB, YB, new_batch=True)
+        got = method.step(net, copy.deepcopy(state), XB, YB, new_batch=False)
+        for (W, b), (W2, b2) in zip(got.params, want.params, strict=True):
+            torch.testing.assert_close(W, W2, rtol=0, atol=0)
+            torch.testing.assert_close(b, b2, rtol=0, atol=0)
+    kept = method.step(net, copy.deepcopy(state), Xtr[:50].clone(), Y[:50], new_batch=False)
+    restarted = method.step(net, copy.deepcopy(state), Xtr[:50].clone(), Y[:50])
+    assert any(not torch.equal(W, W2) for (W, _), (W2, _) in
+               zip(kept.params, restarted.params, strict=True))
 
 
 def test_batch_signature_sums_by_chunks_and_tells_batches_apart():

@@ -202,7 +202,8 @@ class ADMM(Method):
     def step(
         self, net: Network, state: ADMMState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> ADMMState:
-        record_batch(state, X)  # the batch the auxiliary variables belong to
+        # records X; other samples than the last step's are a new batch, whatever the caller says
+        new_batch = record_batch(state, X, new_batch)
         if new_batch or not state.z or state.z[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         # the operator depends on the data, the ridge weight, the intercept and (distributed:

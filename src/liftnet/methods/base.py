@@ -5,7 +5,8 @@ A method is a dataclass of hyperparameters (validated when it is made) with thre
 * ``init_state(net, X, Y, generator=...)`` -> a state record holding every iterate;
 * ``step(net, state, X, Y, new_batch=...)`` -> the state after one update on the batch ``(X, Y)``
   (for lifted methods: one block-coordinate sweep; ``new_batch`` says the lifted activation
-  variables must be re-initialised by a forward pass because ``X`` is a batch they have not seen);
+  variables must be re-initialised by a forward pass because ``X`` is a batch they have not seen;
+  ``False`` keeps them only where X holds the samples of the last step, see ``record_batch``);
 * ``objective(net, state, X, Y)`` -> the value of the method's training objective on that batch.
 
 ``fit`` in :mod:`liftnet.training` drives them, and so do the CLI, the estimator, the
@@ -405,12 +406,17 @@ def batch_signature(X: Tensor) -> tuple:
     return (tuple(X.shape), X.dtype, str(X.device), float(rows.sum()), float(rows @ weights))
 
 
-def record_batch(state: MethodState, X: Tensor) -> None:
+def record_batch(state: MethodState, X: Tensor, new_batch: bool = True) -> bool:
     """Record in ``state`` that its lifted variables are now those of X (every ``step``), so
-    that ``objective`` does not pair them with other samples of the same size."""
+    that ``objective`` does not pair them with other samples of the same size.  Returns
+    whether the step must re-initialise them: ``new_batch``, or X is not the batch they hold
+    (a caller's ``new_batch=False`` with other samples, even of the same row count)."""
     key = data_key(X)
-    if getattr(state, "batch_key", None) != key:  # full-data-set training: computed once
-        state.batch_key, state.batch_sig = key, batch_signature(X)
+    if getattr(state, "batch_key", None) == key:  # full-data-set training: computed once
+        return new_batch
+    old, sig = getattr(state, "batch_sig", None), batch_signature(X)
+    state.batch_key, state.batch_sig = key, sig
+    return new_batch or not _same_batch(old, sig)
 
 
 def holds_batch(state: MethodState, X: Tensor) -> bool:
@@ -420,9 +426,14 @@ def holds_batch(state: MethodState, X: Tensor) -> bool:
     sig = getattr(state, "batch_sig", None)
     if sig is None or getattr(state, "batch_key", None) == data_key(X):
         return True
-    new = batch_signature(X)
-    return sig[:3] == new[:3] and all(math.isclose(a, b, rel_tol=1e-11, abs_tol=1e-300)
-                                      for a, b in zip(sig[3:], new[3:], strict=True))
+    return _same_batch(sig, batch_signature(X))
+
+
+def _same_batch(old: tuple | None, new: tuple) -> bool:
+    """Two batch signatures that may be one batch (no old one: nothing to compare)."""
+    return old is None or (old[:3] == new[:3] and all(
+        math.isclose(a, b, rel_tol=1e-11, abs_tol=1e-300)
+        for a, b in zip(old[3:], new[3:], strict=True)))
 
 
 #: the error of an objective asked for other samples than its state's lifted variables hold

@@ -176,7 +176,8 @@ class Bregman(Method):
     def step(self, net: Network, state: BregmanState, X: Tensor, Y: Tensor, *,
              new_batch: bool = True) -> BregmanState:
         L = len(net.layers)
-        record_batch(state, X)  # the batch the lifted variables belong to
+        # records X; other samples than the last step's are a new batch, whatever the caller says
+        new_batch = record_batch(state, X, new_batch)
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             state.acts = net.forward_all(state.params, X)[0][: net.n_hidden]
         s = count_samples(state, X)  # every process's samples in distributed training

@@ -431,7 +431,8 @@ class Fenchel(Method):
     def step(
         self, net: Network, state: FenchelState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> FenchelState:
-        record_batch(state, X)  # the batch the lifted variables belong to
+        # records X; other samples than the last step's are a new batch, whatever the caller says
+        new_batch = record_batch(state, X, new_batch)
         if new_batch or not state.acts or state.acts[0].shape[0] != X.shape[0]:
             # Algorithm 2, line 5: X re-initialised by the feed-forward rule
             state.acts, pre = net.forward_all(state.params, X)

@@ -223,7 +223,8 @@ class Lifted(Method):
     def step(
         self, net: Network, state: LiftedState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> LiftedState:
-        record_batch(state, X)  # the batch the lifted variables belong to
+        # records X; other samples than the last step's are a new batch, whatever the caller says
+        new_batch = record_batch(state, X, new_batch)
         if new_batch or state.out is None or state.out.shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
             state.prev = None

@@ -158,7 +158,8 @@ class PBCD(Method):
     def step(
         self, net: Network, state: PBCDState, X: Tensor, Y: Tensor, *, new_batch: bool = True
     ) -> PBCDState:
-        record_batch(state, X)  # the batch the lifted variables belong to
+        # records X; other samples than the last step's are a new batch, whatever the caller says
+        new_batch = record_batch(state, X, new_batch)
         if new_batch or not state.U or state.U[0].shape[0] != X.shape[0]:
             self._forward_init(net, state, X)
         key = (data_key(X), state.reducer)  # a Gram matrix summed over processes: other key
