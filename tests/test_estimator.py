@@ -446,7 +446,8 @@ def test_partial_fit_starts_new_lifted_variables_on_each_chunk(digits, key):
                progress=False)
     torch.testing.assert_close(same.params_, told.state.params, rtol=0, atol=0)
     unmarked = copy.deepcopy(state)
-    unmarked.data_id = None  # no fingerprint (an older state): the last chunk's variables
+    # no fingerprint and no batch signature (an older state): the last chunk's variables
+    unmarked.data_id, unmarked.batch_sig, unmarked.batch_key = None, None, None
     stale = fit(same.method_, net, torch.tensor(B, dtype=torch.float32), torch.as_tensor(yB),
                 epochs=1, batch_size=same.method_.default_batch_size, seed=1,
                 state=unmarked, progress=False)
