@@ -5,6 +5,7 @@ training and the command line on convolutional networks."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -44,6 +45,31 @@ CONV_CASES = [
     ((2, 8, 6), 3, 5, 2, 2),
     ((3, 9, 9), 2, 2, 1, 3),
 ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("pool", [2, 3, 4])
+def test_pooling_and_its_adjoint_equal_torch_bit_for_bit(pool, dtype):
+    """The CPU pooling (strided additions in avg_pool2d's order) is F.avg_pool2d bit for bit,
+    over entries of very different sizes (an order change would round differently), for a
+    dense and a convolutional layer; its adjoint is the expanded copy of G / pool^2."""
+    g = _gen(pool)
+    n, shape = 5, (2, 12, 24)
+    scale = 10.0 ** torch.randint(-4, 5, (n, *shape), generator=g)
+    X = (torch.randn(n, *shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+    want = F.avg_pool2d(X, pool)
+    dense = Dense(math.prod(want.shape[1:]), 3, in_shape=shape, pool=pool)
+    assert torch.equal(dense.patches(X.reshape(n, -1)), want.reshape(n, -1))
+    conv = Conv2d(shape, 3, 1, pool=pool)
+    W, b = torch.ones(3, 2, 1, 1, dtype=dtype), torch.zeros(3, dtype=dtype)
+    assert torch.equal(conv.forward(X.reshape(n, -1), W, b),
+                       F.conv2d(want, W, b).reshape(n, -1))
+    G = torch.randn(want.shape, generator=g, dtype=dtype)
+    h, w = want.shape[2:]
+    spread = (G / pool**2)[:, :, :, None, :, None].expand(n, 2, h, pool, w, pool)
+    eye = torch.eye(dense.in_features, dtype=dtype)  # the adjoint of the pooling alone
+    square = Dense(dense.in_features, dense.in_features, in_shape=shape, pool=pool)
+    assert torch.equal(square.adjoint(G.reshape(n, -1), eye), spread.reshape(n, -1))
 
 
 @pytest.mark.parametrize("in_shape,out_c,k,pad,pool", CONV_CASES)

@@ -59,14 +59,36 @@ def _pool(X: Tensor, shape: Shape3 | None, pool: int) -> Tensor:
     if shape is None:
         return X
     Xi = X.reshape(X.shape[0], *shape)
-    return F.avg_pool2d(Xi, pool) if pool > 1 else Xi
+    if pool == 1:
+        return Xi
+    return _avg_pool_cpu(Xi, pool) if Xi.device.type == "cpu" else F.avg_pool2d(Xi, pool)
+
+
+def _avg_pool_cpu(Xi: Tensor, pool: int) -> Tensor:
+    """``F.avg_pool2d(Xi, pool)`` bit for bit (each window summed row by row, in the kernel's
+    order, then divided by pool^2) as pool^2 strided additions: torch's CPU kernel for NCHW
+    images takes 2-3 times as long (LeNet-5's X-steps pool hundreds of times per batch)."""
+    n, c, h, w = Xi.shape
+    r = Xi.reshape(n, c, h // pool, pool, w // pool, pool)
+    out = r[:, :, :, 0, :, 0] + r[:, :, :, 0, :, 1]
+    for i in range(pool):
+        for j in range(2 if i == 0 else 0, pool):
+            out.add_(r[:, :, :, i, :, j])
+    return out.div_(pool * pool)
 
 
 def _unpool(G: Tensor, pool: int) -> Tensor:
     """Adjoint of :func:`_pool` on images G (N, C, H', W') -> flat (N, C*H*W)."""
-    if pool > 1:  # every value spread over its pool x pool block: one copy, of an expanded view
+    if pool > 1:  # every value spread over its pool x pool block
         n, c, h, w = G.shape
-        G = (G / pool**2)[:, :, :, None, :, None].expand(n, c, h, pool, w, pool)
+        G = G / pool**2
+        if G.device.type == "cpu":  # pool^2 strided copies: half the time of one copy of
+            out = G.new_empty(n, c, h, pool, w, pool)  # the expanded view on a CPU
+            for i in range(pool):
+                for j in range(pool):
+                    out[:, :, :, i, :, j] = G
+            return out.reshape(n, -1)
+        G = G[:, :, :, None, :, None].expand(n, c, h, pool, w, pool)
     return G.reshape(G.shape[0], -1)
 
 
