@@ -1036,3 +1036,17 @@ def test_an_ambiguous_abbreviation_of_plugin_is_argparses_error(capsys):
     assert "ambiguous option: --p" in err and "--plugin 3" not in err
     assert main(["train", "--plu", "no_such_module_x", "--epochs", "1", "--quiet"]) == 2
     assert "--plugin no_such_module_x: ModuleNotFoundError" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method,loss", [("admm", "mse"), ("pbcd", "mse"), ("lifted", "ce")])
+def test_the_default_loss_is_the_methods(method, loss, tmp_path, capsys):
+    """Without --loss, cross-entropy where the method supports it and the squared loss on
+    one-hot targets otherwise (as the estimator chooses), instead of refusing the default."""
+    out = tmp_path / "run.json"
+    assert main(["train", "--quiet", "--method", method, "--epochs", "1", "--n-train", "300",
+                 "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["config"]["loss"] == loss  # and still a classification, scored by accuracy
+    assert 0.0 <= rec["test_accuracy"] <= 1.0 and rec["arch"].endswith("-10")
+    assert main(["train", "--quiet", "--method", "admm", "--loss", "ce", "--epochs", "1"]) == 2
+    assert "ADMM does not support loss 'ce' (supports: mse)" in capsys.readouterr().err

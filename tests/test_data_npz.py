@@ -179,11 +179,21 @@ def test_standardising_values_near_the_float32_limit_stays_finite(tmp_path):
 
 
 def test_label_count_and_columns(tmp_path):
-    """k covers the test labels too; (N, 1) integer labels are (N,) labels."""
+    """k = the largest label + 1, every class 0..k-1 must occur in y_train (an output the
+    training never fits would score a test-only class, or 1-based labels, as silently wrong);
+    (N, 1) integer labels are (N,) labels."""
     a = _arrays()
-    ds = load_dataset(str(_save(tmp_path, **{**a, "y_test": np.where(
-        np.arange(40) == 7, 4, a["y_test"])})))
-    assert ds.n_classes == 5  # label 4 appears in the test set only
+    assert load_dataset(str(_save(tmp_path, "ok.npz", **a))).n_classes == 3
+    with pytest.raises(DataError, match=r"classes 3, 4 of 0\.\.4 never occur in y_train; "
+                                        r"labels must be 0\.\.k-1 with every class"):
+        load_dataset(str(_save(tmp_path, **{**a, "y_test": np.where(
+            np.arange(40) == 7, 4, a["y_test"])})))  # label 4 in the test set only
+    with pytest.raises(DataError, match=r"class 0 of 0\.\.3 never occurs in y_train.*counted "
+                                        "from 1"):
+        load_dataset(str(_save(tmp_path, "one.npz", **{**a, "y_train": a["y_train"] + 1,
+                                                         "y_test": a["y_test"] + 1})))
+    with pytest.raises(DataError, match=r"classes 3, 4, 5 of 0\.\.5 never occur in y_train"):
+        load_dataset(str(_save(tmp_path, "shift.npz", **{**a, "y_test": a["y_test"] + 3})))
     col = load_dataset(str(_save(tmp_path, "col.npz", **{**a, "y_train": a["y_train"][:, None]})))
     assert col.y_train.shape == (120,) and torch.equal(col.y_train,
                                                       torch.from_numpy(a["y_train"]).long())

@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                         " 'lenet5'; convolutions: 1x28x28-conv6k5p2-pool2-conv16k5-pool2-120-84-10"
                         " (input CxHxW, conv<C>k<k>[p<pad>], pool<p>, dense widths)")
     t.add_argument("--activation", default="relu", help="activation of every hidden layer")
-    t.add_argument("--loss", default="ce", choices=("ce", "mse"))
+    t.add_argument("--loss", default=None, choices=("ce", "mse"),
+                   help="ce (default where the method supports it) or mse (the default of "
+                        "admm, pbcd and convex: class labels become one-hot targets)")
     t.add_argument("--dataset", default="digits", type=_dataset, metavar="NAME|FILE.npz",
                    help=f"{', '.join(datamod.DATASETS)}, or a .npz file of your own arrays "
                         "(X_train, y_train, X_test, y_test: see README)")
@@ -324,6 +326,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         # --lam / --gamma / --gamma-out over the per-layer defaults they would be shadowed by
         hp = lenet5_hyperparameters(hp)
     method = get_method(args.method, **hp)
+    if args.loss is None:  # as the estimator: cross-entropy where the method has it
+        args.loss = "ce" if "ce" in method.losses else "mse"
     dataset, data_file = _dataset_key(args.dataset)
     ds = datamod.load_dataset(
         dataset, data_dir=args.data_dir, n_train=args.n_train, seed=args.seed,

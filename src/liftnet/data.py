@@ -623,6 +623,14 @@ def load_npz(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -
         if n_classes < 2:
             raise DataError(f"{path}: the labels hold a single class (0); classification "
                             "needs at least 2")
+        absent = sorted(set(range(n_classes)) - set(torch.unique(y["train"]).tolist()))
+        if absent:  # an output the training never fits: a test-only class, 1-based labels
+            shown = ", ".join(map(str, absent[:10])) + (", ..." if len(absent) > 10 else "")
+            raise DataError(
+                f"{path}: class{'es' if len(absent) > 1 else ''} {shown} of 0..{n_classes - 1} "
+                "never occur" + ("s" if len(absent) == 1 else "") + " in y_train; labels must "
+                "be 0..k-1 with every class in the training split (labels counted from 1, or "
+                "y_test encoded differently from y_train?)")
     pixels = {split: arrays[f"X_{split}"].dtype == np.uint8 for split in ("train", "test")}
     if pixels["train"] != pixels["test"]:  # one would be scaled by 1/255, the other not
         raise DataError(

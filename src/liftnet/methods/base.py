@@ -122,7 +122,8 @@ class Method(ABC):
                         + ", ".join(k for k, m in _registry().items() if m.supports_conv)
                     )
         if net.loss not in self.losses:
-            raise ValueError(f"{name} does not support loss {net.loss!r} (supports {self.losses})")
+            raise ValueError(f"{name} does not support loss {net.loss!r} (supports: "
+                             f"{', '.join(self.losses)})")
         acts = self.supported_activations()
         for l, layer in enumerate(net.layers[:-1]):
             if acts is not None and layer.activation not in acts:
