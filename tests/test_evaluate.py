@@ -163,6 +163,52 @@ def test_cli_export_writes_a_program(tmp_path, capsys):
                                net.forward(params, X).detach())
 
 
+def test_export_of_a_standardised_run_takes_raw_inputs(tmp_path, capsys):
+    """A --standardize run's saved model holds its statistics, and the exported program
+    standardises raw inputs with them: it scores the raw test set as evaluate does, and a
+    model saved without them (an older liftnet) exports with a warning."""
+    from liftnet.data import load_dataset
+    from liftnet.results import load_model
+    from liftnet.transfer import Standardize
+
+    model = tmp_path / "std.pt"
+    assert main(["train", "--quiet", "--standardize", "--n-train", "800", "--seed", "3",
+                 "--epochs", "2", "--save", str(model)]) == 0
+    net, params, meta = load_model(model)
+    ds = load_dataset("digits", n_train=800, seed=3, standardize=True)
+    torch.testing.assert_close(torch.tensor(meta["input_mean"], dtype=torch.float64),
+                               ds.input_mean, rtol=0, atol=0)
+    assert main(["export", "--model", str(model), "--out", str(tmp_path / "std.pt2")]) == 0
+    assert "(standardising its inputs as in training)" in capsys.readouterr().out
+    program = torch.export.load(tmp_path / "std.pt2").module()
+    raw = load_dataset("digits").X_test
+    got = program(raw)
+    torch.testing.assert_close(got, net.forward(params, ds.X_test).detach(), rtol=1e-5,
+                               atol=1e-5)
+    assert main(["evaluate", "--model", str(model), "--out", str(tmp_path / "ev.json")]) == 0
+    acc = json.loads((tmp_path / "ev.json").read_text())["accuracy"]
+    assert float((got.argmax(1) == ds.y_test).double().mean()) == pytest.approx(acc, abs=1e-12)
+    seq = to_torch(net, params, input_mean=ds.input_mean, input_std=ds.input_std)
+    assert isinstance(seq[0], Standardize)
+    torch.testing.assert_close(seq(raw), got, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="give both input_mean and input_std"):
+        to_torch(net, params, input_mean=ds.input_mean)
+    with pytest.raises(ValueError, match="must have the network's 64 inputs, got 3 and 3"):
+        to_torch(net, params, input_mean=torch.zeros(3), input_std=torch.ones(3))
+    with pytest.raises(ValueError, match="input_std finite and > 0"):
+        to_torch(net, params, input_mean=ds.input_mean, input_std=torch.zeros(64))
+    old = {k: v for k, v in meta.items() if k not in ("input_mean", "input_std")}
+    save_model(tmp_path / "old.pt", net, params, old)
+    capsys.readouterr()
+    assert main(["export", "--model", str(tmp_path / "old.pt"), "--out",
+                 str(tmp_path / "old.pt2")]) == 0
+    assert "holds no statistics" in capsys.readouterr().err
+    save_model(tmp_path / "bad.pt", net, params, {**meta, "input_std": ["x"] * 64})
+    assert main(["export", "--model", str(tmp_path / "bad.pt"), "--out",
+                 str(tmp_path / "bad.pt2")]) == 2
+    assert "damaged model file (its input statistics)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["evaluate", "--model", "{tmp}/none.pt"], "no saved model at"),
     (["evaluate", "--model", "{tmp}/m.pt"], "--dataset is needed"),

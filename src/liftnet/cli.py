@@ -455,8 +455,10 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     if world > 1 and torch.distributed.get_rank() != 0:
         return record  # the first process writes the files
     if args.save:
-        save_model(args.save, net, params,
-                   {"method": method.key, "dataset": dataset, "config": record["config"]})
+        meta = {"method": method.key, "dataset": dataset, "config": record["config"]}
+        if ds.input_mean is not None:  # what export puts in front of the network
+            meta["input_mean"], meta["input_std"] = ds.input_mean.tolist(), ds.input_std.tolist()
+        save_model(args.save, net, params, meta)
     if args.out:
         write_json(args.out, record)
     return record
@@ -586,9 +588,24 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
             args.out, _dataset_key(trained_on)[0]):
         raise ValueError(f"--out names the model's data file ({trained_on}); the export would "
                          "overwrite it")
-    export_program(net, params, args.out)
+    config = meta.get("config") or {}
+    stats = meta.get("input_mean"), meta.get("input_std")
+    if stats[0] is None and config.get("standardize"):
+        print(f"liftnet: warning: {args.model} was trained on standardised inputs and holds no "
+              "statistics (saved by an older liftnet): the program expects inputs standardised "
+              "as in its training run", file=sys.stderr)
+    mean = std = None
+    if stats[0] is not None:
+        try:
+            mean, std = (torch.tensor(v, dtype=torch.float64) for v in stats)
+        except (TypeError, ValueError, RuntimeError):
+            mean = None
+        if mean is None or mean.shape != (net.sizes[0],) or std.shape != (net.sizes[0],):
+            raise ValueError(f"{args.model}: damaged model file (its input statistics)")
+    export_program(net, params, args.out, input_mean=mean, input_std=std)
     return {"model": str(args.model), "out": str(args.out), "arch": net.spec,
-            "inputs": net.sizes[0], "dtype": str(params[0][0].dtype)}
+            "inputs": net.sizes[0], "dtype": str(params[0][0].dtype),
+            "standardizes_inputs": mean is not None}
 
 
 def _report_train(record: dict[str, Any]) -> str | None:
@@ -629,7 +646,9 @@ def _report_evaluate(record: dict[str, Any]) -> str:
 
 
 def _report_export(record: dict[str, Any]) -> str:
-    return (f"wrote {record['out']}: {record['arch']} as a torch.export program; run it with "
+    return (f"wrote {record['out']}: {record['arch']} as a torch.export program"
+            + (" (standardising its inputs as in training)" if record.get("standardizes_inputs")
+               else "") + "; run it with "
             f"torch.export.load(path).module()(x), x of shape (N, {record['inputs']}) and "
             f"dtype {record['dtype']}")
 

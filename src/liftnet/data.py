@@ -60,6 +60,8 @@ class Dataset:
         image_shape: ``(C, H, W)`` of one flattened input, or None when not an image.
         X_val, y_val: A validation set held out of the training set (``load_dataset``'s
             ``val_size``), or None.
+        input_mean, input_std: ``(d,)`` float64 statistics the inputs were standardised with
+            (``load_dataset``'s ``standardize``: x -> (x - mean) / std), or None.
     """
 
     name: str
@@ -71,6 +73,8 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     X_val: torch.Tensor | None = None
     y_val: torch.Tensor | None = None
+    input_mean: torch.Tensor | None = None
+    input_std: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if (self.X_val is None) != (self.y_val is None):
@@ -762,7 +766,7 @@ def load_dataset(name: str | os.PathLike[str], *,
             if not torch.isfinite(Xs).all():
                 raise DataError(f"{key}: standardised {k} values overflow {X.dtype} (a test "
                                 "value far outside the training range); rescale the data")
-        ds = replace(ds, **scaled)
+        ds = replace(ds, **scaled, input_mean=mean, input_std=std)
     return ds
 
 

@@ -17,9 +17,26 @@ from .results import atomic_save
 from .training import check_inputs
 
 
-def to_torch(net: Network, params: Params) -> nn.Sequential:
+class Standardize(nn.Module):
+    """x -> (x - mean) / std, feature by feature: the standardisation a network was trained
+    behind (``--standardize``), as the first module of :func:`to_torch`'s network."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("std", std.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def to_torch(net: Network, params: Params, *, input_mean: torch.Tensor | None = None,
+             input_std: torch.Tensor | None = None) -> nn.Sequential:
     """An ``nn.Sequential`` of ``nn.Linear`` / ``nn.Conv2d`` and activation modules with
     ``params`` copied in; it takes flat inputs ``(N, d_0)`` like every liftnet network.
+    ``input_mean`` and ``input_std`` (``(d_0,)``, a standardised training run's statistics,
+    ``Dataset.input_mean`` / ``input_std``) put a :class:`Standardize` module first, so that
+    the network takes the raw inputs.
 
     A convolution is wrapped as ``Unflatten -> [AvgPool2d] -> Conv2d -> Flatten`` and a pooled
     dense layer as ``Unflatten -> AvgPool2d -> Flatten -> Linear``, so activations stay flat.
@@ -28,6 +45,20 @@ def to_torch(net: Network, params: Params) -> nn.Sequential:
     """
     net.check_params(params)
     modules: list[nn.Module] = []
+    if (input_mean is None) != (input_std is None):
+        raise ValueError("to_torch: give both input_mean and input_std, or neither")
+    if input_mean is not None:
+        W = params[0][0]
+        stats = [torch.as_tensor(v, dtype=W.dtype, device=W.device).reshape(-1)
+                 for v in (input_mean, input_std)]
+        d = net.layers[0].input_size
+        if any(len(v) != d for v in stats):
+            raise ValueError(f"to_torch: input_mean and input_std must have the network's {d} "
+                             f"inputs, got {len(stats[0])} and {len(stats[1])}")
+        if not all(bool(torch.isfinite(v).all()) for v in stats) or not bool(
+                (stats[1] > 0).all()):
+            raise ValueError("to_torch: input_mean must be finite and input_std finite and > 0")
+        modules.append(Standardize(*stats))
     for l, (layer, (W, b)) in enumerate(zip(net.layers, params, strict=True)):
         if layer.pool > 1 or isinstance(layer, Conv2d):
             modules.append(nn.Unflatten(1, layer.in_shape))
@@ -52,13 +83,17 @@ def to_torch(net: Network, params: Params) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def export_program(net: Network, params: Params, path: str | os.PathLike) -> Path:
+def export_program(net: Network, params: Params, path: str | os.PathLike, *,
+                   input_mean: torch.Tensor | None = None,
+                   input_std: torch.Tensor | None = None) -> Path:
     """Write the feed-forward network as a ``torch.export`` program (a ``.pt2`` file):
     ``torch.export.load(path).module()`` runs it on flat inputs ``(N, d_0)`` for any batch size,
     in the weights' dtype (float64 inputs for a ``--dtype float64`` model), with torch alone (no
-    liftnet, no Python class of ours).  Serialised in memory, then written atomically: torch's
-    zip writer never sees a file that fails (a full disk is an OSError naming the file)."""
-    model = to_torch(net, params).eval()
+    liftnet, no Python class of ours); with ``input_mean`` / ``input_std`` (see
+    :func:`to_torch`) on raw inputs, standardised inside the program.  Serialised in memory,
+    then written atomically: torch's zip writer never sees a file that fails (a full disk is
+    an OSError naming the file)."""
+    model = to_torch(net, params, input_mean=input_mean, input_std=input_std).eval()
     W = params[0][0]
     example = torch.zeros(2, net.layers[0].input_size, dtype=W.dtype, device=W.device)
     try:
