@@ -1050,3 +1050,12 @@ def test_the_default_loss_is_the_methods(method, loss, tmp_path, capsys):
     assert 0.0 <= rec["test_accuracy"] <= 1.0 and rec["arch"].endswith("-10")
     assert main(["train", "--quiet", "--method", "admm", "--loss", "ce", "--epochs", "1"]) == 2
     assert "ADMM does not support loss 'ce' (supports: mse)" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_output_folder_that_refuses_files_is_an_error_before_training(capsys):
+    """/proc passes os.access for root, but no file can be made there: refused at once (the
+    run's results would otherwise be lost after training)."""
+    assert main(["train", "--quiet", "--epochs", "1", "--out", "/proc/liftnet.json"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create a file in /proc" in err and "accuracy" not in err

@@ -870,3 +870,14 @@ def test_hidden_layer_sizes_as_a_numpy_array():
     X, y = _blobs()
     clf = LiftedClassifier("fenchel", hidden_layer_sizes=np.array([5, 4]), epochs=1).fit(X, y)
     assert clf.net_.sizes == (4, 5, 4, 2)
+
+
+@pytest.mark.parametrize("epochs", [0, -1, True, 2.5, "3"])
+def test_epochs_must_be_a_positive_integer(epochs, digits):
+    """epochs=0 would return an untrained model as fitted (scikit-learn's MLP refuses
+    max_iter=0 too); None means the method's default."""
+    X, _, y, _ = digits
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1 or None"):
+        LiftedClassifier("lifted", epochs=epochs).fit(X[:50], y[:50])
+    assert LiftedClassifier("lifted", epochs=None, hidden_layer_sizes=(8,)).fit(
+        X[:50], y[:50]).n_iter_ == get_method("lifted").default_epochs

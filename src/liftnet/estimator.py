@@ -347,7 +347,12 @@ class _LiftedEstimator(BaseEstimator):
         self._state, self._partial_calls = result.state, calls + 1
 
     def _check_early_stopping(self) -> None:
-        """Clear errors for bad early-stopping parameters (checked by every fit)."""
+        """Clear errors for bad early-stopping parameters and epochs (checked by every fit)."""
+        epochs = self.epochs
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(
+                epochs, numbers.Integral) or epochs < 1):  # as MLP's max_iter: 0 fits nothing
+            raise ValueError(f"epochs must be an integer >= 1 or None (the method's default), "
+                             f"got {epochs!r}")
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise ValueError(f"early_stopping must be True or False, got "
                              f"{self.early_stopping!r}")

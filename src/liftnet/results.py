@@ -53,8 +53,23 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
                 raise ValueError(f"{what} {path}: {parent} is a file, not a directory")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise ValueError(f"{what} {path}: the directory {parent} is not writable")
+            if parent == path.parent and (path.is_file() or not path.exists()):
+                _probe(parent, f"{what} {path}")  # os.access trusts permissions only
             break
     return path
+
+
+def _probe(folder: Path, what: str) -> None:
+    """Create and remove a file in ``folder``: where permissions say yes and the file system
+    says no (root on a read-only or virtual file system, a root-squashed share), the error
+    comes before a long run instead of after it."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".liftnet-probe-", dir=folder)
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot create a file in {folder} "
+                         f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
