@@ -350,3 +350,35 @@ def test_real_mnist_saved_as_a_file_loads_as_the_built_in_set(tmp_path):
     assert torch.equal(ds.X_train, builtin.X_train[:500])
     assert torch.equal(ds.X_test, builtin.X_test[:200])
     assert torch.equal(ds.y_train, builtin.y_train[:500])
+
+
+def test_evaluate_scores_a_moved_copy_of_the_data_file_as_the_runs_data(tmp_path, capsys):
+    """The same bytes at another path are the training run's data set (its subset,
+    validation set and standardisation), as the record's sha256 says; a file that is not
+    there any more without --dataset is an error that says how to point at the new place."""
+    path = _save(tmp_path, "own.npz", **_arrays())
+    model = tmp_path / "model.pt"
+    assert main(["train", "--dataset", str(path), "--epochs", "2", "--n-train", "60",
+                 "--val-size", "10", "--standardize", "--seed", "2", "--quiet",
+                 "--save", str(model)]) == 0
+    scores = {}
+    for split in ("train", "val", "test"):
+        out = tmp_path / f"{split}.json"
+        assert main(["evaluate", "--model", str(model), "--split", split, "--out",
+                     str(out)]) == 0
+        scores[split] = json.loads(out.read_text())
+    moved = tmp_path / "elsewhere" / "moved.npz"
+    moved.parent.mkdir()
+    path.rename(moved)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model)]) == 2
+    assert "which is not there any more; give its new place with --dataset" in \
+        capsys.readouterr().err
+    for split in ("train", "val", "test"):
+        out = tmp_path / f"moved_{split}.json"
+        assert main(["evaluate", "--model", str(model), "--dataset", str(moved), "--split",
+                     split, "--out", str(out)]) == 0
+        got = json.loads(out.read_text())
+        assert (got["n"], got["accuracy"], got["loss"]) == (
+            scores[split]["n"], scores[split]["accuracy"], scores[split]["loss"])
+    assert scores["train"]["n"] == 50 and "warning" not in capsys.readouterr().err

@@ -515,11 +515,20 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--dataset is needed: {args.model} does not say which data set it "
                          "was trained on")
     dataset, data_file = _dataset_key(dataset)
+    if args.dataset is None and data_file and not os.path.exists(dataset):
+        raise ValueError(f"{args.model} was trained on {dataset}, which is not there any more; "
+                         "give its new place with --dataset PATH (a file of the same content "
+                         "is scored as the training run's data)")
     if args.out is not None and data_file and _same_file(args.out, dataset):
         raise ValueError(f"--out names the data file ({dataset}); the scores would overwrite it")
+    trained_file = trained_on is not None and datamod.is_array_file(trained_on)
     same_data = dataset == trained_on or (
-        data_file and trained_on is not None and datamod.is_array_file(trained_on)
-        and _same_file(dataset, _dataset_key(trained_on)[0]))
+        data_file and trained_file and _same_file(dataset, _dataset_key(trained_on)[0]))
+    if not same_data and data_file and trained_file and isinstance(
+            config.get("data_sha256"), str) and os.path.isfile(dataset):
+        # a copy or a moved file: the same bytes are the same data set (its subset, validation
+        # set and standardisation are the run's)
+        same_data = datamod.file_sha256(dataset) == config["data_sha256"]
     changed = same_data and data_file and isinstance(config.get("data_sha256"), str) and (
         os.path.isfile(dataset) and datamod.file_sha256(dataset) != config["data_sha256"])
     if changed:
