@@ -338,3 +338,29 @@ def test_public_metrics_refuse_labels_that_would_broadcast():
     with pytest.raises(ValueError, match="targets have 1 column"):
         squared_error(reg, reg.init_params(generator=g), X, T[:, 0])
     assert accuracy(net, p, X[:0], y[:0]) is None  # no samples: no accuracy (not NaN)
+
+
+def test_evaluate_scores_a_lifted_model_by_its_own_probabilities(tmp_path):
+    """lifted trains its outputs onto the simplex: evaluate's cross-entropy is that of their
+    projection (clipped at float64's epsilon, as scikit-learn's log_loss), the estimator's
+    predict_proba, not of a softmax of values in [0, 1] (about 1.7 at 0.9 accuracy); other
+    methods keep the softmax."""
+    from liftnet.data import load_dataset
+    from liftnet.results import load_model
+    from liftnet.solvers import project_simplex
+
+    ds = load_dataset("digits")
+    for method, project in (("lifted", True), ("fenchel", False)):
+        model, out = tmp_path / f"{method}.pt", tmp_path / f"{method}.json"
+        assert main(["train", "--quiet", "--method", method, "--epochs", "3",
+                     "--save", str(model)]) == 0
+        assert main(["evaluate", "--model", str(model), "--out", str(out)]) == 0
+        net, params, _ = load_model(model)
+        logits = net.outputs(params, ds.X_test).double()
+        p = project_simplex(logits) if project else torch.softmax(logits, 1)
+        want = float(-p[torch.arange(len(p)), ds.y_test].clamp_min(2.220446049250313e-16)
+                     .log().mean())
+        rec = json.loads(out.read_text())
+        assert rec["loss"] == pytest.approx(want, rel=1e-9)
+        if project:
+            assert rec["accuracy"] > 0.9 and rec["loss"] < 1.0

@@ -574,11 +574,15 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
                          f"{dataset} has {X.shape[1]} features")
     params = [(W.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype))
               for W, b in params]
-    record = {"model": str(args.model),
-              "method": meta.get("method") if isinstance(meta, dict) else None, "arch": net.spec,
+    key = meta.get("method") if isinstance(meta, dict) else None
+    # the cross-entropy of the class probabilities as the method trains them (lifted: the
+    # simplex projection, whose softmax would be nearly uniform); the softmax otherwise
+    probabilities = METHODS[key]().probabilities if isinstance(key, str) and key in METHODS \
+        else None
+    record = {"model": str(args.model), "method": key, "arch": net.spec,
               "loss_function": net.loss, "dataset": dataset, "split": args.split,
               "standardize": standardize, "dtype": dtype_name, "versions": versions(),
-              **evaluate(net, params, X, y)}
+              **evaluate(net, params, X, y, probabilities=probabilities)}
     if args.out:
         write_json(args.out, record)
     return record

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -64,12 +66,16 @@ def squared_error(net: Network, params: Params, X: Tensor, y: Tensor,
     return float((diff**2).sum(1).mean())
 
 
-def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
+def evaluate(net: Network, params: Params, X: Tensor, y: Tensor, *,
+             probabilities: Callable[[Tensor], Tensor] | None = None) -> dict:
     """Scores of the feed-forward rule on (X, y), as a JSON-ready record.
 
-    ``n``; ``loss``: the mean cross-entropy of the softmax outputs (``ce``) or the mean over
-    samples of ||output - Y||^2 (``mse``; Y one-hot for labels); for labels also ``accuracy``
-    and ``confusion`` (k x k counts, row = true class, column = predicted class).
+    ``n``; ``loss``: the mean cross-entropy of the class probabilities (``ce``: the softmax of
+    the outputs, or ``probabilities(outputs)``, a method's own, e.g. ``lifted``'s projection
+    onto the simplex, clipped below at float64's machine epsilon as scikit-learn's
+    ``log_loss`` does) or the mean over samples of ||output - Y||^2 (``mse``; Y one-hot for
+    labels); for labels also ``accuracy`` and ``confusion`` (k x k counts, row = true class,
+    column = predicted class).
     """
     from .training import check_inputs  # training imports this module
 
@@ -82,7 +88,10 @@ def evaluate(net: Network, params: Params, X: Tensor, y: Tensor) -> dict:
     k = net.sizes[-1]
     out = net.outputs(params, X).double()
     Y = targets_for(net, y, torch.float64)
-    if net.loss == "ce":
+    if net.loss == "ce" and probabilities is not None:
+        logp = probabilities(out).double().clamp_min(torch.finfo(torch.float64).eps).log()
+        loss = float(-(Y * logp).sum(1).mean())
+    elif net.loss == "ce":
         loss = float(-(Y * torch.log_softmax(out, dim=1)).sum(1).mean())
     else:
         loss = squared_error(net, params, X, y, out)
