@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from liftnet import Backprop, load_model, register_method, save_model, to_torch
+from liftnet import METHODS, Backprop, load_model, register_method, save_model, to_torch
 from liftnet.cli import main
 
 
@@ -1059,3 +1059,27 @@ def test_an_output_folder_that_refuses_files_is_an_error_before_training(capsys)
     assert main(["train", "--quiet", "--epochs", "1", "--out", "/proc/liftnet.json"]) == 2
     err = capsys.readouterr().err
     assert "cannot create a file in /proc" in err and "accuracy" not in err
+
+
+def test_help_with_a_method_lists_that_methods_options_and_defaults(capsys):
+    """`train --method NAME --help` lists NAME's hyperparameters with NAME's defaults and its
+    default epochs and batch size; plain `train --help` lists every method's."""
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--method", "pbcd", "--help"])
+    assert stop.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "hyperparameters of method pbcd:" in out
+    assert "--alpha ALPHA of pbcd (default 5.0)" in out
+    assert "--lam " not in out and "lifted (default" not in out
+    pbcd = METHODS["pbcd"]
+    assert f"(pbcd: {pbcd.default_epochs})" in out
+    assert f"(pbcd: {pbcd.default_batch_size})" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--method=fenchel", "-h"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "hyperparameters of method fenchel:" in out and "--target-extrapolation" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "method hyperparameters (default: the method's):" in out
+    assert "--lam LAM of" in out and "--alpha ALPHA of pbcd" in out

@@ -128,7 +128,10 @@ def _val_size(text: str) -> int | float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``help_method`` (a registered method, from ``--method NAME
+    --help``) limits the hyperparameter options to that method's, with its defaults."""
+    cls = METHODS.get(help_method) if help_method is not None else None
     parser = argparse.ArgumentParser(
         prog="liftnet", description="Train neural networks without back-propagation."
     )
@@ -164,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "than D (a share, e.g. 0.001; for regression the validation loss "
                         "below it by more than D) counts as better (default 0)")
     t.add_argument("--standardize", action="store_true", help="standardise the features")
-    t.add_argument("--epochs", type=int, default=None, help="default: the method's")
+    t.add_argument("--epochs", type=int, default=None, help="default: the method's" + (
+        f" ({help_method}: {cls.default_epochs})" if cls is not None else ""))
     t.add_argument("--batch-size", type=int, default=None,
-                   help="0 = the full data set; default: the method's")
+                   help="0 = the full data set; default: the method's" + (
+                       f" ({help_method}: {cls.default_batch_size})" if cls is not None else ""))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init-from", default=None, metavar="FILE",
                    help="start from the weights of a saved liftnet model (--save), e.g. lifted "
@@ -209,9 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
                              help="import this module or .py file first (repeatable): it may "
                                   "register activations and methods (liftnet.register_activation,"
                                   " liftnet.register_method; docs/extending.md)")
-    group = t.add_argument_group("method hyperparameters (default: the method's)")
+    group = t.add_argument_group("method hyperparameters (default: the method's)"
+                                 if cls is None else f"hyperparameters of method {help_method}")
     for name, (typ, owners) in sorted(_method_fields().items()):
         flag = f"--{name.replace('_', '-')}"
+        if cls is not None:  # --method NAME --help: NAME's options only, NAME's defaults
+            owners = [o for o in owners if o.split(" ")[0] == help_method]
+            if not owners:
+                continue
         try:
             group.add_argument(flag, dest=f"hp_{name}", default=None, metavar=name.upper(),
                                type=_bool if typ is bool else (typ or str),
@@ -748,6 +758,19 @@ def _import_from_here(spec: str) -> None:
             raise
 
 
+def _help_method(argv: list[str]) -> str | None:
+    """NAME of ``train ... --method NAME ... --help`` (the help then lists NAME's options)."""
+    if not argv or argv[0] != "train" or not {"-h", "--help"} & set(argv):
+        return None
+    name = None
+    for i, arg in enumerate(argv):
+        if arg == "--method" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--method="):
+            name = arg.split("=", 1)[1]
+    return name if name in METHODS else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``liftnet`` program.  Run as a program (``argv`` None: the command line's own
     arguments) it first has glibc keep large freed blocks for reuse (liftnet.allocator); a call
@@ -759,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["train", *argv]
     try:
         load_plugins(argv)
-        parser = build_parser()
+        parser = build_parser(_help_method(argv))
     except ValueError as exc:
         print(f"liftnet: error: {exc}", file=sys.stderr)
         return 2
