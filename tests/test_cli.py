@@ -1083,3 +1083,24 @@ def test_help_with_a_method_lists_that_methods_options_and_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "method hyperparameters (default: the method's):" in out
     assert "--lam LAM of" in out and "--alpha ALPHA of pbcd" in out
+
+
+def test_init_from_a_model_of_other_input_scaling_warns(tmp_path, capsys):
+    """A model trained on standardised inputs as the start of a run on raw inputs (or the
+    reverse) starts its first layer on inputs of another scale: a warning, not an error (it
+    may be meant); the same scaling, or a model saved from Python without a record, none."""
+    std, raw = tmp_path / "std.pt", tmp_path / "raw.pt"
+    for path, flags in ((std, ["--standardize"]), (raw, [])):
+        assert main(["train", "--quiet", "--epochs", "1", "--save", str(path), *flags]) == 0
+    capsys.readouterr()
+    for start, flags, warned in ((std, [], True), (raw, ["--standardize"], True),
+                                 (std, ["--standardize"], False), (raw, [], False)):
+        assert main(["train", "--quiet", "--method", "backprop", "--epochs", "1",
+                     "--init-from", str(start), *flags]) == 0
+        err = capsys.readouterr().err
+        assert ("inputs of another scale" in err) is warned, (start, flags)
+    net, params, _ = load_model(std)
+    save_model(tmp_path / "plain.pt", net, params)
+    assert main(["train", "--quiet", "--method", "backprop", "--epochs", "1", "--init-from",
+                 str(tmp_path / "plain.pt"), "--standardize"]) == 0
+    assert "another scale" not in capsys.readouterr().err

@@ -121,7 +121,8 @@ def test_warm_start_continues_from_the_last_weights(digits):
     cold.fit(X, y).fit(X, y)  # no warm start: the second fit repeats the first
     for (W, b), (W1, b1) in zip(cold.params_, first, strict=True):
         assert torch.equal(W, W1) and torch.equal(b, b1)
-    clf.set_params(hidden_layer_sizes=(16,)).fit(X, y)  # another network: a fresh start
+    with pytest.warns(UserWarning, match="the network changed"):  # a fresh start, said so
+        clf.set_params(hidden_layer_sizes=(16,)).fit(X, y)
     assert clf.params_[0][0].shape == (16, 64)
     with pytest.raises(ValueError, match=r"warm_start needs y of the same classes .* y has "
                        r"\[5, 6"):
@@ -769,7 +770,12 @@ def test_warm_start_does_not_carry_weights_across_a_change_of_loss():
     clf = LiftedClassifier("fenchel", hidden_layer_sizes=(6,), epochs=2, warm_start=True,
                            random_state=0).fit(X, y)
     assert clf.loss_ == "ce"
-    clf.set_params(method="pbcd").fit(X, y)
+    with pytest.warns(UserWarning, match=r"warm_start: the network changed .*ce -> .*mse\); "
+                                         "this fit starts from the method's initialisation"):
+        clf.set_params(method="pbcd").fit(X, y)
+    with pytest.warns(UserWarning, match="warm_start: the network changed"):  # other widths
+        LiftedClassifier("fenchel", hidden_layer_sizes=(6,), epochs=1, warm_start=True).fit(
+            X, y).set_params(hidden_layer_sizes=(7,)).fit(X, y)
     fresh = LiftedClassifier("pbcd", hidden_layer_sizes=(6,), epochs=2,
                              random_state=0).fit(X, y)
     assert clf.loss_ == fresh.loss_ == "mse"

@@ -378,7 +378,14 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
                          "would scramble the images)")
     init_params = None
     if args.init_from:
-        saved, init_params, _ = load_model(args.init_from)
+        saved, init_params, saved_meta = load_model(args.init_from)
+        saved_config = _saved_run(saved_meta)[1]  # a model saved from Python: not known
+        was = bool(saved_config.get("standardize", False))
+        if "standardize" in saved_config and was != bool(args.standardize):
+            print(f"liftnet: warning: --init-from {args.init_from} was trained on "
+                  f"{'standardised' if was else 'unstandardised'} inputs, this run's are "
+                  f"{'standardised' if args.standardize else 'not'}: its first layer starts "
+                  "on inputs of another scale", file=sys.stderr)
         if saved.spec != net.spec or [la.activation for la in saved.layers[:-1]] != [
                 la.activation for la in net.layers[:-1]]:
             raise ValueError(

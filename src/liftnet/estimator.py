@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -278,6 +279,10 @@ class _LiftedEstimator(BaseEstimator):
                 and self.net_.loss == net.loss:  # scikit-learn's warm start: the last weights
             start = [(W.to(device=device, dtype=Xt.dtype), b.to(device=device, dtype=Xt.dtype))
                      for W, b in self.params_]
+        elif self.warm_start and hasattr(self, "params_"):
+            warnings.warn(f"warm_start: the network changed ({self.net_.spec}, {self.net_.loss} "
+                          f"-> {net.spec}, {net.loss}); this fit starts from the method's "
+                          "initialisation, not from the last weights", UserWarning, stacklevel=3)
         self._check_early_stopping()
         held: dict[str, Any] = {}
         scale = 1.0  # a regressor's validation score is R^2: 1 - val_loss / scale
