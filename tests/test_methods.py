@@ -424,6 +424,16 @@ def test_data_that_requires_grad_trains_as_without(key, small_data):
         torch.testing.assert_close(b.detach(), b2.detach())
 
 
+def _stepped_on_rows_0_to_50(key, small_data):
+    """(net, method, state after one step on rows 0-49, X, Y) for the batch-identity tests."""
+    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
+    net = mlp(arch, loss=METHODS[key].losses[0])
+    Y = targets_for(net, ytr, Xtr.dtype)
+    method = get_method(key, **FAST[key])
+    state = method.init_state(net, Xtr, Y, generator=torch.Generator().manual_seed(0))
+    return net, method, method.step(net, state, Xtr[:50], Y[:50]), Xtr, Y
+
+
 @pytest.mark.parametrize("key", [k for k in METHODS if k not in ("backprop", "convex")])
 def test_objective_does_not_pair_lifted_variables_with_another_batch(key, small_data):
     """After a step on batch A, the objective on another batch B of the same size does not
@@ -431,12 +441,7 @@ def test_objective_does_not_pair_lifted_variables_with_another_batch(key, small_
     Fenchel and Bregman score B at its feed-forward activations, as a state that has not
     stepped would; the methods whose objective needs the lifted variables refuse.  On A, also
     as a fresh slice of the same rows, it is the value with A's lifted variables."""
-    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
-    net = mlp(arch, loss=METHODS[key].losses[0])
-    Y = targets_for(net, ytr, Xtr.dtype)
-    method = get_method(key, **FAST[key])
-    state = method.init_state(net, Xtr, Y, generator=torch.Generator().manual_seed(0))
-    state = method.step(net, state, Xtr[:50], Y[:50])
+    net, method, state, Xtr, Y = _stepped_on_rows_0_to_50(key, small_data)
     fresh = type(state)(params=state.params)  # the same weights, no lifted variables
     on_a = method.objective(net, state, Xtr[:50], Y[:50])
     assert on_a != pytest.approx(method.objective(net, fresh, Xtr[:50], Y[:50]), rel=1e-6)
@@ -463,12 +468,7 @@ def test_step_with_new_batch_false_on_other_samples_starts_them_afresh(key, smal
     equals a step with ``new_batch=True`` from a copy of the same state, where a row count
     alone would have paired A's variables with B's samples; on a fresh slice of A's rows it
     keeps them (a plain further sweep, not a restart)."""
-    arch, (Xtr, ytr, _, _) = _setup(key, small_data)
-    net = mlp(arch, loss=METHODS[key].losses[0])
-    Y = targets_for(net, ytr, Xtr.dtype)
-    method = get_method(key, **FAST[key])
-    state = method.init_state(net, Xtr, Y, generator=torch.Generator().manual_seed(0))
-    state = method.step(net, state, Xtr[:50], Y[:50])
+    net, method, state, Xtr, Y = _stepped_on_rows_0_to_50(key, small_data)
     perm = torch.arange(49, -1, -1)
     for XB, YB in [(Xtr[50:100], Y[50:100]), (Xtr[:50][perm], Y[:50][perm])]:
         want = method.step(net, copy.deepcopy(state), XB, YB, new_batch=True)
