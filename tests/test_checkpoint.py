@@ -75,7 +75,7 @@ def test_resuming_equals_the_uninterrupted_run(key, loss, batch_size, hp, tmp_pa
 @pytest.mark.parametrize("change, message", [
     ({"seed": 2}, "its seed (1) differs from this run's (2)"),
     ({"batch_size": 30}, "its batch size (40) differs"),
-    ({"method": get_method("lifted", lam=3.0)}, "its hyperparameters"),
+    ({"method": get_method("lifted", lam=3.0)}, ") differ from this run's (Lifted(lam=3.0, "),
     ({"net": network("8-5-3", loss="ce")}, "its network"),
     ({"X": "other"}, "written for other training inputs"),
     ({"X": "rows"}, "written for other training inputs (same shape, other values or order)"),

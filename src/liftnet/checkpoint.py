@@ -201,7 +201,8 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
     for key, what in (("method", "method"), ("hyperparameters", "hyperparameters"),
                       ("network", "network"), ("batch_size", "batch size"), ("seed", "seed")):
         if saved.get(key) != run[key]:
-            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) differs "
+            verb = "differ" if what == "hyperparameters" else "differs"
+            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) {verb} "
                              f"from this run's ({run[key]})")
     if (saved.get("start") is None) != (run["start"] is None) or (
             run["start"] is not None and not _close(saved["start"], run["start"])):
