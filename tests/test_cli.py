@@ -1104,3 +1104,14 @@ def test_init_from_a_model_of_other_input_scaling_warns(tmp_path, capsys):
     assert main(["train", "--quiet", "--method", "backprop", "--epochs", "1", "--init-from",
                  str(tmp_path / "plain.pt"), "--standardize"]) == 0
     assert "another scale" not in capsys.readouterr().err
+
+
+def test_a_batch_only_hyperparameter_on_the_full_data_set_is_named_as_ignored(capsys):
+    """lifted's gamma (a proximal term between mini-batches) does nothing in full-batch
+    training: the run goes on, with a warning; with batches, or not given, no warning."""
+    for argv, warned in ((["--gamma", "1e6"], True), (["--gamma", "1e6", "--batch-size", "100"],
+                                                      False), ([], False)):
+        assert main(["train", "--quiet", "--epochs", "1", *argv]) == 0
+        err = capsys.readouterr().err
+        assert ("--gamma acts between mini-batches only; lifted on the full data set ignores "
+                "it" in err) is warned, argv

@@ -500,3 +500,11 @@ def test_batch_signature_sums_by_chunks_and_tells_batches_apart():
         state = MethodState(params=[], batch_sig=sig)
         assert not holds_batch(state, X[order])
     assert holds_batch(MethodState(params=[], batch_sig=sig), X.clone())
+
+
+@pytest.mark.parametrize("key", list(METHODS))
+def test_batch_only_names_hyperparameters_of_the_method(key):
+    """``batch_only`` lists fields of the method (the CLI warns about them by name)."""
+    names = {f.name for f in dataclasses.fields(METHODS[key])}
+    assert set(METHODS[key].batch_only) <= names
+    assert METHODS["lifted"].batch_only == ("gamma",)

@@ -396,6 +396,10 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     full = batch_size == 0 or batch_size >= len(ds.X_train)  # as fit decides it
+    idle = [name for name in method.batch_only if full and name in hp]
+    for name in idle:  # accepted (a record may be rerun with batches) but said
+        print(f"liftnet: warning: --{name.replace('_', '-')} acts between mini-batches only; "
+              f"{args.method} on the full data set ignores it", file=sys.stderr)
     if getattr(method, "extrapolation", 0.0) > 0 and not full:  # acts on the full set only
         raise ValueError(f"--extrapolation applies to the full data set (--batch-size 0), not "
                          f"to batches of {batch_size}; with batches see "

@@ -72,6 +72,9 @@ class Method(ABC):
     monotone: ClassVar[bool] = False
     #: the method's algorithm is defined on the full data set only (``fit`` refuses batches)
     full_batch_only: ClassVar[bool] = False
+    #: hyperparameters that act between batches only (none in full-batch training: the CLI
+    #: warns when one is given for a full-data-set run)
+    batch_only: ClassVar[tuple[str, ...]] = ()
     #: every sum over samples goes through ``state.reducer`` (data-parallel training by
     #: :func:`liftnet.distributed.fit_distributed`)
     supports_distributed: ClassVar[bool] = False

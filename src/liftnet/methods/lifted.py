@@ -134,6 +134,7 @@ class Lifted(Method):
     supports_distributed: ClassVar[bool] = True
     default_batch_size: ClassVar[int] = 0
     default_epochs: ClassVar[int] = 40
+    batch_only: ClassVar[tuple[str, ...]] = ("gamma",)
 
     def __post_init__(self) -> None:
         check_positive("lam", self.lam)
