@@ -203,6 +203,9 @@ def test_export_of_a_standardised_run_takes_raw_inputs(tmp_path, capsys):
     assert main(["export", "--model", str(tmp_path / "old.pt"), "--out",
                  str(tmp_path / "old.pt2")]) == 0
     assert "holds no statistics" in capsys.readouterr().err
+    save_model(tmp_path / "list.pt", net, params, ["not", "a", "record"])  # from Python
+    assert main(["export", "--model", str(tmp_path / "list.pt"), "--out",
+                 str(tmp_path / "list.pt2")]) == 0
     save_model(tmp_path / "bad.pt", net, params, {**meta, "input_std": ["x"] * 64})
     assert main(["export", "--model", str(tmp_path / "bad.pt"), "--out",
                  str(tmp_path / "bad.pt2")]) == 2

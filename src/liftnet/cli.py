@@ -598,8 +598,12 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     key = meta.get("method") if isinstance(meta, dict) else None
     # the cross-entropy of the class probabilities as the method trains them (lifted: the
     # simplex projection, whose softmax would be nearly uniform); the softmax otherwise
-    probabilities = METHODS[key]().probabilities if isinstance(key, str) and key in METHODS \
-        else None
+    probabilities = None
+    if isinstance(key, str) and key in METHODS:
+        try:
+            probabilities = METHODS[key]().probabilities
+        except (TypeError, ValueError):  # a registered method without usable defaults
+            probabilities = None
     record = {"model": str(args.model), "method": key, "arch": net.spec,
               "loss_function": net.loss, "dataset": dataset, "split": args.split,
               "standardize": standardize, "dtype": dtype_name, "versions": versions(),
@@ -622,8 +626,9 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
             args.out, _dataset_key(trained_on)[0]):
         raise ValueError(f"--out names the model's data file ({trained_on}); the export would "
                          "overwrite it")
-    config = meta.get("config") or {}
-    stats = meta.get("input_mean"), meta.get("input_std")
+    config = _saved_run(meta)[1]  # a model saved from Python may hold any JSON as its meta
+    stats = (meta.get("input_mean"), meta.get("input_std")) if isinstance(meta, dict) else (
+        None, None)
     if stats[0] is None and config.get("standardize"):
         print(f"liftnet: warning: {args.model} was trained on standardised inputs and holds no "
               "statistics (saved by an older liftnet): the program expects inputs standardised "
