@@ -65,6 +65,8 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--arch", "784-300-10"], "must start with 64"),
+    (["--arch", "2x8x8-conv2k3-10", "--method", "fenchel"],
+     "must start with 1x8x8 and end with 10"),  # an image architecture: the image's shape
     (["--lam", "-1"], "lam must be a finite number > 0, got -1.0"),
     (["--method", "backprop", "--lam", "1"], "--lam is not a hyperparameter of method backprop"),
     (["--epochs", "-2"], "--epochs must be >= 1"),
@@ -1115,3 +1117,16 @@ def test_a_batch_only_hyperparameter_on_the_full_data_set_is_named_as_ignored(ca
         err = capsys.readouterr().err
         assert ("--gamma acts between mini-batches only; lifted on the full data set ignores "
                 "it" in err) is warned, argv
+
+
+def test_fewer_training_samples_than_processes_is_named_before_any_process_group(
+        monkeypatch, capsys):
+    """Under torchrun (WORLD_SIZE set) a training set smaller than the number of processes
+    leaves a shard empty: one clear error on every process, before the process group (which
+    the processes would otherwise wait in)."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(["train", "--quiet", "--epochs", "1", "--n-train", "2"]) == 2
+    assert "2 training samples for 3 processes: each process trains on its shard" in \
+        capsys.readouterr().err

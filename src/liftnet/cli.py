@@ -364,12 +364,15 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     else:
         spec = args.arch
     net = network(spec, activation=args.activation, loss=args.loss)
+    arch_shape = getattr(net.layers[0], "in_shape", None)
     if net.sizes[0] != ds.n_features or net.sizes[-1] != n_out:
+        # an architecture that starts with an image shape: the data set's, in the same form
+        start = "x".join(map(str, ds.image_shape)) if (
+            arch_shape is not None and ds.image_shape is not None) else ds.n_features
         raise ValueError(
             f"--arch {args.arch}: {args.dataset} has {ds.n_features} inputs and {n_out} "
-            f"outputs, so the architecture must start with {ds.n_features} and end with {n_out}"
+            f"outputs, so the architecture must start with {start} and end with {n_out}"
         )
-    arch_shape = getattr(net.layers[0], "in_shape", None)
     if arch_shape is not None and ds.image_shape is not None and (
             tuple(arch_shape) != tuple(ds.image_shape)):
         shape = "x".join(map(str, ds.image_shape))
@@ -413,6 +416,10 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         if args.checkpoint is not None:
             raise ValueError("--checkpoint is not supported under torchrun (one process per "
                              "shard); train without it")
+        if len(ds.X_train) < world:  # every process alike: each says it, none waits
+            raise ValueError(f"{len(ds.X_train)} training samples for {world} processes: each "
+                             "process trains on its shard and needs at least one sample (fewer "
+                             "processes, or a larger --n-train)")
         device = distributed.init_from_env(device)
         ds = ds.to(device=device, dtype=dtype)
         rank = torch.distributed.get_rank()
