@@ -552,13 +552,15 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     trained_file = trained_on is not None and datamod.is_array_file(trained_on)
     same_data = dataset == trained_on or (
         data_file and trained_file and _same_file(dataset, _dataset_key(trained_on)[0]))
-    if not same_data and data_file and trained_file and isinstance(
-            config.get("data_sha256"), str) and os.path.isfile(dataset):
+    recorded = config.get("data_sha256")
+    # the file's sha256 against the run's record, computed once (a large file is read whole)
+    same_bytes = None if not (data_file and isinstance(recorded, str) and os.path.isfile(
+        dataset)) else datamod.file_sha256(dataset) == recorded
+    if not same_data and trained_file and same_bytes:
         # a copy or a moved file: the same bytes are the same data set (its subset, validation
         # set and standardisation are the run's)
-        same_data = datamod.file_sha256(dataset) == config["data_sha256"]
-    changed = same_data and data_file and isinstance(config.get("data_sha256"), str) and (
-        os.path.isfile(dataset) and datamod.file_sha256(dataset) != config["data_sha256"])
+        same_data = True
+    changed = same_data and same_bytes is False
     if changed:
         print(f"liftnet: warning: {dataset} changed since {args.model} was trained on it; it "
               "is scored as another data set (without the run's training subset, validation "
