@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from liftnet import fit, get_method
+from liftnet.checkpoint import repr_differences
 from liftnet.graph import network
 
 
@@ -72,11 +73,30 @@ def test_resuming_equals_the_uninterrupted_run(key, loss, batch_size, hp, tmp_pa
     torch.testing.assert_close(again.state.params[0][0], whole.state.params[0][0])
 
 
+def test_repr_differences_names_the_fields_that_differ():
+    """Nested fields by path, values as the reprs print them; None for unlike objects."""
+    old = "Net(layers=(A(x=1, s='a,b'), A(x=2, s='c')), loss='ce')"
+    assert repr_differences(old, "Net(layers=(A(x=1, s='a,c'), A(x=2, s='c')), loss='mse')") \
+        == "layers[0].s 'a,b' (this run: 'a,c'); loss 'ce' (this run: 'mse')"
+    assert repr_differences("M(t=(1.0, 2.0))", "M(t=(1.0, 3.0))") == \
+        "t[1] 2.0 (this run: 3.0)"
+    assert repr_differences("M(t=None)", "M(t=(1.0, 2.0))") == "t None (this run: (1.0, 2.0))"
+    assert repr_differences("M(a=1)", "N(a=1)") is None
+    assert repr_differences("M(a=1)", "M(a=1, b=2)") is None
+    many = repr_differences("M(a=1, b=1, c=1, d=1, e=1, f=1)", "M(a=2, b=2, c=2, d=2, e=2, f=2)")
+    assert many.endswith("d 1 (this run: 2); 2 more")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"seed": 2}, "its seed (1) differs from this run's (2)"),
     ({"batch_size": 30}, "its batch size (40) differs"),
-    ({"method": get_method("lifted", lam=3.0)}, ") differ from this run's (Lifted(lam=3.0, "),
-    ({"net": network("8-5-3", loss="ce")}, "its network"),
+    ({"method": get_method("lifted", lam=3.0)},
+     "its hyperparameters differ from this run's: lam 1.0 (this run: 3.0)"),
+    ({"method": get_method("fenchel")}, "its method (lifted) differs from this run's (fenchel)"),
+    ({"net": network("8-5-3", loss="ce")}, "its network differs from this run's: "
+     "layers[0].out_features 6 (this run: 5); layers[1].in_features 6 (this run: 5)"),
+    ({"net": network("8-6-6-3", loss="ce")},
+     "its network differs from this run's: layers 2 entries (this run: 3)"),
     ({"X": "other"}, "written for other training inputs"),
     ({"X": "rows"}, "written for other training inputs (same shape, other values or order)"),
     ({"X": "columns"}, "written for other training inputs"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,58 @@ def _fingerprint(T: Tensor) -> list[float]:
             *(float(v) for v in rand)]
 
 
+_KEYWORD = re.compile(r"([A-Za-z_]\w*)=(.*)", re.DOTALL)
+
+
+def _call_items(text: str) -> tuple[str, list[str]] | None:
+    """``"Name(a=1, b=(2, 3))"`` as ``("Name", ["a=1", "b=(2, 3)"])`` (a tuple's name is
+    ""); None for what is not a call or a tuple (a number, a string)."""
+    if not text.endswith(")") or "(" not in text or text[0] in "'\"":
+        return None
+    head, body = text[:text.index("(")], text[text.index("(") + 1:-1]
+    items, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(body):
+        if quote is not None:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(body[start:i].strip())
+            start = i + 1
+    if body[start:].strip():
+        items.append(body[start:].strip())
+    return head, items
+
+
+def repr_differences(old: str, new: str, where: str = "", limit: int = 4) -> str | None:
+    """The fields in which two dataclass reprs (a method's hyperparameters, a network) differ,
+    as "lam 1.0 (this run: 3.0); ..." with nested fields by path (``layers[0].out_features``);
+    None when the two are not the same kind of object (the caller prints them whole)."""
+    a, b = _call_items(old), _call_items(new)
+    if a is not None and b is not None and a[0] == b[0] == "" and len(a[1]) != len(b[1]) \
+            and where and len(old) + len(new) > 160:  # long tuples (layers): their lengths
+        return f"{where} {len(a[1])} entries (this run: {len(b[1])})"
+    if a is None or b is None or a[0] != b[0] or len(a[1]) != len(b[1]):
+        return None
+    found = []
+    for i, (x, y) in enumerate(zip(a[1], b[1], strict=True)):
+        if x == y:
+            continue
+        kx, ky = _KEYWORD.fullmatch(x), _KEYWORD.fullmatch(y)
+        if kx and ky and kx[1] == ky[1]:
+            name, x, y = f"{where}.{kx[1]}" if where else kx[1], kx[2], ky[2]
+        else:
+            name = f"{where}[{i}]"
+        found.append(repr_differences(x, y, name, limit) or f"{name} {x} (this run: {y})")
+    if len(found) > limit:
+        found = [*found[:limit], f"{len(found) - limit} more"]
+    return "; ".join(found) or None
+
+
 def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
     """ValueError naming what differs unless ``saved`` (a checkpoint's :func:`run_record`) is
     the record of this ``run``."""
@@ -202,8 +255,12 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
                       ("network", "network"), ("batch_size", "batch size"), ("seed", "seed")):
         if saved.get(key) != run[key]:
             verb = "differ" if what == "hyperparameters" else "differs"
-            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) {verb} "
-                             f"from this run's ({run[key]})")
+            old, new = saved.get(key), run[key]
+            fields = repr_differences(old, new) if isinstance(old, str) and isinstance(
+                new, str) and saved.get("method") == run["method"] else None
+            detail = f"({old}) {verb} from this run's ({new})" if fields is None else (
+                f"{verb} from this run's: {fields}")
+            raise ValueError(f"cannot resume from {path}: its {what} {detail}")
     if (saved.get("start") is None) != (run["start"] is None) or (
             run["start"] is not None and not _close(saved["start"], run["start"])):
         raise ValueError(f"cannot resume from {path}: its run started from other weights "
