@@ -273,8 +273,14 @@ def test_float32_and_shapes(name: str) -> None:
 
 
 def test_invalid_names_and_parameters() -> None:
-    with pytest.raises(ValueError, match="nope.*relu"):
+    with pytest.raises(ValueError, match="nope.*relu") as info:
         get_activation("nope")
+    assert "did you mean" not in str(info.value)
+    with pytest.raises(ValueError, match=r"'tanhh' \(did you mean 'tanh'\?\); valid: ") as info:
+        get_activation("tanhh")
+    hidden, blocks = str(info.value).split("; valid: ")[1].split("; not elementwise")
+    assert "relu" in hidden and "simplex" not in hidden and "maxpool" not in hidden
+    assert blocks == " (output and pooling layers): maxpool, simplex"
     for alpha in (2, 0.0, 1.0, -0.1):
         with pytest.raises(ValueError, match=f"alpha must be in \\(0, 1\\), got {alpha}"):
             LeakyReLU(alpha=alpha)

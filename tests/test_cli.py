@@ -102,7 +102,7 @@ def test_bad_input_gets_a_clear_error(argv, message, capsys):
 
 @pytest.mark.parametrize("device, message", [
     ("cuda", "CUDA is not available"), ("cuda:3", "this machine has 2 CUDA device(s)"),
-    ("mps", "MPS (Apple GPUs) is not available"),
+    ("mps", "MPS (Apple GPUs) is not available"), ("cpu:1", "there is one cpu device"),
 ])
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 def test_a_device_this_machine_lacks_is_a_clear_error(device, message, command, monkeypatch,
@@ -113,6 +113,37 @@ def test_a_device_this_machine_lacks_is_a_clear_error(device, message, command, 
     extra = ["--model", str(tmp_path / "m.pt")] if command == "evaluate" else ["--epochs", "1"]
     assert main([command, "--device", device, *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_out_dash_writes_the_json_record_alone_to_stdout(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a file named '-' would land here
+    model = tmp_path / "m.pt"
+    assert main(["train", "--quiet", "--epochs", "1", "--out", "-", "--save", str(model)]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)  # nothing but the record on stdout
+    assert record["test_accuracy"] is not None and "test accuracy" in err
+    assert main(["evaluate", "--model", "m.pt", "--out", "-"]) == 0
+    out, err = capsys.readouterr()
+    scores = json.loads(out)
+    assert scores["model"] == str(model) and "accuracy" in err  # the model's absolute path
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--epochs", "1", "--save", "-"], "--save -"),
+    (["train", "--epochs", "1", "--checkpoint", "-"], "--checkpoint -"),
+])
+def test_a_binary_output_on_stdout_is_a_clear_error(argv, flag, capsys):
+    assert main([*argv, "--quiet"]) == 2
+    assert f"{flag}: the standard output takes only the JSON results" in capsys.readouterr().err
+
+
+def test_export_to_stdout_is_a_clear_error(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", "--quiet", "--epochs", "1", "--save", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--model", str(model), "--out", "-"]) == 2
+    assert "--out -: the standard output takes only" in capsys.readouterr().err
 
 
 def test_missing_data_names_the_directory_and_files(tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from liftnet.cli import main
-from liftnet.data import DataError, load_dataset
+from liftnet.data import DataError, load_dataset, load_npz
 
 
 def _arrays(n=120, m=40, d=6, k=3, seed=0):
@@ -382,3 +382,47 @@ def test_evaluate_scores_a_moved_copy_of_the_data_file_as_the_runs_data(tmp_path
         assert (got["n"], got["accuracy"], got["loss"]) == (
             scores[split]["n"], scores[split]["accuracy"], scores[split]["loss"])
     assert scores["train"]["n"] == 50 and "warning" not in capsys.readouterr().err
+
+
+def test_arrays_beyond_the_four_are_named_as_not_read(tmp_path):
+    path = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, X_train=rng.normal(size=(6, 3)), y_train=np.array([0, 1] * 3),
+             X_test=rng.normal(size=(4, 3)), y_test=np.array([0, 1] * 2),
+             X_val=rng.normal(size=(2, 3)), y_val=np.array([0, 1]))
+    with pytest.warns(UserWarning, match="X_val, y_val not read .*--val-size"):
+        ds = load_npz(path)
+    assert ds.X_train.shape == (6, 3)
+
+
+def test_one_hot_float_targets_get_a_hint(tmp_path, capsys):
+    arrays = _arrays()
+    for split in ("train", "test"):
+        arrays[f"y_{split}"] = np.eye(3)[arrays[f"y_{split}"]]  # one-hot rows, as floats
+    path = _save(tmp_path, **arrays)
+    assert main(["train", "--dataset", str(path), "--loss", "ce", "--epochs", "1",
+                 "--quiet"]) == 2
+    assert "its targets are one-hot rows: save y.argmax(1)" in capsys.readouterr().err
+    arrays["y_train"] = arrays["y_train"] * 0.5  # floats that are no one-hot rows: no hint
+    assert main(["train", "--dataset", str(_save(tmp_path, "half.npz", **arrays)), "--loss",
+                 "ce", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds float targets, a regression" in err and "one-hot" not in err
+
+
+def test_the_program_prints_a_warning_as_one_line_of_its_own(tmp_path, capsys, monkeypatch):
+    """Run as a program (argv None), a Python warning (here: arrays not read) is one
+    'liftnet: warning:' line, without the source line that raised it."""
+    import warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after
+    monkeypatch.setattr("liftnet.cli.reuse_freed_memory", lambda: None)
+    path = _save(tmp_path, **_arrays(), X_val=np.zeros((2, 6)))
+    monkeypatch.setattr("sys.argv", ["liftnet", "train", "--dataset", str(path), "--epochs",
+                                     "1", "--quiet"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main() == 0
+    err = capsys.readouterr().err
+    assert f"liftnet: warning: {path}: X_val not read" in err
+    assert "UserWarning" not in err and "warnings.warn" not in err

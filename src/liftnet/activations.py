@@ -14,6 +14,7 @@ Tensors are batch first; divergences are summed over all but the first dimension
 
 from __future__ import annotations
 
+import difflib
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -595,9 +596,14 @@ def get_activation(name: str | Activation) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}"
-        ) from None
+        pass
+    close = difflib.get_close_matches(str(name), list(ACTIVATIONS), n=1)
+    blocks = sorted(k for k, a in ACTIVATIONS.items() if not a.elementwise)
+    raise ValueError(
+        f"unknown activation {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        + f"; valid: {', '.join(sorted(set(ACTIVATIONS) - set(blocks)))}"
+        + (f"; not elementwise (output and pooling layers): {', '.join(blocks)}"
+           if blocks else ""))
 
 
 def register_activation(activation: Activation, *, replace: bool = False) -> Activation:

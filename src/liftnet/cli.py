@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import typing
+import warnings
 from typing import Any
 
 import torch
@@ -34,7 +35,7 @@ from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
 from .methods.fenchel import lenet5_hyperparameters, shadowed
 from .metrics import LINEAR_SHARE_DEFINITION, evaluate, linear_share
-from .results import check_writable, load_model, save_model, versions, write_json
+from .results import STDOUT, check_writable, load_model, save_model, versions, write_json
 from .training import fit, resolve_device
 from .transfer import export_program
 
@@ -181,7 +182,8 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--lifted-rule", action="store_true",
                    help="also report test accuracy under the lifted prediction rule (12) of paper "
                         "004 (--method lifted)")
-    t.add_argument("--out", default=None, help="write the JSON results here")
+    t.add_argument("--out", default=None, help="write the JSON results here (- for the "
+                   "standard output; the summary line then goes to stderr)")
     t.add_argument("--save", default=None, help="save the trained model (torch file) here")
     t.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="save the training state here after every epoch (atomically)")
@@ -204,7 +206,8 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ..., mps")
     e.add_argument("--dtype", default=None, choices=("float32", "float64"),
                    help="default: the model's training dtype")
-    e.add_argument("--out", default=None, help="write the JSON scores here")
+    e.add_argument("--out", default=None, help="write the JSON scores here (- for the "
+                   "standard output)")
     x = sub.add_parser("export", help="write a saved model as a torch.export program (.pt2) "
                                       "that runs with torch alone")
     x.add_argument("--model", required=True, metavar="FILE", help="a model written by --save")
@@ -260,8 +263,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     given = {flag: getattr(args, flag[2:]) for flag in ("--out", "--save", "--checkpoint")}
     for flag, path in given.items():
         if path is not None:
-            check_writable(path, flag)
-    named = [(flag, path) for flag, path in given.items() if path is not None]
+            _check_output(path, flag, stdout_ok=flag == "--out")
+    named = [(flag, path) for flag, path in given.items() if path not in (None, STDOUT)]
     for i, (flag, path) in enumerate(named):
         for other, other_path in named[i + 1:]:
             if _same_file(path, other_path):
@@ -346,8 +349,12 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     ).to(device=device, dtype=dtype)
     data_hash = datamod.file_sha256(dataset) if data_file else None  # before any training
     if ds.n_classes == 0 and args.loss == "ce":
+        Y = ds.y_train.reshape(len(ds.y_train), -1)
+        one_hot = Y.shape[1] > 1 and bool(((Y == 0) | (Y == 1)).all() and (Y.sum(1) == 1).all())
         raise ValueError(f"{args.dataset} holds float targets, a regression: train it with "
-                         "--loss mse, or save the labels as integers for classification")
+                         "--loss mse, or save the labels as integers for classification" + (
+                             " (its targets are one-hot rows: save y.argmax(1))" if one_hot
+                             else ""))
     if args.lifted_rule and ds.n_classes == 0:
         raise ValueError(f"--lifted-rule scores a classification accuracy; {args.dataset} "
                          "holds float targets, a regression")
@@ -501,6 +508,17 @@ def _refuse_plugin_files(args: argparse.Namespace, named: list[tuple[str, str]])
                                  "destroy the plugin's source")
 
 
+def _check_output(path: str, flag: str, stdout_ok: bool) -> None:
+    """check_writable, and ``-`` (the standard output) for a JSON record only: a model, a
+    checkpoint or a program is a binary file and needs a name."""
+    if path == STDOUT:
+        if not stdout_ok:
+            raise ValueError(f"{flag} -: the standard output takes only the JSON results "
+                             "(--out -); give a file name")
+        return
+    check_writable(path, flag)
+
+
 def _same_file(a: str, b: str) -> bool:
     """Whether two paths name one file (symbolic links resolved; b may not exist yet)."""
     return os.path.realpath(a) == os.path.realpath(b)
@@ -529,7 +547,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score a saved model with the feed-forward rule on a split of a data set, preprocessed
     as in its training run (same seed, training subset and standardisation statistics);
     returns the record (--out)."""
-    if args.out is not None:
+    if args.out is not None and args.out != STDOUT:
         check_writable(args.out, "--out")
         if _same_file(args.out, args.model):
             raise ValueError(f"--out names the model file ({args.model}); the scores would "
@@ -547,7 +565,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{args.model} was trained on {dataset}, which is not there any more; "
                          "give its new place with --dataset PATH (a file of the same content "
                          "is scored as the training run's data)")
-    if args.out is not None and data_file and _same_file(args.out, dataset):
+    if args.out not in (None, STDOUT) and data_file and _same_file(args.out, dataset):
         raise ValueError(f"--out names the data file ({dataset}); the scores would overwrite it")
     trained_file = trained_on is not None and datamod.is_array_file(trained_on)
     same_data = dataset == trained_on or (
@@ -613,7 +631,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
             probabilities = METHODS[key]().probabilities
         except (TypeError, ValueError):  # a registered method without usable defaults
             probabilities = None
-    record = {"model": str(args.model), "method": key, "arch": net.spec,
+    record = {"model": os.path.abspath(args.model), "method": key, "arch": net.spec,
               "loss_function": net.loss, "dataset": dataset, "split": args.split,
               "standardize": standardize, "dtype": dtype_name, "versions": versions(),
               **evaluate(net, params, X, y, probabilities=probabilities)}
@@ -624,7 +642,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_export(args: argparse.Namespace) -> dict[str, Any]:
     """Write a saved model as a ``torch.export`` program; returns a short record."""
-    check_writable(args.out, "--out")
+    _check_output(args.out, "--out", stdout_ok=False)
     if _same_file(args.out, args.model):
         raise ValueError(f"--out names the model file ({args.model}); the export would "
                          "overwrite it")
@@ -796,12 +814,19 @@ def _help_method(argv: list[str]) -> str | None:
     return name if name in METHODS else None
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as the program's own warnings print: one line on stderr, without the
+    source line that raised it."""
+    print(f"liftnet: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``liftnet`` program.  Run as a program (``argv`` None: the command line's own
     arguments) it first has glibc keep large freed blocks for reuse (liftnet.allocator); a call
     from Python with an explicit ``argv`` leaves the process's allocator alone."""
     if argv is None:
         reuse_freed_memory()  # liftnet.allocator: large freed blocks reused, not page-faulted in
+        warnings.showwarning = _show_warning  # one "liftnet: warning:" line, as its own
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv = ["train", *argv]
@@ -845,6 +870,6 @@ def main(argv: list[str] | None = None) -> int:
                 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     line = report(record)
-    if line is not None:
-        print(line)
+    if line is not None:  # on stderr when stdout holds the JSON record (--out -)
+        print(line, file=sys.stderr if getattr(args, "out", None) == STDOUT else sys.stdout)
     return 0

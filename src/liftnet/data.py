@@ -18,6 +18,7 @@ import struct
 import tarfile
 import tempfile
 import urllib.request
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -516,6 +517,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                                 f"holds {', '.join(_NPZ_KEYS)} (found: "
                                 f"{', '.join(found) or 'none'})")
             arrays = {k: npz[k] for k in _NPZ_KEYS}
+            extra = [k for k in found if k not in _NPZ_KEYS]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, KeyError) as exc:
@@ -525,6 +527,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if odd:  # zip members that are not .npy arrays come back as bytes
         raise DataError(f"{path}: {', '.join(odd)} not stored as numpy arrays (write the file "
                         "with numpy.savez)")
+    if extra:  # X_val, y_val, a name with a typo: say that they are not read
+        warnings.warn(f"{path}: {', '.join(extra)} not read (a data file's arrays are "
+                      f"{', '.join(_NPZ_KEYS)}; --val-size / val_size holds a validation set "
+                      "out of the training split)", UserWarning, stacklevel=4)
     return arrays
 
 

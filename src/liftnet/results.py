@@ -8,6 +8,7 @@ import math
 import os
 import pickle
 import platform
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -125,9 +126,17 @@ def atomic_save(path: str | os.PathLike, save: Callable[[IO[bytes]], Any]) -> Pa
         return atomic_write(path, lambda fh: fh.write(data))
 
 
+STDOUT = "-"  # the file name that means the standard output (write_json, the CLI's --out)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename)."""
+    """Write ``obj`` as indented JSON to ``path`` atomically (temp file + rename); ``"-"``
+    (:data:`STDOUT`) writes it to the standard output."""
     text = json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n"
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return Path(STDOUT)
     return atomic_write(path, lambda fh: fh.write(text.encode()))
 
 

@@ -124,6 +124,9 @@ def resolve_device(text: str | torch.device, name: str = "--device") -> torch.de
         raise ValueError(f"{name} {text!r}: unknown device; use cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"{name} {text!r}: liftnet trains on cpu, cuda or mps devices")
+    if device.type in ("cpu", "mps") and device.index not in (None, 0):
+        raise ValueError(f"{name} {text}: there is one {device.type} device; use "
+                         f"{device.type} (or {device.type}:0)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{name} {text}: CUDA is not available on this machine")
     if device.type == "cuda" and device.index is not None:
