@@ -1,7 +1,7 @@
 """The classic lifted network of Askari, Negiar, Sambharya and El Ghaoui (paper 004).
 
-Training problem (10)/(11), batch-first and normalised by the number of samples N
-(see ``docs/notation.md``)::
+Training problem (10)/(11) with the output lifted as a variable, as in section 6.2's (14)/(15),
+batch-first and normalised by the number of samples N (see ``docs/notation.md``)::
 
     F = (1/N) [ loss(Y, X_{L+1}) + sum_{l=1}^{L+1} lam_l D_l(X_{l-1} W_{l-1}^T + b_{l-1}, X_l) ]
         + rho * sum_l ||W_l||^2 (+ gamma * sum_l ||(W_l, b_l) - (W_l, b_l)_prev||^2 in mini-batches)
@@ -107,7 +107,9 @@ class Lifted(Method):
     Args:
         lam: weight lambda of every activation penalty (one lambda, paper 004 section 3).
         lam_out: weight of the output link (default: ``lam``).
-        rho: l2 weight penalty rho (paper 004 section 7: 1e-3).
+        rho: weight of the l2 penalty rho sum_l ||W_l||^2 on the 1/N-normalised objective
+            (module docstring): the paper's rho on its summed objective divided by N (its
+            section 7 uses 1e-3 with batches of 100, i.e. 1e-5 here).
         gamma: proximal weight on (W, b) towards the previous batch's values; used in
             mini-batch training, and when a trained state goes on with new data (``fit(...,
             new_data=True)``, the estimators' ``partial_fit``: each call's samples are a new
@@ -329,7 +331,11 @@ def _box(net: Network, l: int, U: Tensor) -> Tensor:
 
 
 def _data_loss(loss: str, Y: Tensor, Z: Tensor) -> Tensor:
-    """-sum Y log Z (``ce``, Z on the simplex; 0 log 0 = 0) or ||Z - Y||^2 (``mse``)."""
+    """-sum Y log Z (``ce``, Z on the simplex; 0 log 0 = 0) or ||Z - Y||^2 (``mse``).  log Z is
+    clamped at the dtype's smallest positive number: a zero output at a label (possible at the
+    feed-forward start, never after an output step, whose Z > 0 wherever Y > 0) counts
+    -log(tiny) (708 in float64, 87 in float32) instead of +inf, so that the first objective of
+    a run is a number to compare the next ones with."""
     if loss == "ce":
         mask = Y > 0
         return -(Y[mask] * torch.log(Z[mask].clamp_min(torch.finfo(Z.dtype).tiny))).sum()
