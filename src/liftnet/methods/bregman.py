@@ -3,12 +3,13 @@
 Training problem (2), batch-first, averaged over the s samples of the batch::
 
     E(W; X) = 1/s sum_i [ sum_{l=0}^{L-1} L_{Psi_l}(x_{l+1,i}, W_l x_{l,i} + b_l)
-                          + L_out(y_i, W_L x_{L,i} + b_L) ] + rho/2 sum_l ||W_l||^2,
+                          + w_L L_out(y_i, W_L x_{L,i} + b_L) ] + rho/2 sum_l ||W_l||^2,
 
 with x_0 = the input (clamped), L_Psi the Bregman penalty of the proximal activation sigma_l =
 prox_{Psi_l} (:mod:`liftnet.proximal`; (3)), and L_out the penalty of the output activation with
 the target clamped: softmax for ``ce`` (L_out is then the cross-entropy), identity for ``mse``
-(1/2 ||y - u||^2).  Prediction: the plain feed-forward pass.
+(1/2 ||y - u||^2), weighted by w_L = ``loss_weight`` (1 in paper 001).  Prediction: the plain
+feed-forward pass.
 
 Implicit stochastic gradient (the authors' method).  For each mini-batch, X re-initialised by the
 feed-forward pass and W^k the current weights, ``inner`` iterations of proximal-gradient
@@ -23,12 +24,13 @@ layers)::
     X_l <- prox_{mu_l Phi_l}(X_l - mu_l [(sigma_{l+1}(U_l) - X_{l+1}) W_l - U_{l-1}]),
            mu_l = 1 / (c_l ||W_l||_2^2)
     (W_l, b_l) <- (W_l, b_l) - H_l^{-1} g_l,
-           g_l = 1/s (sigma(U_l) - X_{l+1})^T [X_l, 1] + ((W_l, b_l) - (W_l, b_l)^k) / tau
+           g_l = w_l/s (sigma(U_l) - X_{l+1})^T [X_l, 1] + ((W_l, b_l) - (W_l, b_l)^k) / tau
                  + rho (W_l, 0),
-           H_l = c_l / s [X_l, 1]^T [X_l, 1] + (1/tau + rho) I  (>= the Hessian of the block)
+           H_l = w_l c_l / s [X_l, 1]^T [X_l, 1] + (1/tau + rho) I  (>= the Hessian of the block)
 
 where U_l = X_l W_l^T + b_l, Phi_l = 1/2 ||.||^2 + Psi_l (its prox is prox_{mu/(1+mu) Psi}(v /
-(1 + mu))), and c_l is the Lipschitz constant of sigma_{l+1} (1; sigmoid 1/4; softmax 1/2), so
+(1 + mu))), w_l the penalty's weight (``loss_weight`` on the output layer, 1 on the others),
+and c_l is the Lipschitz constant of sigma_{l+1} (1; sigmoid 1/4; softmax 1/2), so
 every step comes from a Lipschitz or majorisation bound and there is no learning rate to guess;
 ``tau`` is the proximal (implicit-step) parameter.  H_l^{-1} is applied in the row space (by
 Woodbury) when the batch has fewer rows than inputs.  Stopping rule: ``x_steps`` sweeps and

@@ -15,7 +15,8 @@ Every unit's Hessian is at most ``H = curvature A^T A + 2 diag(g_w + rho, ..., g
 A = [P, 1], one (d+1) x (d+1) matrix for all units, so the step
 ``Theta <- Y - grad(Y) H^{-1}`` minimises a quadratic upper bound of the objective; FISTA
 momentum with gradient restart accelerates it.  For quadratic phi with its exact curvature
-the first step is the exact minimiser.  Stopping rule: the step's relative size
+the first step is the exact minimiser (up to the tiny ridge :func:`mm_precision` adds).
+Stopping rule: the step's relative size
 ``||Theta_new - Y||_F / max(||Theta_new||_F, 1e-12) <= tol`` at a point without momentum, or
 ``max_iter`` steps.  The returned point is never worse than the start (by the objective).
 

@@ -1,6 +1,8 @@
 """The majorisation-minimisation regression of :mod:`.majorize`, computed in sample space.
 
-Same problem, same iterates, same stopping rule as :func:`~.majorize.mm_regression`::
+Same problem, same iterates (to rounding; the primal form's H also carries the tiny ridge of
+:func:`~.majorize.mm_precision`, about 1e-10 of its diagonal), same stopping rule as
+:func:`~.majorize.mm_regression`::
 
     min_{W, b}  phi(P W^T + 1 b^T) + g_w ||W - W0||^2 + g_b ||b - b0||^2 + rho ||W||^2,
 
