@@ -35,6 +35,13 @@ import torch
 from _common import PUBLISHED, refuse_subset_over_published, save_png, usage_errors
 from liftnet import get_method
 from liftnet.allocator import reuse_freed_memory
+from liftnet.augment import (
+    AUGMENT_SEED,
+    RandomShift,
+    check_augment,
+    method_of_epoch,
+    scheduled_methods,
+)
 from liftnet.data import load_dataset
 from liftnet.graph import lenet5_spec, network
 from liftnet.methods.fenchel import LENET5_APPENDIX_C, LENET5_DEFAULTS, lenet5_hyperparameters
@@ -104,11 +111,14 @@ def _sync(device: torch.device) -> None:
 
 
 def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_every: int,
-              log, stop_at: float | None = None) -> dict[str, Any]:
+              log, stop_at: float | None = None, augment: RandomShift | None = None,
+              schedule: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Train from the method's initialisation with seed ``seed``; the batch order depends on
     the seed only, so every batched model of a figure sees the same batches.  ``curve`` holds
     (batches seen, test accuracy, training seconds so far); evaluations are not timed.  With
-    ``stop_at``, training stops at the first evaluation reaching that test accuracy."""
+    ``stop_at``, training stops at the first evaluation reaching that test accuracy.
+    ``augment`` and ``schedule`` as in :func:`liftnet.fit` (the shifts drawn by a generator
+    of their own, seeded as there, so the batches and shifts are the same for every model)."""
     X, y, Xt, yt = ds.X_train, ds.y_train, ds.X_test, ds.y_test
     Y = targets_for(net, y, X.dtype)
     n = len(X)
@@ -116,12 +126,17 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
     bs = n if full else batch_size
     n_batches = 1 if full else math.ceil(n / bs)
     init_gen, order_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    aug_gen = torch.Generator().manual_seed(seed ^ AUGMENT_SEED)
+    scheduled = scheduled_methods(method, schedule)
+    check_augment(augment, X, full)
     torch.manual_seed(seed)
     state = method.init_state(net, X, Y, generator=init_gen)
     curve: list[tuple[int, float, float]] = [(0, accuracy(net, state.params, Xt, yt), 0.0)]
     seconds, seen, epoch_seconds, done = 0.0, 0, [], False
     for epoch in range(1, epochs + 1):
         t_epoch = seconds
+        m = method_of_epoch(method, scheduled, epoch)
+        shift = augment if augment is not None and augment.applies(epoch) else None
         order = None if full else torch.randperm(n, generator=order_gen)
         for i in range(n_batches):
             if full:
@@ -131,7 +146,9 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
                 Xb, Yb, new = X[idx], Y[idx], True
             _sync(X.device)  # CUDA runs asynchronously: time the work, not its launch
             t0 = time.perf_counter()
-            state = method.step(net, state, Xb, Yb, new_batch=new)
+            if shift is not None:  # timed: part of a training step
+                Xb = shift(Xb, aug_gen)
+            state = m.step(net, state, Xb, Yb, new_batch=new)
             _sync(X.device)
             seconds += time.perf_counter() - t0
             seen += 1
@@ -187,7 +204,8 @@ def plot(path: Path, fig: int, results: dict[str, Any], title: str, n_train: int
 
 
 # what result files must share to be drawn in one figure
-COMBINE_KEYS = ("figure", "arch", "dataset", "loss", "n_train", "n_test", "seed")
+COMBINE_KEYS = ("figure", "arch", "dataset", "loss", "n_train", "n_test", "seed", "shift",
+                "shift_epochs")
 
 
 def combine(paths: list[str], figure: int) -> dict[str, Any]:
@@ -270,6 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     p.add_argument("--set", action="append", default=[], metavar="MODEL:NAME=VALUE",
                    help="override a hyperparameter, e.g. 'Fenchel:lam=2' (repeatable)")
+    p.add_argument("--shift", type=int, default=None, metavar="N",
+                   help="random shifts of the training images by up to N pixels (zero fill) "
+                        "for every batched model of the run (beyond the paper)")
+    p.add_argument("--shift-epochs", type=int, default=None, metavar="E",
+                   help="with --shift: the first E epochs only (default: every epoch)")
+    p.add_argument("--schedule", action="append", default=[],
+                   metavar="MODEL:EPOCH:NAME=VALUE",
+                   help="from epoch EPOCH on, the model's hyperparameter NAME is VALUE, e.g. "
+                        "'Fenchel + target extrapolation:3:target_extrapolation=600,60,1,1' "
+                        "(repeatable)")
     p.add_argument("--combine", nargs="+", default=None, metavar="FILE",
                    help="join result files of this figure into one (trains nothing)")
     args = p.parse_args(argv)
@@ -277,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args, p)
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
-    """(name, method key, method, batch size, epochs) of every chosen model, with every
-    ``--models``, ``--set`` and ``--epochs-of`` checked before any data are read."""
+def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int, dict | None]]:
+    """(name, method key, method, batch size, epochs, schedule) of every chosen model, with
+    every ``--models``, ``--set``, ``--epochs-of`` and ``--schedule`` checked before any data
+    are read."""
     spec = FIGURES[args.figure]
     known = ", ".join(spec["models"])
     chosen = list(spec["models"]) if args.models is None else args.models.split(",")
@@ -306,6 +335,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
             epochs_of[model] = int(count)
         except ValueError:
             raise ValueError(f"--epochs-of {item!r}: N must be a whole number") from None
+    schedules: dict[str, dict[int, dict[str, Any]]] = {}
+    for item in args.schedule:
+        model, colon, rest = item.partition(":")
+        epoch, colon2, assign = rest.partition(":")
+        name, eq, value = assign.partition("=")
+        if not colon or not colon2 or not eq or not name or not epoch.strip().isdigit():
+            raise ValueError(f"--schedule {item!r}: write MODEL:EPOCH:NAME=VALUE, e.g. "
+                             "'Fenchel:3:lam=2'")
+        if model not in spec["models"]:
+            raise ValueError(f"--schedule {item!r}: unknown model {model!r}; figure "
+                             f"{args.figure} has {known}")
+        schedules.setdefault(model, {}).setdefault(int(epoch), {})[name] = parse_value(value)
+    if args.shift_epochs is not None and args.shift is None:
+        raise ValueError("--shift-epochs applies to --shift N: give --shift too")
     out = []
     for name in chosen:
         key, hp, batch_size, epochs = spec["models"][name]
@@ -317,7 +360,12 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int]]:
         epochs = epochs_of.get(name, args.epochs if args.epochs is not None else epochs)
         if epochs < 1:
             raise ValueError(f"{name}: epochs must be >= 1, got {epochs}")
-        out.append((name, key, method, batch_size, epochs))
+        schedule = schedules.get(name)
+        scheduled_methods(method, schedule)  # every entry checked before any training
+        out.append((name, key, method, batch_size, epochs, schedule))
+    for model in schedules:
+        if model not in chosen:
+            raise ValueError(f"--schedule: model {model!r} is not among --models")
     return out
 
 
@@ -341,25 +389,39 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if arch == "lenet5":
             arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
         net = network(arch, loss=spec["loss"])
-        for _, _, method, _, _ in models:
+        for _, _, method, _, _, _ in models:
             method.check_network(net)
+        augment = None
+        if args.shift is not None:
+            if ds.image_shape is None:
+                raise ValueError(f"--shift moves images; {spec['dataset']} has none")
+            augment = RandomShift(tuple(ds.image_shape), args.shift, args.shift_epochs)
+            full = [name for name, _, _, bs, _, _ in models if bs == 0]
+            if full:
+                raise ValueError(f"--shift applies to batched models; {', '.join(full)} "
+                                 "train on the full data set")
     if args.n_test is not None:
         ds.X_test, ds.y_test = ds.X_test[: args.n_test], ds.y_test[: args.n_test]
     ds = ds.to(device=device)
     results: dict[str, Any] = {}
     record = {"figure": args.figure, "arch": net.spec, "dataset": spec["dataset"],
               "loss": spec["loss"], "n_train": len(ds.X_train), "n_test": len(ds.X_test),
-              "seed": args.seed, "device": args.device}
+              "seed": args.seed, "device": args.device, "shift": args.shift,
+              "shift_epochs": args.shift_epochs}
     title = f"Figure {args.figure}: {net.spec}, {spec['loss']}, {spec['dataset']}"
     print(title, flush=True)
-    for name, key, method, batch_size, epochs in models:
+    for name, key, method, batch_size, epochs, schedule in models:
         print(f"  {name}: {key} {method.hyperparameters()}, batch {batch_size or 'full'}, "
-              f"{epochs} epochs", flush=True)
+              f"{epochs} epochs" + (f", schedule {schedule}" if schedule else "") + (
+                  f", shifts up to {args.shift} pixels" if augment is not None else ""),
+              flush=True)
         r = run_model(method, net, ds, batch_size=batch_size, epochs=epochs, seed=args.seed,
-                      eval_every=args.eval_every, log=lambda s: print(s, flush=True))
+                      eval_every=args.eval_every, log=lambda s: print(s, flush=True),
+                      augment=augment, schedule=schedule)
         r.pop("state")
         r.update(method=key, hyperparameters=method.hyperparameters(),
-                 paper=spec["paper"].get(name))
+                 paper=spec["paper"].get(name),
+                 schedule={str(e): c for e, c in (schedule or {}).items()})
         results[name] = r
         # after every model, so that a long run stopped later keeps what it finished
         report({**record, "models": results}, title, args.out_dir, final=name == models[-1][0])

@@ -317,6 +317,16 @@ def test_lifted_initialisation_trains_every_start_on_the_same_batches(tmp_path, 
     ("fenchel_mnist", ["--figure", "2", "--n-train", "100"], "name --out-dir"),
     ("fenchel_mnist", ["--figure", "2", "--n-test", "10", "--out-dir", "./benchmarks/results/"],
      "--n-test runs on a subset: name --out-dir"),
+    ("fenchel_mnist", ["--figure", "2", "--schedule", "Fenchel:3-lam=2"],
+     "write MODEL:EPOCH:NAME=VALUE"),
+    ("fenchel_mnist", ["--figure", "2", "--schedule", "Fenchl:3:lam=2"], "unknown model 'Fenchl'"),
+    ("fenchel_mnist", ["--figure", "2", "--models", "Adam", "--schedule", "Fenchel:3:lam=2"],
+     "model 'Fenchel' is not among --models"),
+    ("fenchel_mnist", ["--figure", "2", "--schedule", "Fenchel:3:lamb=2"],
+     "'lamb' is not a hyperparameter of method fenchel"),
+    ("fenchel_mnist", ["--figure", "2", "--schedule", "Adam:2:init=zeros"],
+     "acts only when training starts"),
+    ("fenchel_mnist", ["--figure", "2", "--shift-epochs", "2"], "give --shift too"),
     ("speed", ["--set", "tol=abc"], "tol must be a finite number"),
     ("speed", ["--n-train", "100"], "--n-train runs on a subset: name --out"),
     ("bregman", ["--set", "Bregman lifted:tau=-1"], "tau must be a finite number > 0"),
@@ -362,6 +372,31 @@ def test_per_layer_lists_are_checked_against_the_network_before_training(capsys,
     assert "lams has 2 entries, the network 4 hidden layers" in capsys.readouterr().err
 
 
+def test_shifts_and_schedules_of_a_figure_on_a_mnist_slice(tmp_path, data_dir, capsys):
+    fig = _load("fenchel_mnist")
+    base = ["--figure", "2", "--data-dir", str(data_dir), "--n-train", "1000", "--n-test",
+            "200", "--epochs", "2", "--models", "Adam,Fenchel", "--set", "Fenchel:max_inner=5",
+            "--eval-every", "1"]
+    assert fig.main([*base, "--out-dir", str(tmp_path / "plain")]) == 0
+    assert fig.main([*base, "--out-dir", str(tmp_path / "shift"), "--shift", "1",
+                     "--shift-epochs", "1", "--schedule", "Fenchel:2:tol=1e-3"]) == 0
+    plain, shift = (json.loads((tmp_path / d / "fenchel_fig2.json").read_text())["models"]
+                    for d in ("plain", "shift"))
+    rec = json.loads((tmp_path / "shift" / "fenchel_fig2.json").read_text())
+    assert rec["shift"] == 1 and rec["shift_epochs"] == 1
+    assert shift["Fenchel"]["schedule"] == {"2": {"tol": 1e-3}} and shift["Adam"]["schedule"] == {}
+    for name in ("Adam", "Fenchel"):  # shifted batches train other weights from the first batch
+        assert shift[name]["curve"][0] == plain[name]["curve"][0]  # the same start
+        assert shift[name]["curve"][1][1] != plain[name]["curve"][1][1] or (
+            shift[name]["curve"][2][1] != plain[name]["curve"][2][1])
+    # the full data set keeps its lifted variables for fixed samples: no shifts
+    with pytest.raises(SystemExit):
+        fig.main(["--figure", "1", "--data-dir", str(data_dir), "--n-train", "100",
+                  "--n-test", "50", "--models", "Fenchel", "--shift", "1",
+                  "--out-dir", str(tmp_path / "full")])
+    assert "--shift applies to batched models; Fenchel train" in capsys.readouterr().err
+
+
 def test_set_values_read_booleans_numbers_and_lists():
     # review 25: "false" stayed a string, so Figure 1's ADMM could not get bias=false
     fig = _load("fenchel_mnist")
@@ -372,8 +407,9 @@ def test_set_values_read_booleans_numbers_and_lists():
 def test_a_scalar_set_on_lenet5_overrides_its_per_layer_default():
     bench = _load("fenchel_mnist")
     args = bench.argparse.Namespace(figure=3, models="Fenchel", set=["Fenchel:lam=2",
-                                    "Fenchel:gamma_out=50"], epochs_of=[], epochs=None)
-    (_, _, method, _, _), = bench.plan(args)
+                                    "Fenchel:gamma_out=50"], epochs_of=[], epochs=None,
+                                    schedule=[], shift=None, shift_epochs=None)
+    (_, _, method, _, _, _), = bench.plan(args)
     assert method.lams is None and method.lam == 2.0 and method.gammas[-1] == 50.0
 
 

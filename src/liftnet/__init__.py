@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .activations import Activation, register_activation  # noqa: E402
+from .augment import RandomShift  # noqa: E402
 from .graph import Dense, Network, mlp, network, parse_arch  # noqa: E402
 from .methods import (  # noqa: E402
     METHODS,
@@ -30,6 +31,7 @@ __all__ = [
     "Method",
     "MethodState",
     "Network",
+    "RandomShift",
     "__version__",
     "export_program",
     "fit",

@@ -261,6 +261,10 @@ def check_same_run(path: Any, saved: Any, run: dict[str, Any]) -> None:
             detail = f"({old}) {verb} from this run's ({new})" if fields is None else (
                 f"{verb} from this run's: {fields}")
             raise ValueError(f"cannot resume from {path}: its {what} {detail}")
+    for key, what in (("augment", "augmentation"), ("schedule", "schedule")):
+        if saved.get(key) != run.get(key):  # None (absent) in runs without them
+            raise ValueError(f"cannot resume from {path}: its {what} ({saved.get(key)}) "
+                             f"differs from this run's ({run.get(key)})")
     if (saved.get("start") is None) != (run["start"] is None) or (
             run["start"] is not None and not _close(saved["start"], run["start"])):
         raise ValueError(f"cannot resume from {path}: its run started from other weights "

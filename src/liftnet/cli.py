@@ -30,6 +30,7 @@ import torch
 from . import data as datamod
 from . import distributed
 from .allocator import reuse_freed_memory
+from .augment import RandomShift, scheduled_methods
 from .convex.solve import CVXPY_MISSING
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
@@ -174,6 +175,16 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
                    help="0 = the full data set; default: the method's" + (
                        f" ({help_method}: {cls.default_batch_size})" if cls is not None else ""))
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--shift", type=int, default=None, metavar="N",
+                   help="data augmentation (beyond the papers): every training image moved by "
+                        "a random number of pixels, up to N in each direction, zero fill, a "
+                        "new shift per image and batch; image data sets, with batches")
+    t.add_argument("--shift-epochs", type=int, default=None, metavar="E",
+                   help="with --shift: shift the images of the first E epochs only (default: "
+                        "every epoch)")
+    t.add_argument("--schedule", action="append", default=[], metavar="EPOCH:NAME=VALUE",
+                   help="from epoch EPOCH on, the method's hyperparameter NAME is VALUE "
+                        "(repeatable), e.g. 3:target_extrapolation=600,60,1,1")
     t.add_argument("--init-from", default=None, metavar="FILE",
                    help="start from the weights of a saved liftnet model (--save), e.g. lifted "
                         "weights as initialisation of back-propagation (paper 004 Table 1)")
@@ -325,6 +336,46 @@ def _validation_summary(history: list[dict[str, Any]], held_out: bool,
                 "test_accuracy": best.get("test_accuracy")}}
 
 
+def _schedule(args: argparse.Namespace, method: Any) -> dict[int, dict[str, Any]] | None:
+    """--schedule EPOCH:NAME=VALUE items as fit's ``schedule``, each VALUE converted to the
+    type of the method's field; fit's checks name what else is wrong."""
+    schedule: dict[int, dict[str, Any]] = {}
+    own = {f.name: f for f in dataclasses.fields(method)}
+    for item in args.schedule:
+        epoch, colon, rest = item.partition(":")
+        name, eq, value = rest.partition("=")
+        name = name.strip().replace("-", "_")
+        if not colon or not eq or not name or not epoch.strip().isdigit():
+            raise ValueError(f"--schedule {item!r}: write EPOCH:NAME=VALUE, e.g. "
+                             "3:target_extrapolation=600,60,1,1")
+        flag = f"--schedule {item!r}"
+        if name in own:
+            value = _convert(value, _field_type(type(method), own[name]), flag, method.key)
+        schedule.setdefault(int(epoch), {})[name] = value
+    if not schedule:
+        return None
+    scheduled_methods(method, schedule)  # every entry checked before loading more
+    return schedule
+
+
+def _augment(args: argparse.Namespace, ds: Any, full: bool) -> RandomShift | None:
+    """--shift / --shift-epochs as fit's ``augment``."""
+    if args.shift is None:
+        if args.shift_epochs is not None:
+            raise ValueError("--shift-epochs applies to --shift N: give --shift too")
+        return None
+    if ds.image_shape is None:
+        raise ValueError(f"--shift moves images; {args.dataset} is not an image data set")
+    if full:
+        raise ValueError("--shift applies to batches: with the full data set (--batch-size "
+                         "0) the lifted variables belong to fixed samples")
+    try:
+        return RandomShift(tuple(ds.image_shape), args.shift, args.shift_epochs)
+    except ValueError as exc:
+        raise ValueError(f"--shift {args.shift}: {exc}".replace("max_shift", "the shift")
+                         .replace("epochs must", "--shift-epochs must")) from None
+
+
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
     """Train as the arguments say; returns the results record (also written to --out)."""
     _check_outputs(args)
@@ -406,6 +457,11 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     full = batch_size == 0 or batch_size >= len(ds.X_train)  # as fit decides it
+    schedule = _schedule(args, method)
+    augment = _augment(args, ds, full)
+    if world > 1 and (schedule or augment is not None):
+        raise ValueError("--shift and --schedule are not supported under torchrun; train "
+                         "without them")
     idle = [name for name in method.batch_only if full and name in hp]
     for name in idle:  # accepted (a record may be rerun with batches) but said
         print(f"liftnet: warning: --{name.replace('_', '-')} acts between mini-batches only; "
@@ -443,7 +499,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed, X_test=ds.X_test, y_test=ds.y_test, progress=not args.quiet,
             params=init_params, checkpoint=args.checkpoint, resume=resume,
             X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
-            min_delta=args.min_delta,
+            min_delta=args.min_delta, augment=augment, schedule=schedule,
         )
     wall = res.wall_seconds  # with a resumed checkpoint: every epoch's training time
     # early stopping hands back the best validation epoch's weights; otherwise the last ones
@@ -463,6 +519,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "n_test": len(ds.X_test), "standardize": args.standardize,
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
             "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
+            "shift": args.shift, "shift_epochs": args.shift_epochs,
+            "schedule": {str(e): changes for e, changes in (schedule or {}).items()},
             **({"data_sha256": data_hash} if data_file else {}),
             "versions": versions(),
         },

@@ -18,6 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .augment import (
+    AUGMENT_SEED,
+    augment_applies,
+    augmented,
+    check_augment,
+    method_of_epoch,
+    scheduled_methods,
+)
 from .checkpoint import (
     check_same_run,
     data_record,
@@ -310,6 +318,8 @@ def fit(
     patience: int | None = None,
     min_delta: float = 0.0,
     new_data: bool = False,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    schedule: dict[int, dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train ``net`` with ``method`` on (X, y).
 
@@ -354,6 +364,17 @@ def fit(
             on (e.g. the next chunk of a stream), so the first full-data-set step starts new
             lifted variables instead of continuing the state's (batches always do).  Other
             data are also recognised without it, except by a state of an older liftnet.
+        augment: transforms every training batch, ``augment(X_batch, generator)`` -> a tensor
+            of the same shape (e.g. :class:`liftnet.augment.RandomShift`), with a generator of
+            its own seeded by ``seed`` (the batch order and the initialisation stay those of a
+            run without it); an ``epochs`` attribute that is not None limits it to the first
+            that many epochs.  Batches only (not the full data set, whose lifted variables
+            belong to fixed samples); the epoch's objective is the augmented batches', its
+            accuracies the plain data's.
+        schedule: hyperparameters changed during training, ``{epoch: {name: value}}``: from
+            that epoch (1, 2, ...) on, the method is ``method`` with every entry up to it
+            applied (e.g. ``{3: {"target_extrapolation": "600,60,1,1"}}``); checked before
+            training (:func:`liftnet.augment.scheduled_methods`).
     """
     if not isinstance(method, Method):
         hint = " (an instance: call it)" if isinstance(method, type) else ""
@@ -385,15 +406,22 @@ def fit(
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
     check_full_batch(method, batch_size, n)
+    scheduled = scheduled_methods(method, schedule)
+    check_augment(augment, X, full)
     bs = n if full else batch_size
     Y = targets_for(net, y, X.dtype)
     gen = torch.Generator().manual_seed(seed)
+    aug_gen = torch.Generator().manual_seed(seed ^ AUGMENT_SEED)  # its own draws
     start = time.perf_counter()
     # the samples the lifted variables will belong to (full data set), taken once
     data_id = data_record(X, y) if full else "batches"
     run = run_record(method, net, X, y, batch_size, seed, params,
                      scored={"test": (X_test, y_test), "val": (X_val, y_val)},
                      data=data_id if full else None) if checkpoint is not None else None
+    if run is not None:  # compared on resume like the rest of the record
+        run["augment"] = None if augment is None else repr(augment)
+        run["schedule"] = None if schedule is None else repr(
+            {e: scheduled[e].hyperparameters() for e in sorted(scheduled)})
     done: list[dict[str, Any]] = []
     best = BestEpoch()
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
@@ -415,6 +443,8 @@ def fit(
             # min_delta and for checkpoints of liftnets before min_delta (no ``improved``)
             best.improved = replay.improved
         gen.set_state(saved["generator"].cpu())  # the batch order's generator lives on the CPU
+        if saved.get("augment_generator") is not None:
+            aug_gen.set_state(saved["augment_generator"].cpu())
         earlier = float(saved.get("seconds", 0.0))
         if len(done) > epochs:
             raise ValueError(f"cannot resume from {checkpoint}: it holds {len(done)} epochs, "
@@ -441,6 +471,8 @@ def fit(
                 result.stopped_early = True
                 break
             t0 = time.perf_counter()
+            m = method_of_epoch(method, scheduled, epoch)
+            shift = augment if augment is not None and augment_applies(augment, epoch) else None
             order = None if full else torch.randperm(n, generator=gen).to(X.device)
             objectives = []
             for i in range(n_batches):
@@ -453,9 +485,11 @@ def fit(
                     idx = order[i * bs : (i + 1) * bs]
                     Xb, Yb = X[idx], Y[idx]
                     new_batch = True
-                state = method.step(net, state, Xb, Yb, new_batch=new_batch)
+                    if shift is not None:
+                        Xb = augmented(shift, Xb, aug_gen)
+                state = m.step(net, state, Xb, Yb, new_batch=new_batch)
                 state.data_id = data_id
-                objectives.append(method.objective(net, state, Xb, Yb))
+                objectives.append(m.objective(net, state, Xb, Yb))
                 if bar is not None:
                     bar.update(1)
             seconds = time.perf_counter() - t0
@@ -478,6 +512,7 @@ def fit(
             if checkpoint is not None:
                 save_checkpoint(checkpoint, {
                     "run": run, "state": state, "generator": gen.get_state(),
+                    "augment_generator": aug_gen.get_state(),
                     "history": result.history, "best": best if X_val is not None else None,
                     "seconds": earlier + time.perf_counter() - start})
             if callback is not None:

@@ -121,6 +121,8 @@ class Backprop(Method):
     ) -> BackpropState:
         if state.optimizer is None:
             raise ValueError("Backprop.step needs a state from init_state or state_from_params")
+        for group in state.optimizer.param_groups:  # this method's lr (e.g. a fit schedule's)
+            group["lr"] = self.lr
         state.optimizer.zero_grad(set_to_none=True)
         self._loss(net, state.params, X, Y).backward()
         state.optimizer.step()
