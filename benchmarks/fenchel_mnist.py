@@ -340,15 +340,24 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int, dict |
         model, colon, rest = item.partition(":")
         epoch, colon2, assign = rest.partition(":")
         name, eq, value = assign.partition("=")
-        if not colon or not colon2 or not eq or not name or not epoch.strip().isdigit():
+        name, epoch = name.strip().replace("-", "_"), epoch.strip()
+        if not colon or not colon2 or not eq or not name or not (
+                epoch.isascii() and epoch.isdigit()):
             raise ValueError(f"--schedule {item!r}: write MODEL:EPOCH:NAME=VALUE, e.g. "
                              "'Fenchel:3:lam=2'")
         if model not in spec["models"]:
             raise ValueError(f"--schedule {item!r}: unknown model {model!r}; figure "
                              f"{args.figure} has {known}")
-        schedules.setdefault(model, {}).setdefault(int(epoch), {})[name] = parse_value(value)
+        entry = schedules.setdefault(model, {}).setdefault(int(epoch), {})
+        if name in entry:
+            raise ValueError(f"--schedule sets {name} of {model} for epoch {int(epoch)} twice")
+        entry[name] = parse_value(value)
     if args.shift_epochs is not None and args.shift is None:
         raise ValueError("--shift-epochs applies to --shift N: give --shift too")
+    if args.shift is not None and args.shift < 1:
+        raise ValueError(f"--shift must be >= 1, got {args.shift}")
+    if args.shift_epochs is not None and args.shift_epochs < 1:
+        raise ValueError(f"--shift-epochs must be >= 1, got {args.shift_epochs}")
     out = []
     for name in chosen:
         key, hp, batch_size, epochs = spec["models"][name]
@@ -389,14 +398,15 @@ def _run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if arch == "lenet5":
             arch = lenet5_spec(tuple(ds.image_shape), ds.n_classes)
         net = network(arch, loss=spec["loss"])
-        for _, _, method, _, _, _ in models:
+        for _, _, method, _, _, schedule in models:
             method.check_network(net)
+            scheduled_methods(method, schedule, net)
         augment = None
         if args.shift is not None:
             if ds.image_shape is None:
                 raise ValueError(f"--shift moves images; {spec['dataset']} has none")
             augment = RandomShift(tuple(ds.image_shape), args.shift, args.shift_epochs)
-            full = [name for name, _, _, bs, _, _ in models if bs == 0]
+            full = [name for name, _, _, bs, _, _ in models if bs == 0 or bs >= len(ds.X_train)]
             if full:
                 raise ValueError(f"--shift applies to batched models; {', '.join(full)} "
                                  "train on the full data set")

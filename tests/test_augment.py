@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from liftnet import Backprop, fit, get_method, mlp
-from liftnet.augment import RandomShift, scheduled_methods
+from liftnet.augment import RandomShift, augment_record, scheduled_methods
 from liftnet.cli import main
 from liftnet.methods.fenchel import LENET5_DEFAULTS
 
@@ -146,6 +146,22 @@ def test_a_schedule_changes_the_hyperparameters_from_its_epoch_on():
     assert late.state.optimizer.param_groups[0]["lr"] == 0.3
 
 
+def test_start_only_hyperparameters_of_every_method_are_refused():
+    for key, name in [("pbcd", "init_std"), ("convex", "start"), ("convex", "random_std"),
+                      ("lifted", "init"), ("backprop", "bias_init")]:
+        with pytest.raises(ValueError, match=f"'{name}' acts only when training starts"):
+            scheduled_methods(get_method(key), {2: {name: getattr(get_method(key), name)}})
+
+
+def test_a_schedule_is_checked_against_the_network_before_any_epoch(tmp_path):
+    X, y = _data()
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(ValueError, match="schedule: epoch 2: lams has 2 entries"):
+        fit(get_method("fenchel"), mlp([16, 8, 3], loss="ce"), X, y, epochs=2, batch_size=20,
+            progress=False, checkpoint=ck, schedule={2: {"lams": "1,2"}})
+    assert not ck.exists()  # no epoch trained
+
+
 def test_a_fenchel_schedule_applies_scalars_over_the_per_layer_lists():
     base = get_method("fenchel", **LENET5_DEFAULTS)
     methods = scheduled_methods(base, {4: {"lam": 2.0}, 3: {"target_extrapolation":
@@ -165,6 +181,7 @@ def test_a_fenchel_schedule_applies_scalars_over_the_per_layer_lists():
     ({2: {"nope": 1.0}}, "'nope' is not a hyperparameter of method backprop"),
     ({2: {"lr": -1.0}}, "epoch 2: lr must be"),
     ({2: {"optimizer": "sgd"}}, "acts only when training starts"),
+    ({2: {"init": "normal"}}, "acts only when training starts"),
 ])
 def test_a_bad_schedule_is_refused_before_training(schedule, message):
     X, y = _data()
@@ -193,6 +210,41 @@ def test_resuming_with_augmentation_and_schedule_equals_the_uninterrupted_run(tm
             fit(method, net, X, y, epochs=3, checkpoint=ck, resume=True, **other)
 
 
+def _keep(X, generator):
+    return X.clone()
+
+
+class _Keep:
+    def __call__(self, X, generator):
+        return X.clone()
+
+
+def test_a_custom_augmentation_is_recorded_without_its_memory_address(tmp_path):
+    assert augment_record(_keep) == f"{__name__}._keep"
+    assert augment_record(_Keep()) == f"{__name__}._Keep"
+    assert augment_record(RandomShift((4, 4))) == repr(RandomShift((4, 4)))
+    assert augment_record(None) is None
+    # so a checkpoint of a run with another instance of it resumes
+    X, y = _data()
+    net = mlp([16, 8, 3], loss="ce")
+    ck = tmp_path / "ck.pt"
+    kw = dict(batch_size=20, seed=1, progress=False, checkpoint=ck)
+    fit(get_method("fenchel"), net, X, y, epochs=1, augment=_Keep(), **kw)
+    resumed = fit(get_method("fenchel"), net, X, y, epochs=2, augment=_Keep(), resume=True, **kw)
+    assert len(resumed.history) == 2
+    with pytest.raises(ValueError, match="its augmentation"):
+        fit(get_method("fenchel"), net, X, y, epochs=3, augment=_keep, resume=True, **kw)
+
+
+def test_an_augmentation_with_a_bad_epochs_attribute_is_named():
+    X, y = _data()
+    bad = _Keep()
+    bad.epochs = "3"
+    with pytest.raises(ValueError, match="has epochs='3'"):
+        fit(get_method("fenchel"), mlp([16, 8, 3], loss="ce"), X, y, epochs=1, batch_size=20,
+            progress=False, augment=bad)
+
+
 def test_cli_shift_and_schedule_are_recorded(tmp_path):
     out = tmp_path / "run.json"
     assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
@@ -202,13 +254,29 @@ def test_cli_shift_and_schedule_are_recorded(tmp_path):
     cfg = json.loads(out.read_text())["config"]
     assert cfg["shift"] == 1 and cfg["shift_epochs"] == 1
     assert cfg["schedule"] == {"2": {"target_extrapolation": "3", "tol": 1e-3}}
+    assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
+                 "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    cfg = json.loads(out.read_text())["config"]
+    assert cfg["shift"] is None and cfg["schedule"] is None
+
+
+def test_cli_warns_of_a_schedule_beyond_the_last_epoch(capsys):
+    assert main(["train", "--method", "fenchel", "--dataset", "digits", "--arch", "64-20-10",
+                 "--epochs", "1", "--quiet", "--schedule", "3:tol=1e-3"]) == 0
+    assert "--schedule 3:... is beyond --epochs 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--shift", "0"], "--shift 0: the shift must be an integer >= 1"),
     (["--shift", "8"], "--shift 8: the shift 8 must be below the image"),
     (["--shift-epochs", "2"], "--shift-epochs applies to --shift N"),
-    (["--shift", "1", "--shift-epochs", "0"], "--shift-epochs must be an integer >= 1"),
+    (["--shift", "1", "--shift-epochs", "0"], "--shift-epochs must be >= 1, got 0"),
+    (["--shift", "1", "--standardize"], "give one of --shift and --standardize"),
+    (["--shift", "1", "--batch-size", "5000"], "or one at least the training set's size"),
+    (["--schedule", "2:tol=1e-3", "--schedule", "2:tol=0.5"], "sets tol for epoch 2 twice"),
+    (["--schedule", "\u00b2:tol=1e-3"], "write EPOCH:NAME=VALUE"),
+    (["--schedule", "2:extrapolation=0.5"], "2:extrapolation applies to the full data set"),
+    (["--schedule", "2:target-extrapolation=1,2"], "target_extrapolation has 2 entries"),
     (["--shift", "1", "--batch-size", "0"], "--shift applies to batches"),
     (["--schedule", "2-tol=1e-3"], "write EPOCH:NAME=VALUE"),
     (["--schedule", "x:tol=1e-3"], "write EPOCH:NAME=VALUE"),

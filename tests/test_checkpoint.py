@@ -580,6 +580,10 @@ MORE_DAMAGES = {
     "W inf": (lambda c: _set_weights(
         c, "state", lambda W, b: (W.index_fill(0, torch.tensor([0]), math.inf), b)),
         "layer 0 holds NaN or infinite values"),
+    "augment_generator str": (lambda c: c.update(augment_generator="x"),
+                              "its augmentation generator state is unusable"),
+    "augment_generator short": (lambda c: c.update(augment_generator=torch.zeros(
+        3, dtype=torch.uint8)), "its augmentation generator state is unusable"),
 }
 
 
@@ -599,6 +603,8 @@ OLDER = {
     "no seconds": lambda c: c.pop("seconds"),
     "no param_shapes": lambda c: c["run"].pop("param_shapes"),
     "no scored sets": lambda c: (c["run"].pop("test"), c["run"].pop("val")),
+    "no augmentation": lambda c: (c.pop("augment_generator"), c["run"].pop("augment"),
+                                  c["run"].pop("schedule")),
 }
 
 

@@ -887,3 +887,31 @@ def test_epochs_must_be_a_positive_integer(epochs, digits):
         LiftedClassifier("lifted", epochs=epochs).fit(X[:50], y[:50])
     assert LiftedClassifier("lifted", epochs=None, hidden_layer_sizes=(8,)).fit(
         X[:50], y[:50]).n_iter_ == get_method("lifted").default_epochs
+
+
+def test_augment_and_schedule_reach_fit_and_partial_fit_refuses_them():
+    from sklearn.base import clone
+
+    from liftnet import RandomShift
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:400] / 16.0
+    y = y[:400]
+    kw = dict(hidden_layer_sizes=(20,), epochs=2, batch_size=200, random_state=0)
+    aug = RandomShift((8, 8), epochs=1)
+    shifted = LiftedClassifier("fenchel", augment=aug, schedule={2: {"tol": 1e-3}}, **kw)
+    shifted.fit(X, y)
+    plain = LiftedClassifier("fenchel", **kw).fit(X, y)
+    assert not np.array_equal(shifted.params_[0][0].numpy(), plain.params_[0][0].numpy())
+    # the same run as liftnet.fit with the same arguments
+    net = mlp([64, 20, 10], loss="ce")
+    direct = fit(get_method("fenchel"), net, torch.as_tensor(X, dtype=torch.float32),
+                 torch.as_tensor(y), epochs=2, batch_size=200, seed=0, progress=False,
+                 augment=aug, schedule={2: {"tol": 1e-3}})
+    np.testing.assert_array_equal(shifted.params_[0][0].numpy(),
+                                  direct.state.params[0][0].numpy())
+    assert clone(shifted).get_params()["augment"] == aug
+    with pytest.raises(ValueError, match="partial_fit trains one epoch per call"):
+        shifted.partial_fit(X, y, classes=np.arange(10))
+    with pytest.raises(ValueError, match="'nope' is not a hyperparameter of method fenchel"):
+        LiftedClassifier("fenchel", schedule={2: {"nope": 1.0}}, **kw).fit(X, y)

@@ -19,12 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .graph import Network
 from .methods.base import Method
 from .methods.fenchel import Fenchel, scalars_over_lists
 
 # hyperparameters that act only when training starts (the initialisation, the optimizer's
-# kind): a schedule that changed them later would change nothing
-START_ONLY = frozenset({"init", "bias_init", "optimizer"})
+# kind, the convex heuristic's first parameters): a schedule that changed them later would
+# change nothing
+START_ONLY = frozenset({"init", "bias_init", "init_std", "optimizer", "start", "perturbation",
+                        "random_std"})
 # mixed into fit's seed for the augmentation's generator: draws of its own, not the batch
 # order's
 AUGMENT_SEED = 0x5DEECE66D
@@ -44,7 +47,10 @@ class RandomShift:
     """Random translations of the training images (data augmentation, beyond the papers).
 
     Every image of a batch moves by (dy, dx), each drawn uniformly from -max_shift ..
-    max_shift pixels, and the uncovered border is zero (the background of MNIST-like images).
+    max_shift pixels, and the uncovered border is zero: the background of raw MNIST-like
+    images, not of standardised features (whose zero is each pixel's mean; the command line
+    refuses ``--shift`` with ``--standardize``).  The shifts are drawn on the CPU generator
+    given, so they are the same on every device.
 
     Args:
         image_shape: ``(channels, height, width)`` of one flattened row, or ``(height,
@@ -92,26 +98,28 @@ class RandomShift:
                              f"{self.features} features, got an array of shape "
                              f"{tuple(X.shape)}")
         n, s = X.shape[0], self.max_shift
-        padded = F.pad(X.reshape(n, c, h, w), (s, s, s, s))
+        # channels last: one gather takes every image's window (no device synchronisation)
+        padded = F.pad(X.reshape(n, c, h, w), (s, s, s, s)).permute(0, 2, 3, 1)
         # the top-left corner of each image's window in the padded image: s - (dy, dx)
-        corner = torch.randint(0, 2 * s + 1, (n, 2), generator=generator).to(X.device)
-        out = torch.empty(n, c, h, w, dtype=X.dtype, device=X.device)
-        for a in range(2 * s + 1):
-            for b in range(2 * s + 1):
-                rows = ((corner[:, 0] == a) & (corner[:, 1] == b)).nonzero().squeeze(1)
-                if rows.numel():
-                    out[rows] = padded[rows, :, a:a + h, b:b + w]
-        return out.reshape(n, -1)
+        corner = torch.randint(0, 2 * s + 1, (n, 2), generator=generator)
+        rows = (corner[:, :1] + torch.arange(h)).to(X.device)  # (n, h)
+        cols = (corner[:, 1:] + torch.arange(w)).to(X.device)  # (n, w)
+        image = torch.arange(n, device=X.device)[:, None, None]
+        out = padded[image, rows[:, :, None], cols[:, None, :]]  # (n, h, w, c)
+        return out.permute(0, 3, 1, 2).reshape(n, -1)
 
 
-def scheduled_methods(method: Method, schedule: Any) -> dict[int, Method]:
+def scheduled_methods(method: Method, schedule: Any, net: Network | None = None
+                      ) -> dict[int, Method]:
     """The method of every epoch where ``schedule`` (``{epoch: {name: value}}``, epochs from
     1) changes it: the hyperparameters of an entry hold from its epoch on, on top of the
     entries before it.  Every entry is checked here, before any training: unknown names,
     values the method refuses, epochs below 1 and hyperparameters that act only at the start
     are a ValueError naming the entry.  Epochs beyond a run's last are allowed (they act when
     a checkpoint of the run is resumed for more epochs).  For Fenchel a scalar replaces the
-    per-layer list that would shadow it (``lam`` over ``lams``, as on the command line)."""
+    per-layer list that would shadow it (``lam`` over ``lams``, as on the command line).
+    With ``net``, every scheduled method is checked against it (per-layer lists' lengths,
+    activations) before any epoch trains."""
     if schedule is None:
         return {}
     if not isinstance(schedule, dict):
@@ -144,10 +152,35 @@ def scheduled_methods(method: Method, schedule: Any) -> dict[int, Method]:
                 current = type(current)(**scalars_over_lists(current.hyperparameters(), changes))
             else:
                 current = dataclasses.replace(current, **changes)
+            if net is not None:
+                current.check_network(net)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"schedule: epoch {epoch}: {exc}") from None
         out[int(epoch)] = current
     return out
+
+
+def schedule_record(schedule: Any, scheduled: dict[int, Method]) -> str | None:
+    """What a checkpoint records of a schedule (checked by :func:`scheduled_methods`): every
+    entry's names with the values the method holds (``"600,60,1,1"`` and ``(600, 60, 1, 1)``
+    record alike); None for no schedule or an empty one."""
+    if not scheduled:
+        return None
+    return repr({e: {name: getattr(scheduled[e], name) for name in sorted(schedule[e])}
+                 for e in sorted(scheduled)})
+
+
+def augment_record(augment: Any) -> str | None:
+    """What a checkpoint records of an augmentation, the same in every process: its ``repr``
+    where that holds no memory address (RandomShift: its parameters), else the module and
+    name of the function or class (their parameters not compared)."""
+    if augment is None:
+        return None
+    text = repr(augment)
+    if " at 0x" not in text:  # no memory address in it (which changes between processes)
+        return text
+    named = augment if hasattr(augment, "__qualname__") else type(augment)
+    return f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
 
 
 def check_augment(augment: Any, X: Tensor, full: bool) -> None:
@@ -161,6 +194,11 @@ def check_augment(augment: Any, X: Tensor, full: bool) -> None:
     if full:
         raise ValueError("augment applies to batches: with the full data set (batch size 0) "
                          "the lifted variables belong to fixed samples; give a batch size")
+    epochs = getattr(augment, "epochs", None)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(
+            epochs, numbers.Integral) or epochs < 1):
+        raise ValueError(f"augment {augment!r} has epochs={epochs!r}: the number of first "
+                         "epochs it applies to must be an integer >= 1 (None: every epoch)")
     features = getattr(augment, "features", None)
     if features is not None and X.ndim == 2 and X.shape[1] != features:
         raise ValueError(f"augment {augment!r} transforms rows of {features} features, the "

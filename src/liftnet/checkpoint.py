@@ -79,11 +79,14 @@ def _damage(payload: dict[str, Any]) -> str | None:
         problem = _params_damage(best_params, run.get("param_shapes"))
         if problem is not None:
             return f"its best validation epoch's weights: {problem}"
-    generator = payload["generator"]
-    try:
-        torch.Generator().set_state(generator.cpu())
-    except (AttributeError, TypeError, RuntimeError, ValueError) as exc:
-        return f"its batch-order generator state is unusable: {str(exc).splitlines()[0]}"
+    for key, what in (("generator", "batch-order"), ("augment_generator", "augmentation")):
+        generator = payload.get(key)
+        if generator is None and key == "augment_generator":  # older checkpoints lack it
+            continue
+        try:
+            torch.Generator().set_state(generator.cpu())
+        except (AttributeError, TypeError, RuntimeError, ValueError) as exc:
+            return f"its {what} generator state is unusable: {str(exc).splitlines()[0]}"
     history = payload["history"]
     if not isinstance(history, list):
         return f"its history is a {type(history).__name__}, not a list"

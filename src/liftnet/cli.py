@@ -338,24 +338,46 @@ def _validation_summary(history: list[dict[str, Any]], held_out: bool,
 
 def _schedule(args: argparse.Namespace, method: Any) -> dict[int, dict[str, Any]] | None:
     """--schedule EPOCH:NAME=VALUE items as fit's ``schedule``, each VALUE converted to the
-    type of the method's field; fit's checks name what else is wrong."""
+    type of the method's field, checked before the data are read (fit checks the scheduled
+    methods against the network before training)."""
     schedule: dict[int, dict[str, Any]] = {}
     own = {f.name: f for f in dataclasses.fields(method)}
     for item in args.schedule:
         epoch, colon, rest = item.partition(":")
         name, eq, value = rest.partition("=")
-        name = name.strip().replace("-", "_")
-        if not colon or not eq or not name or not epoch.strip().isdigit():
+        name, epoch = name.strip().replace("-", "_"), epoch.strip()
+        if not colon or not eq or not name or not (epoch.isascii() and epoch.isdigit()):
             raise ValueError(f"--schedule {item!r}: write EPOCH:NAME=VALUE, e.g. "
                              "3:target_extrapolation=600,60,1,1")
         flag = f"--schedule {item!r}"
         if name in own:
             value = _convert(value, _field_type(type(method), own[name]), flag, method.key)
-        schedule.setdefault(int(epoch), {})[name] = value
+        entry = schedule.setdefault(int(epoch), {})
+        if name in entry:
+            raise ValueError(f"--schedule sets {name} for epoch {int(epoch)} twice; give it "
+                             "once")
+        entry[name] = value
     if not schedule:
         return None
-    scheduled_methods(method, schedule)  # every entry checked before loading more
+    scheduled_methods(method, schedule)
     return schedule
+
+
+def _check_schedule(args: argparse.Namespace, method: Any, schedule: dict | None, epochs: int,
+                    full: bool) -> None:
+    """The command line's checks of the method's flags, for the scheduled values too."""
+    for epoch, m in scheduled_methods(method, schedule).items():
+        if getattr(m, "extrapolation", 0.0) > 0 and not full:
+            raise ValueError(f"--schedule {epoch}:extrapolation applies to the full data set "
+                             "(--batch-size 0), not to batches; with batches see "
+                             "target_extrapolation")
+        for name in method.batch_only if full else ():
+            if name in schedule[epoch]:
+                print(f"liftnet: warning: --schedule {epoch}:{name} acts between mini-batches"
+                      f" only; {args.method} on the full data set ignores it", file=sys.stderr)
+        if epoch > epochs:
+            print(f"liftnet: warning: --schedule {epoch}:... is beyond --epochs {epochs}: it "
+                  "acts only if the run is resumed for more epochs", file=sys.stderr)
 
 
 def _augment(args: argparse.Namespace, ds: Any, full: bool) -> RandomShift | None:
@@ -366,14 +388,21 @@ def _augment(args: argparse.Namespace, ds: Any, full: bool) -> RandomShift | Non
         return None
     if ds.image_shape is None:
         raise ValueError(f"--shift moves images; {args.dataset} is not an image data set")
+    if args.standardize:
+        raise ValueError("--shift moves the images' pixels with zero fill, the background of "
+                         "raw images; standardised features have another zero and scale per "
+                         "pixel: give one of --shift and --standardize")
     if full:
-        raise ValueError("--shift applies to batches: with the full data set (--batch-size "
-                         "0) the lifted variables belong to fixed samples")
+        raise ValueError("--shift applies to batches: with the full data set (--batch-size 0, "
+                         "or one at least the training set's size) the lifted variables "
+                         "belong to fixed samples")
+    if args.shift_epochs is not None and args.shift_epochs < 1:
+        raise ValueError(f"--shift-epochs must be >= 1, got {args.shift_epochs}")
     try:
         return RandomShift(tuple(ds.image_shape), args.shift, args.shift_epochs)
     except ValueError as exc:
         raise ValueError(f"--shift {args.shift}: {exc}".replace("max_shift", "the shift")
-                         .replace("epochs must", "--shift-epochs must")) from None
+                         ) from None
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -390,6 +419,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         # --lam / --gamma / --gamma-out over the per-layer defaults they would be shadowed by
         hp = lenet5_hyperparameters(hp)
     method = get_method(args.method, **hp)
+    schedule = _schedule(args, method)
     if args.loss is None:  # as the estimator: cross-entropy where the method has it
         args.loss = "ce" if "ce" in method.losses else "mse"
     dataset, data_file = _dataset_key(args.dataset)
@@ -457,7 +487,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     epochs = method.default_epochs if args.epochs is None else args.epochs
     batch_size = method.default_batch_size if args.batch_size is None else args.batch_size
     full = batch_size == 0 or batch_size >= len(ds.X_train)  # as fit decides it
-    schedule = _schedule(args, method)
+    _check_schedule(args, method, schedule, epochs, full)
     augment = _augment(args, ds, full)
     if world > 1 and (schedule or augment is not None):
         raise ValueError("--shift and --schedule are not supported under torchrun; train "
@@ -520,7 +550,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             "device": str(device), "dtype": args.dtype, "init_from": args.init_from,
             "processes": world, "checkpoint": args.checkpoint, "resumed": resume,
             "shift": args.shift, "shift_epochs": args.shift_epochs,
-            "schedule": {str(e): changes for e, changes in (schedule or {}).items()},
+            "schedule": None if schedule is None else {
+                str(e): changes for e, changes in sorted(schedule.items())},
             **({"data_sha256": data_hash} if data_file else {}),
             "versions": versions(),
         },

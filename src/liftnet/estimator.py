@@ -92,6 +92,8 @@ class _LiftedEstimator(BaseEstimator):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        augment: Any = None,
+        schedule: dict[int, dict[str, Any]] | None = None,
     ) -> None:
         self.method = method
         self.method_params = method_params
@@ -109,6 +111,8 @@ class _LiftedEstimator(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.augment = augment
+        self.schedule = schedule
 
     # -------------------------------------------------------------- nested method parameters
     def _method(self) -> Method:
@@ -298,7 +302,8 @@ class _LiftedEstimator(BaseEstimator):
             method, net, Xt, y,
             epochs=method.default_epochs if self.epochs is None else self.epochs,
             batch_size=method.default_batch_size if self.batch_size is None else self.batch_size,
-            seed=seed, progress=bool(self.verbose), params=start, **held,
+            seed=seed, progress=bool(self.verbose), params=start, augment=self.augment,
+            schedule=self.schedule, **held,
         )
         self.method_, self.net_, self.loss_, self.device_ = method, net, loss, device
         self.params_ = _plain(result.state.params)
@@ -319,6 +324,10 @@ class _LiftedEstimator(BaseEstimator):
 
     def _partial_fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
         """One epoch over (X, y) from the fitted model's state (or a new model's)."""
+        if self.augment is not None or self.schedule is not None:
+            raise ValueError("augment and schedule apply to fit, whose epochs they count; "
+                             "partial_fit trains one epoch per call: set them to None (or "
+                             "transform the samples and change set_params between calls)")
         method, device, net, Xt, y, seed = self._setup(X, y, n_out, loss)
         state, start = None, None
         if hasattr(self, "params_"):
@@ -443,6 +452,9 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
             over the outputs), so ``tol`` does not depend on the targets' scale.  ``tol``
             applies to early stopping only (the epochs are otherwise ``epochs``, not a
             convergence test).
+        augment, schedule: as in :func:`liftnet.fit` (e.g. ``augment=liftnet.RandomShift((1,
+            28, 28), epochs=4)``, ``schedule={3: {"target_extrapolation": "600,60,1,1"}}``);
+            ``fit`` only, not ``partial_fit``.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
     (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``; with

@@ -21,9 +21,11 @@ from torch import Tensor
 from .augment import (
     AUGMENT_SEED,
     augment_applies,
+    augment_record,
     augmented,
     check_augment,
     method_of_epoch,
+    schedule_record,
     scheduled_methods,
 )
 from .checkpoint import (
@@ -365,12 +367,14 @@ def fit(
             lifted variables instead of continuing the state's (batches always do).  Other
             data are also recognised without it, except by a state of an older liftnet.
         augment: transforms every training batch, ``augment(X_batch, generator)`` -> a tensor
-            of the same shape (e.g. :class:`liftnet.augment.RandomShift`), with a generator of
-            its own seeded by ``seed`` (the batch order and the initialisation stay those of a
-            run without it); an ``epochs`` attribute that is not None limits it to the first
-            that many epochs.  Batches only (not the full data set, whose lifted variables
-            belong to fixed samples); the epoch's objective is the augmented batches', its
-            accuracies the plain data's.
+            of the same shape (e.g. :class:`liftnet.augment.RandomShift`), with a CPU
+            ``torch.Generator`` of its own seeded by ``seed`` (the batch order and the
+            initialisation stay those of a run without it); an ``epochs`` attribute that is
+            not None limits it to the first that many epochs.  A checkpoint records its
+            ``repr``, or for a function or an object whose ``repr`` holds a memory address its
+            module and name (:func:`liftnet.augment.augment_record`).  Batches only (not the
+            full data set, whose lifted variables belong to fixed samples); the epoch's
+            objective is the augmented batches', its accuracies the plain data's.
         schedule: hyperparameters changed during training, ``{epoch: {name: value}}``: from
             that epoch (1, 2, ...) on, the method is ``method`` with every entry up to it
             applied (e.g. ``{3: {"target_extrapolation": "600,60,1,1"}}``); checked before
@@ -406,7 +410,7 @@ def fit(
     n = X.shape[0]
     full = batch_size == 0 or batch_size >= n
     check_full_batch(method, batch_size, n)
-    scheduled = scheduled_methods(method, schedule)
+    scheduled = scheduled_methods(method, schedule, net)
     check_augment(augment, X, full)
     bs = n if full else batch_size
     Y = targets_for(net, y, X.dtype)
@@ -419,9 +423,8 @@ def fit(
                      scored={"test": (X_test, y_test), "val": (X_val, y_val)},
                      data=data_id if full else None) if checkpoint is not None else None
     if run is not None:  # compared on resume like the rest of the record
-        run["augment"] = None if augment is None else repr(augment)
-        run["schedule"] = None if schedule is None else repr(
-            {e: scheduled[e].hyperparameters() for e in sorted(scheduled)})
+        run["augment"] = augment_record(augment)
+        run["schedule"] = schedule_record(schedule, scheduled)
     done: list[dict[str, Any]] = []
     best = BestEpoch()
     earlier = 0.0  # seconds of the epochs a resumed checkpoint holds
