@@ -38,8 +38,12 @@ from liftnet.allocator import reuse_freed_memory
 from liftnet.augment import (
     AUGMENT_SEED,
     RandomShift,
+    add_schedule_entry,
+    augment_applies,
+    augmented,
     check_augment,
     method_of_epoch,
+    parse_schedule_entry,
     scheduled_methods,
 )
 from liftnet.data import load_dataset
@@ -136,7 +140,7 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
     for epoch in range(1, epochs + 1):
         t_epoch = seconds
         m = method_of_epoch(method, scheduled, epoch)
-        shift = augment if augment is not None and augment.applies(epoch) else None
+        shift = augment if augment is not None and augment_applies(augment, epoch) else None
         order = None if full else torch.randperm(n, generator=order_gen)
         for i in range(n_batches):
             if full:
@@ -147,7 +151,7 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
             _sync(X.device)  # CUDA runs asynchronously: time the work, not its launch
             t0 = time.perf_counter()
             if shift is not None:  # timed: part of a training step
-                Xb = shift(Xb, aug_gen)
+                Xb = augmented(shift, Xb, aug_gen)
             state = m.step(net, state, Xb, Yb, new_batch=new)
             _sync(X.device)
             seconds += time.perf_counter() - t0
@@ -338,20 +342,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, Any, int, int, dict |
     schedules: dict[str, dict[int, dict[str, Any]]] = {}
     for item in args.schedule:
         model, colon, rest = item.partition(":")
-        epoch, colon2, assign = rest.partition(":")
-        name, eq, value = assign.partition("=")
-        name, epoch = name.strip().replace("-", "_"), epoch.strip()
-        if not colon or not colon2 or not eq or not name or not (
-                epoch.isascii() and epoch.isdigit()):
+        try:
+            if not colon:
+                raise ValueError("no model")
+            epoch, name, value = parse_schedule_entry(rest)
+        except ValueError:
             raise ValueError(f"--schedule {item!r}: write MODEL:EPOCH:NAME=VALUE, e.g. "
-                             "'Fenchel:3:lam=2'")
+                             "'Fenchel:3:lam=2'") from None
         if model not in spec["models"]:
             raise ValueError(f"--schedule {item!r}: unknown model {model!r}; figure "
                              f"{args.figure} has {known}")
-        entry = schedules.setdefault(model, {}).setdefault(int(epoch), {})
-        if name in entry:
-            raise ValueError(f"--schedule sets {name} of {model} for epoch {int(epoch)} twice")
-        entry[name] = parse_value(value)
+        try:
+            add_schedule_entry(schedules.setdefault(model, {}), epoch, name, parse_value(value))
+        except ValueError as exc:
+            raise ValueError(f"--schedule of {model} {exc}") from None
     if args.shift_epochs is not None and args.shift is None:
         raise ValueError("--shift-epochs applies to --shift N: give --shift too")
     if args.shift is not None and args.shift < 1:

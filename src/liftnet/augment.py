@@ -160,6 +160,26 @@ def scheduled_methods(method: Method, schedule: Any, net: Network | None = None
     return out
 
 
+def parse_schedule_entry(text: str) -> tuple[int, str, str]:
+    """``"EPOCH:NAME=VALUE"`` (a ``--schedule`` item) as (epoch, name, value text): the name
+    with '-' read as '_', the epoch ASCII digits; ValueError naming the expected form."""
+    epoch, colon, rest = text.partition(":")
+    name, eq, value = rest.partition("=")
+    name, epoch = name.strip().replace("-", "_"), epoch.strip()
+    if not colon or not eq or not name or not (epoch.isascii() and epoch.isdigit()):
+        raise ValueError("write EPOCH:NAME=VALUE, e.g. 3:target_extrapolation=600,60,1,1")
+    return int(epoch), name, value
+
+
+def add_schedule_entry(schedule: dict[int, dict[str, Any]], epoch: int, name: str,
+                       value: Any) -> None:
+    """``schedule[epoch][name] = value``; ValueError when that entry is set already."""
+    entry = schedule.setdefault(epoch, {})
+    if name in entry:
+        raise ValueError(f"sets {name} for epoch {epoch} twice; give it once")
+    entry[name] = value
+
+
 def schedule_record(schedule: Any, scheduled: dict[int, Method]) -> str | None:
     """What a checkpoint records of a schedule (checked by :func:`scheduled_methods`): every
     entry's names with the values the method holds (``"600,60,1,1"`` and ``(600, 60, 1, 1)``

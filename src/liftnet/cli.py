@@ -30,7 +30,12 @@ import torch
 from . import data as datamod
 from . import distributed
 from .allocator import reuse_freed_memory
-from .augment import RandomShift, scheduled_methods
+from .augment import (
+    RandomShift,
+    add_schedule_entry,
+    parse_schedule_entry,
+    scheduled_methods,
+)
 from .convex.solve import CVXPY_MISSING
 from .graph import lenet5_spec, network
 from .methods import METHODS, Lifted, get_method, lifted_predict
@@ -343,20 +348,17 @@ def _schedule(args: argparse.Namespace, method: Any) -> dict[int, dict[str, Any]
     schedule: dict[int, dict[str, Any]] = {}
     own = {f.name: f for f in dataclasses.fields(method)}
     for item in args.schedule:
-        epoch, colon, rest = item.partition(":")
-        name, eq, value = rest.partition("=")
-        name, epoch = name.strip().replace("-", "_"), epoch.strip()
-        if not colon or not eq or not name or not (epoch.isascii() and epoch.isdigit()):
-            raise ValueError(f"--schedule {item!r}: write EPOCH:NAME=VALUE, e.g. "
-                             "3:target_extrapolation=600,60,1,1")
         flag = f"--schedule {item!r}"
+        try:
+            epoch, name, value = parse_schedule_entry(item)
+        except ValueError as exc:
+            raise ValueError(f"{flag}: {exc}") from None
         if name in own:
             value = _convert(value, _field_type(type(method), own[name]), flag, method.key)
-        entry = schedule.setdefault(int(epoch), {})
-        if name in entry:
-            raise ValueError(f"--schedule sets {name} for epoch {int(epoch)} twice; give it "
-                             "once")
-        entry[name] = value
+        try:
+            add_schedule_entry(schedule, epoch, name, value)
+        except ValueError as exc:
+            raise ValueError(f"--schedule {exc}") from None
     if not schedule:
         return None
     scheduled_methods(method, schedule)
