@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from liftnet import fit, get_method
+from liftnet import RandomShift, fit, get_method
 from liftnet.checkpoint import data_record, same_data
 from liftnet.distributed import LocalReduce, fit_distributed
 from liftnet.graph import network
@@ -24,6 +24,38 @@ def _data(n=90, d=7, k=3, seed=0):
     X = torch.rand(n, d, generator=g, dtype=torch.float64)
     W = torch.randn(k, d, generator=g, dtype=torch.float64)
     return X, (X @ W.T).argmax(1)
+
+
+class _Recording:
+    """An augmentation that returns a batch unchanged and records one draw of its generator
+    per batch (which generator each process's batches see)."""
+
+    epochs = None
+
+    def __init__(self):
+        self.draws = []
+
+    def __call__(self, X, generator):
+        self.draws.append(float(torch.rand(1, generator=generator)))
+        return X.clone()
+
+
+class _Failing:
+    """An augmentation that raises (on the processes where ``fails``)."""
+
+    epochs = None
+
+    def __init__(self, fails):
+        self.fails = fails
+
+    def __call__(self, X, generator):
+        if self.fails:
+            raise RuntimeError("no such image")
+        return X
+
+
+def _augment(key):
+    return {None: None, "record": _Recording(), "shift": RandomShift((1, 3, 3), 1)}[key]
 
 
 def _worker(rank, world, init_file, out_file, settings):
@@ -45,6 +77,11 @@ def _worker(rank, world, init_file, out_file, settings):
             held["patience"] = settings["patience"]
         if "min_delta" in settings:  # one value per process
             held["min_delta"] = settings["min_delta"][rank]
+        augment = _augment(settings.get("augment"))
+        if augment is not None:
+            held["augment"] = augment
+        if "schedule" in settings:  # one schedule per process
+            held["schedule"] = settings["schedule"][rank]
         Xs = X[shard].clone().requires_grad_() if settings.get("grad") else X[shard]
         res = fit_distributed(method, net, Xs, y[shard],
                               epochs=epochs, batch_size=settings["batch_size"],
@@ -52,6 +89,7 @@ def _worker(rank, world, init_file, out_file, settings):
         torch.save({"params": res.state.params, "history": res.history,
                     "best_epoch": res.best_epoch, "best_params": res.best_params,
                     "stopped_early": res.stopped_early,
+                    "draws": getattr(augment, "draws", None),
                     "own_data": same_data(res.state.data_id, data_record(X[shard], y[shard]))},
                    f"{out_file}.{rank}")
     finally:
@@ -59,6 +97,7 @@ def _worker(rank, world, init_file, out_file, settings):
 
 
 def _run(tmp_path, world=2, **settings):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     init_file, out_file = tmp_path / "init", tmp_path / "out"
     mp.spawn(_worker, args=(world, str(init_file), str(out_file), settings), nprocs=world,
              join=True)
@@ -152,6 +191,56 @@ def test_mini_batches_keep_every_process_on_the_same_weights(tmp_path, method, a
     assert out[0]["history"][-1]["train_accuracy"] >= majority + margin - 1e-12
 
 
+@pytest.mark.parametrize("method, hp, schedule", [
+    ("fenchel", FENCHEL_TIGHT, {2: {"lam": 2.0}, 3: {"rho_out": 0.1}}),
+    ("fenchel", {**FENCHEL_TIGHT, "extrapolation": 0.9}, {2: {"lam": 2.0}}),
+    ("lifted", TIGHT, {2: {"lam": 3.0}})])
+def test_a_schedule_trains_what_one_process_trains_with_it(tmp_path, method, hp, schedule):
+    """``schedule=`` on the full data set: two processes train what one process trains on the
+    union of the shards with the same schedule, and the schedule acts (the weights differ
+    from the run without it)."""
+    out = _run(tmp_path, arch="7-6-3", loss="ce", hp=hp, epochs=3, batch_size=0,
+               method=method, schedule=(schedule, schedule))
+    X, y = _data()
+    order = torch.cat([torch.arange(0, 90, 2), torch.arange(1, 90, 2)])
+    args = (network("7-6-3", loss="ce"), X[order], y[order])
+    ref = fit(get_method(method, **hp), *args, epochs=3, seed=3, progress=False,
+              schedule=schedule)
+    plain = fit(get_method(method, **hp), *args, epochs=3, seed=3, progress=False)
+    for rank_out in out:
+        for (W, b), (W1, b1) in zip(rank_out["params"], ref.state.params, strict=True):
+            torch.testing.assert_close(W, W1, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(b, b1, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(out[0]["params"][0][0], plain.state.params[0][0], atol=1e-4)
+
+
+def test_an_augmentation_draws_from_each_process_own_generator(tmp_path):
+    """``augment=`` with batches: each process draws from its own generator (other draws on
+    each rank), apart from the batch order's (an augmentation that returns the batch
+    unchanged leaves the weights bit-equal to the run without it), and every process keeps
+    the same weights."""
+    common = dict(arch="7-6-3", loss="ce", hp={}, epochs=2, batch_size=30, method="fenchel")
+    out = _run(tmp_path / "a", augment="record", **common)
+    plain = _run(tmp_path / "b", **common)
+    assert len(out[0]["draws"]) == len(out[1]["draws"]) == 6  # 3 batches, 2 epochs
+    assert out[0]["draws"] != out[1]["draws"]
+    for rank_out, ref in zip(out, plain, strict=True):
+        for (W, b), (W1, b1) in zip(rank_out["params"], ref["params"], strict=True):
+            assert torch.equal(W, W1) and torch.equal(b, b1)
+
+
+def test_shifted_images_keep_every_process_on_the_same_weights(tmp_path):
+    """RandomShift on a convolutional network's images under two processes: the processes
+    agree and the shifts act (other weights than without them)."""
+    common = dict(arch="1x3x3-conv2k2-3", loss="ce", hp={"gamma": 0.1, "gamma_out": 0.1},
+                  epochs=2, batch_size=30, method="fenchel", d=9)
+    out = _run(tmp_path / "a", augment="shift", **common)
+    plain = _run(tmp_path / "b", **common)
+    for (W, b), (W1, b1) in zip(out[0]["params"], out[1]["params"], strict=True):
+        assert torch.equal(W, W1) and torch.equal(b, b1)
+    assert not torch.equal(out[0]["params"][0][0], plain[0]["params"][0][0])
+
+
 @pytest.mark.parametrize("local, visible, named, expected", [
     ("1", 2, None, "cuda:1"), ("1", 2, 1, "cuda:1"), ("1", 2, 0, "trains on cuda:1, not cuda:0"),
     ("1", 1, None, "cuda:0"),  # one GPU bound to each process: it is cuda:0 whatever the rank
@@ -231,7 +320,15 @@ def test_large_seeds_work_as_in_fit_and_out_of_range_ones_are_named(tmp_path):
     ({"cut": 88}, "makes 3 batches per epoch; every process needs at least that many samples"),
     ({"disagree": True}, "the processes disagree on epochs"),
     ({"val": True, "patience": 2, "min_delta": (0.0, 0.01)},
-     "the processes disagree on .* patience or min_delta"),
+     "the processes disagree on .* patience, min_delta"),
+    ({"schedule": ({2: {"lam": 2.0}}, {2: {"lam": 3.0}}), "method": "fenchel"},
+     "the processes disagree on .* augmentation or schedule"),
+    ({"augment": "shift", "batch_size": 0, "arch": "1x3x3-conv2k2-3", "d": 9,
+      "method": "fenchel"}, "augment applies to batches"),
+    ({"schedule": ({0: {"lam": 2.0}},) * 2, "method": "fenchel"},
+     r"schedule: epoch 0 must be an integer >= 1"),
+    ({"schedule": ({2: {"lam": 2.0}}, {2: {"nope": 1.0}}), "method": "fenchel"},
+     "'nope' is not a hyperparameter of method fenchel"),
     ({"method": "admm", "loss": "mse"}, "ADMM trains on the full data set only"),
 ])
 def test_every_process_gets_the_same_clear_error(tmp_path, how, message):
@@ -276,6 +373,37 @@ def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):
         b["history"][-1]["objective"])
 
 
+def test_cli_under_torchrun_takes_shifts_and_a_schedule(tmp_path):
+    """``--shift`` and ``--schedule`` under torchrun: the processes train with them (the
+    objectives differ from the same run without them: epoch 1 by the shifts, epoch 2 by the
+    schedule alone) and the record holds them."""
+    import json
+    import subprocess
+    import sys
+
+    def torchrun(name, *flags):
+        out = tmp_path / f"{name}.json"
+        run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              "--nproc_per_node", "2", "-m", "liftnet", "train", "--method",
+                              "fenchel", "--dataset", "digits", "--epochs", "2",
+                              "--batch-size", "200", "--quiet", "--out", str(out), *flags],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return json.loads(out.read_text())
+
+    plain = torchrun("plain")
+    shifted = torchrun("shifted", "--shift", "1", "--shift-epochs", "1")
+    both = torchrun("both", "--shift", "1", "--shift-epochs", "1", "--schedule", "2:lam=2")
+    assert both["config"]["processes"] == 2
+    assert both["config"]["shift"] == 1 and both["config"]["shift_epochs"] == 1
+    assert both["config"]["schedule"] == {"2": {"lam": 2.0}}
+    objectives = [[e["objective"] for e in r["history"]] for r in (plain, shifted, both)]
+    assert objectives[1][0] != objectives[0][0]  # the shifts act in epoch 1
+    assert objectives[2][0] == objectives[1][0]  # the schedule from epoch 2 on
+    assert objectives[2][1] != objectives[1][1]
+    assert both["test_accuracy"] > 0.8
+
+
 def _bad_worker(rank, world, init_file, what, out_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world)
@@ -298,9 +426,12 @@ def _bad_worker(rank, world, init_file, what, out_file):
             params = network(arch).init_params(generator=torch.Generator().manual_seed(0),
                                                dtype=X.dtype)
             params[0] = (params[0][0] * float("nan"), params[0][1])
+        extra = {}
+        if what == "augment":  # an augmentation that fails on the second process only
+            extra = {"batch_size": 15, "augment": _Failing(rank == 1)}
         try:
             fit_distributed(get_method("lifted"), network(arch, loss=loss), X, y, epochs=1,
-                            X_test=Xt, y_test=yt, params=params, progress=False)
+                            X_test=Xt, y_test=yt, params=params, progress=False, **extra)
             text = "no error"
         except ValueError as exc:
             text = f"ValueError: {exc}"
@@ -320,6 +451,8 @@ def _bad_worker(rank, world, init_file, what, out_file):
      "labels or targets", "labels or targets"),
     ("params", "process 1 of 2: initial parameters of layer 0 contain NaN",
      "initial parameters of layer 0 contain NaN"),
+    ("augment", "process 1 of 2: augment failed: RuntimeError: no such image",
+     "augment failed: RuntimeError: no such image"),
 ])
 def test_a_problem_on_one_process_is_a_clear_error_on_every_process(tmp_path, what, first,
                                                                      second):

@@ -889,7 +889,7 @@ def test_epochs_must_be_a_positive_integer(epochs, digits):
         X[:50], y[:50]).n_iter_ == get_method("lifted").default_epochs
 
 
-def test_augment_and_schedule_reach_fit_and_partial_fit_refuses_them():
+def test_augment_and_schedule_reach_fit_and_partial_fit():
     from sklearn.base import clone
 
     from liftnet import RandomShift
@@ -911,7 +911,65 @@ def test_augment_and_schedule_reach_fit_and_partial_fit_refuses_them():
     np.testing.assert_array_equal(shifted.params_[0][0].numpy(),
                                   direct.state.params[0][0].numpy())
     assert clone(shifted).get_params()["augment"] == aug
-    with pytest.raises(ValueError, match="partial_fit trains one epoch per call"):
-        shifted.partial_fit(X, y, classes=np.arange(10))
     with pytest.raises(ValueError, match="'nope' is not a hyperparameter of method fenchel"):
         LiftedClassifier("fenchel", schedule={2: {"nope": 1.0}}, **kw).fit(X, y)
+    with pytest.raises(ValueError, match="'nope' is not a hyperparameter of method fenchel"):
+        LiftedClassifier("fenchel", schedule={2: {"nope": 1.0}}, **kw).partial_fit(
+            X, y, classes=np.arange(10))
+    with pytest.raises(ValueError, match="augment must be callable"):
+        LiftedClassifier("fenchel", augment="shift", **kw).partial_fit(
+            X, y, classes=np.arange(10))
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        LiftedClassifier("fenchel", augment=aug, **{**kw, "batch_size": "100"}).partial_fit(
+            X, y, classes=np.arange(10))
+    # a chunk no larger than the batch size is the full data set, which augment refuses
+    with pytest.raises(ValueError, match=r"one of at least the 150 samples given\) .* give a "
+                                         r"smaller batch size"):
+        LiftedClassifier("fenchel", augment=aug, **kw).partial_fit(
+            X[:150], y[:150], classes=np.arange(10))
+
+
+class _Recorder:
+    """Returns the batch unchanged; records the calls (one per batch) of each epoch."""
+
+    def __init__(self, first=1, last=None):
+        self.first, self.last, self.calls = first, last, []
+
+    def applies(self, epoch):
+        return epoch >= self.first and (self.last is None or epoch <= self.last)
+
+    def __call__(self, X, generator):
+        self.calls.append(len(X))
+        return X.clone()
+
+
+def test_partial_fit_counts_its_calls_as_the_epochs_of_augment_and_schedule():
+    """partial_fit: each call is the model's next epoch, for ``augment`` (its ``applies``
+    asked with that epoch) and ``schedule`` (the method of that epoch): two calls train what
+    fit(epochs=1) and then one epoch of the scheduled method from the same state train."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16.0, y[:400]
+    kw = dict(hidden_layer_sizes=(20,), batch_size=200, random_state=0)
+    rec = _Recorder(first=2)
+    sched = {2: {"gamma": 0.5, "gamma_out": 5.0}}
+    clf = LiftedClassifier("fenchel", augment=rec, schedule=sched, **kw)
+    clf.partial_fit(X, y, classes=np.arange(10))
+    assert rec.calls == []  # epoch 1: the augmentation does not apply
+    clf.partial_fit(X, y)
+    assert rec.calls == [200, 200]  # epoch 2: it does, on both batches
+    # the same as partial_fit with the second epoch's method given outright
+    ref = LiftedClassifier("fenchel", **kw)
+    ref.partial_fit(X, y, classes=np.arange(10))
+    ref.set_params(method__gamma=0.5, method__gamma_out=5.0)
+    with pytest.raises(ValueError, match="changed since"):  # partial_fit refuses a change...
+        ref.partial_fit(X, y)
+    plain = LiftedClassifier("fenchel", **kw)
+    plain.partial_fit(X, y, classes=np.arange(10))
+    plain.partial_fit(X, y)
+    state = ref._state  # ...so continue its state with fit and the second epoch's seed
+    direct = fit(get_method("fenchel", gamma=0.5, gamma_out=5.0), mlp([64, 20, 10], loss="ce"),
+                 torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y), epochs=1,
+                 batch_size=200, seed=1, progress=False, state=state, new_data=True)
+    np.testing.assert_array_equal(clf.params_[0][0].numpy(),
+                                  direct.state.params[0][0].numpy())
+    assert not np.array_equal(clf.params_[0][0].numpy(), plain.params_[0][0].numpy())

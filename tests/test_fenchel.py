@@ -776,3 +776,47 @@ def test_a_zero_convolution_kernel_trains(activation):
     res = fit(get_method("fenchel"), net, X, y, epochs=2, params=params, progress=False)
     assert all(np.isfinite(e["objective"]) for e in res.history)
     assert res.history[1]["objective"] <= res.history[0]["objective"] * (1 + 1e-12)
+
+
+def test_a_scheduled_change_of_the_objective_is_no_restart():
+    """A schedule that changes the objective between steps (here a larger lambda, which
+    raises it): the restart test compares the extrapolated sweep with the new objective's
+    value at x_k, not with the old objective's stored value, so a sweep that lowers the new
+    objective is kept (no restart, Nesterov's t keeps growing)."""
+    X, y = _regression()
+    net = network("6-8-5-3", loss="mse")
+    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
+          "max_inner": 10, "extrapolation": 0.9}
+    first, later = get_method("fenchel", **hp), get_method("fenchel", **{**hp, "lam": 3.0})
+    Y = targets_for(net, y, X.dtype)
+    state = first.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
+    for k in range(4):
+        state = first.step(net, state, X, Y, new_batch=k == 0)
+    restarts, t = state.restarts, state.momentum_t
+    before = later.objective(net, state, X, Y)
+    assert before > state.value  # the stored value is the old objective's, below the new
+    state = later.step(net, state, X, Y, new_batch=False)
+    after = later.objective(net, state, X, Y)
+    assert after <= before
+    assert state.restarts == restarts and state.momentum_t > t
+    assert state.value == pytest.approx(after, rel=1e-12) and state.value_of == repr(later)
+
+
+def test_extrapolation_turned_off_and_on_again_starts_anew():
+    """A schedule that turns the extrapolation off and back on: the plain sweeps in between
+    leave no stale value, previous iterate or momentum behind, so the objective never
+    increases."""
+    X, y = _regression()
+    net = network("6-8-5-3", loss="mse")
+    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
+          "max_inner": 10}
+    fast, plain = get_method("fenchel", extrapolation=0.9, **hp), get_method("fenchel", **hp)
+    Y = targets_for(net, y, X.dtype)
+    state = fast.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
+    values = []
+    for k, method in enumerate([fast] * 5 + [plain] * 20 + [fast] * 5):
+        state = method.step(net, state, X, Y, new_batch=k == 0)
+        values.append(fast.objective(net, state, X, Y))  # the same objective for both
+        if method is plain:
+            assert state.previous is None and state.value is None
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(values, values[1:], strict=False))

@@ -212,8 +212,9 @@ def check_augment(augment: Any, X: Tensor, full: bool) -> None:
         raise ValueError(f"augment must be callable (X_batch, generator) -> X_batch, e.g. "
                          f"RandomShift(image_shape), got {augment!r}")
     if full:
-        raise ValueError("augment applies to batches: with the full data set (batch size 0) "
-                         "the lifted variables belong to fixed samples; give a batch size")
+        raise ValueError(f"augment applies to batches: with the full data set (batch size 0, "
+                         f"or one of at least the {X.shape[0]} samples given) the lifted "
+                         "variables belong to fixed samples; give a smaller batch size")
     epochs = getattr(augment, "epochs", None)
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(
             epochs, numbers.Integral) or epochs < 1):

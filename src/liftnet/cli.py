@@ -491,9 +491,6 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     full = batch_size == 0 or batch_size >= len(ds.X_train)  # as fit decides it
     _check_schedule(args, method, schedule, epochs, full)
     augment = _augment(args, ds, full)
-    if world > 1 and (schedule or augment is not None):
-        raise ValueError("--shift and --schedule are not supported under torchrun; train "
-                         "without them")
     idle = [name for name in method.batch_only if full and name in hp]
     for name in idle:  # accepted (a record may be rerun with batches) but said
         print(f"liftnet: warning: --{name.replace('_', '-')} acts between mini-batches only; "
@@ -523,7 +520,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=batch_size, seed=args.seed, X_test=ds.X_test, y_test=ds.y_test,
             params=init_params, progress=not args.quiet and rank == 0,
             X_val=ds.X_val, y_val=ds.y_val, patience=args.patience,
-            min_delta=args.min_delta,
+            min_delta=args.min_delta, augment=augment, schedule=schedule,
         )
     else:
         res = fit(

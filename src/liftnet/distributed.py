@@ -40,6 +40,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .augment import (
+    AUGMENT_SEED,
+    augment_applies,
+    augment_record,
+    augmented,
+    check_augment,
+    method_of_epoch,
+    schedule_record,
+    scheduled_methods,
+)
 from .checkpoint import data_record
 from .data import check_seed
 from .graph import Network, Params
@@ -138,6 +148,28 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
     method.check_network(net)
 
 
+def _augmented_together(augment: Any, X: Tensor, generator: torch.Generator, *, first: bool,
+                        group: Any) -> Tensor:
+    """:func:`liftnet.augment.augmented` on this process's share of a batch.  On the first
+    batch of an epoch every process also learns whether the others' augmentation worked (one
+    gather), so an augmentation that fails (wrong shape, an exception) is an error on every
+    process instead of leaving the others waiting in the W-step's all-reduce."""
+    if not first:
+        return augmented(augment, X, generator)
+    try:
+        out, problem = augmented(augment, X, generator), None
+    except Exception as exc:  # any error of the user's callable, raised on every process
+        out, problem = None, f"{type(exc).__name__}: {exc}"
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    reports: list[Any] = [None] * world
+    dist.all_gather_object(reports, problem, group=group)
+    for r, text in enumerate(reports):
+        if text is not None:
+            raise ValueError(f"augment failed: {text}" if r == rank else
+                             f"process {r} of {world}: augment failed: {text}")
+    return out
+
+
 def fit_distributed(
     method: Method,
     net: Network,
@@ -157,6 +189,8 @@ def fit_distributed(
     callback: Callable[[dict[str, Any], MethodState], None] | None = None,
     patience: int | None = None,
     min_delta: float = 0.0,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    schedule: dict[int, dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train ``net`` with ``method`` on the union of every process's shard ``(X, y)``.
 
@@ -189,6 +223,11 @@ def fit_distributed(
             weights) of its own validation scores, the same on all with one validation set.
         min_delta: with ``patience``, the smallest improvement that counts, as in
             :func:`liftnet.fit`.
+        augment: transforms every training batch of this process, as in
+            :func:`liftnet.fit` (batches only); each process draws from its own generator,
+            seeded from ``seed`` and the rank apart from the batch order's.
+        schedule: hyperparameters changed during training, ``{epoch: {name: value}}``, as in
+            :func:`liftnet.fit`; every process must give the same.
 
     Returns:
         FitResult whose history holds the global objective and training accuracy.
@@ -207,6 +246,8 @@ def fit_distributed(
         _check_locally(method, net, X, y, X_test, y_test, epochs, batch_size, seed,
                        X_val, y_val)
         check_patience(patience, X_val, min_delta)
+        scheduled = scheduled_methods(method, schedule, net)
+        check_augment(augment, X, full=False)  # the full data set: refused below, on all
         if params is not None:  # checked here, so that every process gets the error
             start_params(net, X, params, generator=None, scheme="xavier")
         if callback is not None and not callable(callback):
@@ -222,7 +263,8 @@ def fit_distributed(
     targets = None if problem is not None else "targets" if y.is_floating_point() else "labels"
     settings = (epochs, batch_size, seed, repr(method), repr(net),
                 str(getattr(X, "dtype", None)), targets, X_test is not None, X_val is not None,
-                patience, repr(min_delta))
+                patience, repr(min_delta), augment_record(augment),
+                None if problem is not None else schedule_record(schedule, scheduled))
     count = len(X) if isinstance(X, Tensor) else 0
     reports: list[Any] = [None] * world
     dist.all_gather_object(reports, (problem, settings, count), group=group)
@@ -231,13 +273,14 @@ def fit_distributed(
             raise ValueError(text if r == rank else f"process {r} of {world}: {text}")
     if any(other != settings for _, other, _ in reports):
         raise ValueError("the processes disagree on epochs, batch size, seed, network, method, "
-                         "dtype, labels or targets, test or validation set, patience or "
-                         "min_delta: every process must call fit_distributed with the same "
-                         "settings")
+                         "dtype, labels or targets, test or validation set, patience, "
+                         "min_delta, augmentation or schedule: every process must call "
+                         "fit_distributed with the same settings")
     n_local = len(X)
     n = sum(count for _, _, count in reports)
     full = batch_size == 0 or batch_size >= n
     check_full_batch(method, batch_size, n)  # the same n on every process: the same error
+    check_augment(augment, X, full)  # likewise
     n_batches = 1 if full else math.ceil(n / batch_size)
     smallest = min(count for _, _, count in reports)
     if smallest < n_batches:
@@ -249,6 +292,7 @@ def fit_distributed(
     init_gen = torch.Generator().manual_seed(seed)
     # per-rank batch order; modulo 2**64 (the generator's range) for seeds up to 2**63
     order_gen = torch.Generator().manual_seed((seed * 65537 + rank) % 2**64)
+    aug_gen = torch.Generator().manual_seed(((seed ^ AUGMENT_SEED) * 65537 + rank) % 2**64)
     start = time.perf_counter()
     state = method.init_state(net, X, Y, generator=init_gen, params=params)
     source = dist.get_global_rank(group, 0) if group is not None else 0
@@ -263,18 +307,23 @@ def fit_distributed(
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
+            m = method_of_epoch(method, scheduled, epoch)
+            shift = augment if augment is not None and augment_applies(augment, epoch) else None
             chunks = ([None] if full else
                       torch.tensor_split(torch.randperm(n_local, generator=order_gen),
                                          n_batches))
             total = 0.0
-            for idx in chunks:
+            for i, idx in enumerate(chunks):
                 if idx is None:
                     Xb, Yb, new_batch = X, Y, state.step == 0
                 else:
                     idx = idx.to(X.device)
                     Xb, Yb, new_batch = X[idx], Y[idx], True
-                state = method.step(net, state, Xb, Yb, new_batch=new_batch)
-                total += method.objective(net, state, Xb, Yb)  # global: the reducer's sums
+                    if shift is not None:
+                        Xb = _augmented_together(shift, Xb, aug_gen, first=i == 0,
+                                                 group=group)
+                state = m.step(net, state, Xb, Yb, new_batch=new_batch)
+                total += m.objective(net, state, Xb, Yb)  # global: the reducer's sums
                 if bar is not None:
                     bar.update(1)
             share = accuracy(net, state.params, X, y)  # None for regression

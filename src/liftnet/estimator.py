@@ -33,6 +33,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .augment import augment_applies, check_augment, method_of_epoch, scheduled_methods
 from .graph import Network, Params, lenet5_spec, network
 from .methods import Method, get_method
 from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, scalars_over_lists, shadowed
@@ -69,6 +70,19 @@ def _plain(params: Params) -> Params:
     require gradients): tensors like every other method's, whose ``.numpy()`` works."""
     return [(W.detach(), b.detach()) for W, b in params]
 
+
+class _ThisEpoch:
+    """An augmentation that partial_fit has found to apply to the model's epoch, applied by
+    fit's one epoch as it is (fit would ask it about its own epoch 1)."""
+
+    def __init__(self, augment: Any) -> None:
+        self.augment = augment
+
+    def __call__(self, X: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.augment(X, generator)
+
+    def __repr__(self) -> str:  # error messages name the user's augmentation
+        return repr(self.augment)
 
 class _LiftedEstimator(BaseEstimator):
     """What the classifier and the regressor share (parameters: see :class:`LiftedClassifier`)."""
@@ -323,12 +337,13 @@ class _LiftedEstimator(BaseEstimator):
             self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
 
     def _partial_fit(self, X: np.ndarray, y: torch.Tensor, n_out: int, loss: str) -> None:
-        """One epoch over (X, y) from the fitted model's state (or a new model's)."""
-        if self.augment is not None or self.schedule is not None:
-            raise ValueError("augment and schedule apply to fit, whose epochs they count; "
-                             "partial_fit trains one epoch per call: set them to None (or "
-                             "transform the samples and change set_params between calls)")
+        """One epoch over (X, y) from the fitted model's state (or a new model's): the
+        model's next epoch, which ``augment`` and ``schedule`` count as fit does."""
         method, device, net, Xt, y, seed = self._setup(X, y, n_out, loss)
+        batch_size = method.default_batch_size if self.batch_size is None else self.batch_size
+        scheduled = scheduled_methods(method, self.schedule, net)  # checked on every call
+        if self.augment is not None:  # here too in an epoch it does not apply to
+            check_augment(self.augment, Xt, full=False)  # (fit checks the batch size)
         state, start = None, None
         if hasattr(self, "params_"):
             changed = [name for name, old, new in (
@@ -344,11 +359,15 @@ class _LiftedEstimator(BaseEstimator):
                 start = self.params_  # method state around them
             # else fit trains a copy of the state: a failed call leaves the model as it was
         calls, epoch = getattr(self, "_partial_calls", 0), getattr(self, "n_iter_", 0) + 1
+        # decided here for the model's epoch; fit's one epoch then applies it as it is
+        augment = _ThisEpoch(self.augment) if self.augment is not None and (
+            augment_applies(self.augment, epoch)) else None
         try:
             result = fit(
-                method, net, Xt, y, epochs=1, batch_size=method.default_batch_size
-                if self.batch_size is None else self.batch_size, seed=(seed + calls) % 2**63,
-                progress=bool(self.verbose), params=start, state=state, new_data=True)
+                method_of_epoch(method, scheduled, epoch), net, Xt, y, epochs=1,
+                batch_size=batch_size, seed=(seed + calls) % 2**63,
+                progress=bool(self.verbose), params=start, state=state, new_data=True,
+                augment=augment)
         except FloatingPointError as exc:  # fit counts its own epochs: name the model's
             raise FloatingPointError(str(exc).replace(
                 " at epoch 1;", f" in partial_fit (the model's epoch {epoch});", 1)) from None
@@ -454,7 +473,8 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
             convergence test).
         augment, schedule: as in :func:`liftnet.fit` (e.g. ``augment=liftnet.RandomShift((1,
             28, 28), epochs=4)``, ``schedule={3: {"target_extrapolation": "600,60,1,1"}}``);
-            ``fit`` only, not ``partial_fit``.
+            ``partial_fit`` counts its calls as the model's epochs (after ``fit``, the next
+            call is the epoch after fit's last).
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``method_``, ``net_``, ``params_``
     (``(W, b)`` pairs, ``nn.Linear`` layout), ``history_`` (per epoch), ``n_iter_``; with
@@ -496,8 +516,9 @@ class LiftedClassifier(ClassifierMixin, _LiftedEstimator):
         weights act between calls (``"lifted"``'s ``gamma`` too, which a full-batch ``fit``
         ignores).
         ``classes``: every class of the whole data, required on the first call (as in
-        scikit-learn).  ``early_stopping`` applies to ``fit`` only.  A failed call leaves the
-        model as it was."""
+        scikit-learn).  ``early_stopping`` applies to ``fit`` only.  ``augment`` and
+        ``schedule`` take each call as the model's next epoch (after ``fit``, the one after
+        its last).  A failed call leaves the model as it was."""
         with self._kept_on_failure():
             first = not hasattr(self, "params_")
             X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)

@@ -198,6 +198,7 @@ class FenchelState(MethodState):
     # extrapolation (full data set): the previous iterate, its objective, Nesterov's t
     previous: tuple | None = None
     value: float | None = None
+    value_of: str | None = None  # repr of the method whose objective ``value`` is
     momentum_t: float = 1.0
     restarts: int = 0
 
@@ -443,6 +444,8 @@ class Fenchel(Method):
             self._sweeps(net, state, X, Y, feed_forward=list(state.acts))
         elif self.extrapolation == 0.0:
             self._sweeps(net, state, X, Y)  # Algorithm 1
+            # (a schedule may turn the extrapolation on again: it starts anew from here)
+            state.previous, state.value, state.momentum_t = None, None, 1.0
         else:
             self._extrapolated_sweeps(net, state, X, Y)
         state.pre = {}  # reused within the step only (and no batch kept alive after it)
@@ -477,7 +480,9 @@ class Fenchel(Method):
                              Y: Tensor) -> None:
         """Sweeps from the extrapolated point with a restart (``extrapolation``)."""
         current = _copy_parts((state.params, state.acts))
-        if state.value is None:
+        # a schedule may have changed the hyperparameters, and with them the objective: the
+        # restart test compares values of this method's objective
+        if state.value is None or getattr(state, "value_of", None) != repr(self):
             state.value = self.objective(net, state, X, Y)
         t = state.momentum_t
         t_next = (1.0 + (1.0 + 4.0 * t * t) ** 0.5) / 2.0
@@ -497,6 +502,7 @@ class Fenchel(Method):
             state.restarts += 1
             t_next = 1.0
         state.previous, state.value, state.momentum_t = current, value, t_next
+        state.value_of = repr(self)
 
     @staticmethod
     def _pre_activation(net: Network, state: FenchelState, l: int, x_in: Tensor) -> Tensor:
