@@ -41,15 +41,19 @@ class _Recording:
 
 
 class _Failing:
-    """An augmentation that raises (on the processes where ``fails``)."""
+    """An augmentation that raises on its second call (on the processes where ``fails``)."""
 
     epochs = None
 
     def __init__(self, fails):
-        self.fails = fails
+        self.fails, self.calls = fails, 0
+
+    def __repr__(self):
+        return "Failing()"
 
     def __call__(self, X, generator):
-        if self.fails:
+        self.calls += 1
+        if self.fails and self.calls == 2:
             raise RuntimeError("no such image")
         return X
 
@@ -427,7 +431,8 @@ def _bad_worker(rank, world, init_file, what, out_file):
                                                dtype=X.dtype)
             params[0] = (params[0][0] * float("nan"), params[0][1])
         extra = {}
-        if what == "augment":  # an augmentation that fails on the second process only
+        if what == "augment":  # an augmentation that fails on the second process only, in
+            # the second batch
             extra = {"batch_size": 15, "augment": _Failing(rank == 1)}
         try:
             fit_distributed(get_method("lifted"), network(arch, loss=loss), X, y, epochs=1,
@@ -451,8 +456,8 @@ def _bad_worker(rank, world, init_file, what, out_file):
      "labels or targets", "labels or targets"),
     ("params", "process 1 of 2: initial parameters of layer 0 contain NaN",
      "initial parameters of layer 0 contain NaN"),
-    ("augment", "process 1 of 2: augment failed: RuntimeError: no such image",
-     "augment failed: RuntimeError: no such image"),
+    ("augment", "process 1 of 2: augment Failing() raised RuntimeError: no such image",
+     "augment Failing() raised RuntimeError: no such image"),
 ])
 def test_a_problem_on_one_process_is_a_clear_error_on_every_process(tmp_path, what, first,
                                                                      second):

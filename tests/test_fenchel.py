@@ -502,6 +502,11 @@ def test_cli_per_layer_lists_and_errors(tmp_path, capsys):
     assert "lams has 2 entries" in capsys.readouterr().err
 
 
+# Algorithm 1 without proximal terms, small weight decays, 10 solver steps per block
+FULL_SET_HP = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
+               "max_inner": 10}
+
+
 def _regression(n=40, seed=3):
     g = torch.Generator().manual_seed(seed)
     X = torch.rand(n, 6, generator=g, dtype=torch.float64)
@@ -512,8 +517,7 @@ def _regression(n=40, seed=3):
 def test_extrapolated_sweeps_never_increase_the_objective_and_change_the_iterates():
     X, y = _regression()
     net = network("6-8-5-3", loss="mse")
-    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
-          "max_inner": 10}
+    hp = FULL_SET_HP
     runs = {}
     for beta in (0.0, 0.9):
         method = get_method("fenchel", extrapolation=beta, **hp)
@@ -551,8 +555,7 @@ def test_extrapolation_is_ignored_with_batches():
 def test_extrapolation_restarts_from_the_last_iterate_when_the_sweep_ends_higher():
     X, y = _regression()
     net = network("6-8-5-3", loss="mse")
-    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
-          "max_inner": 10}
+    hp = FULL_SET_HP
     method, plain = get_method("fenchel", extrapolation=0.9, **hp), get_method("fenchel", **hp)
     Y = targets_for(net, y, X.dtype)
     state = method.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
@@ -785,8 +788,7 @@ def test_a_scheduled_change_of_the_objective_is_no_restart():
     objective is kept (no restart, Nesterov's t keeps growing)."""
     X, y = _regression()
     net = network("6-8-5-3", loss="mse")
-    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
-          "max_inner": 10, "extrapolation": 0.9}
+    hp = {**FULL_SET_HP, "extrapolation": 0.9}
     first, later = get_method("fenchel", **hp), get_method("fenchel", **{**hp, "lam": 3.0})
     Y = targets_for(net, y, X.dtype)
     state = first.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))
@@ -808,8 +810,7 @@ def test_extrapolation_turned_off_and_on_again_starts_anew():
     increases."""
     X, y = _regression()
     net = network("6-8-5-3", loss="mse")
-    hp = {"gamma": 0.0, "gamma_out": 0.0, "rho": 1e-3, "rho_out": 1e-3, "loss_weight": 1.0,
-          "max_inner": 10}
+    hp = FULL_SET_HP
     fast, plain = get_method("fenchel", extrapolation=0.9, **hp), get_method("fenchel", **hp)
     Y = targets_for(net, y, X.dtype)
     state = fast.init_state(net, X, Y, generator=torch.Generator().manual_seed(0))

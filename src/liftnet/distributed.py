@@ -148,25 +148,30 @@ def _check_locally(method: Method, net: Network, X: Tensor, y: Tensor, X_test: T
     method.check_network(net)
 
 
-def _augmented_together(augment: Any, X: Tensor, generator: torch.Generator, *, first: bool,
+def _augmented_together(augment: Any, X: Tensor, generator: torch.Generator, *,
                         group: Any) -> Tensor:
-    """:func:`liftnet.augment.augmented` on this process's share of a batch.  On the first
-    batch of an epoch every process also learns whether the others' augmentation worked (one
-    gather), so an augmentation that fails (wrong shape, an exception) is an error on every
-    process instead of leaving the others waiting in the W-step's all-reduce."""
-    if not first:
-        return augmented(augment, X, generator)
+    """:func:`liftnet.augment.augmented` on this process's share of a batch, and one scalar
+    all-reduce (next to the step's many) by which every process learns whether the others'
+    augmentation worked: an augmentation that fails on some processes only (a wrong shape for
+    one share's size, an exception of the user's callable) is an error on every process
+    instead of leaving the others waiting in the W-step's all-reduce."""
     try:
         out, problem = augmented(augment, X, generator), None
     except Exception as exc:  # any error of the user's callable, raised on every process
-        out, problem = None, f"{type(exc).__name__}: {exc}"
-    rank, world = dist.get_rank(group), dist.get_world_size(group)
-    reports: list[Any] = [None] * world
-    dist.all_gather_object(reports, problem, group=group)
-    for r, text in enumerate(reports):
-        if text is not None:
-            raise ValueError(f"augment failed: {text}" if r == rank else
-                             f"process {r} of {world}: augment failed: {text}")
+        out = None  # liftnet's own check names the augmentation already
+        problem = str(exc) if isinstance(exc, ValueError) else (
+            f"augment {augment!r} raised {type(exc).__name__}: {exc}")
+    failed = torch.tensor(0.0 if problem is None else 1.0, dtype=torch.float64,
+                          device=X.device)
+    dist.all_reduce(failed, group=group)
+    if float(failed) > 0:
+        world = dist.get_world_size(group)
+        reports: list[Any] = [None] * world
+        dist.all_gather_object(reports, problem, group=group)
+        if problem is not None:
+            raise ValueError(problem)
+        r, text = next((r, t) for r, t in enumerate(reports) if t is not None)
+        raise ValueError(f"process {r} of {world}: {text}")
     return out
 
 
@@ -313,15 +318,14 @@ def fit_distributed(
                       torch.tensor_split(torch.randperm(n_local, generator=order_gen),
                                          n_batches))
             total = 0.0
-            for i, idx in enumerate(chunks):
+            for idx in chunks:
                 if idx is None:
                     Xb, Yb, new_batch = X, Y, state.step == 0
                 else:
                     idx = idx.to(X.device)
                     Xb, Yb, new_batch = X[idx], Y[idx], True
                     if shift is not None:
-                        Xb = _augmented_together(shift, Xb, aug_gen, first=i == 0,
-                                                 group=group)
+                        Xb = _augmented_together(shift, Xb, aug_gen, group=group)
                 state = m.step(net, state, Xb, Yb, new_batch=new_batch)
                 total += m.objective(net, state, Xb, Yb)  # global: the reducer's sums
                 if bar is not None:
