@@ -380,7 +380,7 @@ def test_cli_under_torchrun_shards_the_data_and_writes_once(tmp_path):
 def test_cli_under_torchrun_takes_shifts_and_a_schedule(tmp_path):
     """``--shift`` and ``--schedule`` under torchrun: the processes train with them (the
     objectives differ from the same run without them: epoch 1 by the shifts, epoch 2 by the
-    schedule alone) and the record holds them."""
+    schedule alone), the record holds them, and a warning is said once."""
     import json
     import subprocess
     import sys
@@ -393,14 +393,17 @@ def test_cli_under_torchrun_takes_shifts_and_a_schedule(tmp_path):
                               "--batch-size", "200", "--quiet", "--out", str(out), *flags],
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-2000:]
-        return json.loads(out.read_text())
+        return json.loads(out.read_text()), run.stderr
 
-    plain = torchrun("plain")
-    shifted = torchrun("shifted", "--shift", "1", "--shift-epochs", "1")
-    both = torchrun("both", "--shift", "1", "--shift-epochs", "1", "--schedule", "2:lam=2")
+    plain, _ = torchrun("plain")
+    shifted, _ = torchrun("shifted", "--shift", "1", "--shift-epochs", "1")
+    both, stderr = torchrun("both", "--shift", "1", "--shift-epochs", "1", "--schedule",
+                            "2:lam=2", "--schedule", "5:lam=3")
+    # a warning once (the first process's), without advice to resume, which torchrun refuses
+    assert stderr.count("--schedule 5:... is beyond --epochs 2: it never acts") == 1
     assert both["config"]["processes"] == 2
     assert both["config"]["shift"] == 1 and both["config"]["shift_epochs"] == 1
-    assert both["config"]["schedule"] == {"2": {"lam": 2.0}}
+    assert both["config"]["schedule"] == {"2": {"lam": 2.0}, "5": {"lam": 3.0}}
     objectives = [[e["objective"] for e in r["history"]] for r in (plain, shifted, both)]
     assert objectives[1][0] != objectives[0][0]  # the shifts act in epoch 1
     assert objectives[2][0] == objectives[1][0]  # the schedule from epoch 2 on

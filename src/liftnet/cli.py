@@ -375,11 +375,20 @@ def _check_schedule(args: argparse.Namespace, method: Any, schedule: dict | None
                              "target_extrapolation")
         for name in method.batch_only if full else ():
             if name in schedule[epoch]:
-                print(f"liftnet: warning: --schedule {epoch}:{name} acts between mini-batches"
-                      f" only; {args.method} on the full data set ignores it", file=sys.stderr)
+                _warn(f"--schedule {epoch}:{name} acts between mini-batches only; "
+                      f"{args.method} on the full data set ignores it")
         if epoch > epochs:
-            print(f"liftnet: warning: --schedule {epoch}:... is beyond --epochs {epochs}: it "
-                  "acts only if the run is resumed for more epochs", file=sys.stderr)
+            _warn(f"--schedule {epoch}:... is beyond --epochs {epochs}: it " + (
+                "never acts (under torchrun a run cannot be resumed)"
+                if distributed.world_size_from_env() > 1 else
+                "acts only if the run is resumed for more epochs"))
+
+
+def _warn(text: str) -> None:
+    """``liftnet: warning: text`` on stderr, once: under a launcher (torchrun) by the first
+    process only, as the report and the files."""
+    if (os.environ.get("RANK", "0").strip() or "0") == "0":
+        print(f"liftnet: warning: {text}", file=sys.stderr)
 
 
 def _augment(args: argparse.Namespace, ds: Any, full: bool) -> RandomShift | None:
@@ -475,10 +484,10 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         saved_config = _saved_run(saved_meta)[1]  # a model saved from Python: not known
         was = bool(saved_config.get("standardize", False))
         if "standardize" in saved_config and was != bool(args.standardize):
-            print(f"liftnet: warning: --init-from {args.init_from} was trained on "
+            _warn(f"--init-from {args.init_from} was trained on "
                   f"{'standardised' if was else 'unstandardised'} inputs, this run's are "
                   f"{'standardised' if args.standardize else 'not'}: its first layer starts "
-                  "on inputs of another scale", file=sys.stderr)
+                  "on inputs of another scale")
         if saved.spec != net.spec or [la.activation for la in saved.layers[:-1]] != [
                 la.activation for la in net.layers[:-1]]:
             raise ValueError(
@@ -493,8 +502,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     augment = _augment(args, ds, full)
     idle = [name for name in method.batch_only if full and name in hp]
     for name in idle:  # accepted (a record may be rerun with batches) but said
-        print(f"liftnet: warning: --{name.replace('_', '-')} acts between mini-batches only; "
-              f"{args.method} on the full data set ignores it", file=sys.stderr)
+        _warn(f"--{name.replace('_', '-')} acts between mini-batches only; "
+              f"{args.method} on the full data set ignores it")
     if getattr(method, "extrapolation", 0.0) > 0 and not full:  # acts on the full set only
         raise ValueError(f"--extrapolation applies to the full data set (--batch-size 0), not "
                          f"to batches of {batch_size}; with batches see "
