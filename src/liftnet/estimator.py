@@ -323,7 +323,7 @@ class _LiftedEstimator(BaseEstimator):
         self.params_ = _plain(result.state.params)
         self.history_ = result.history
         self.n_iter_ = len(result.history)
-        self._state, self._partial_calls = result.state, 0  # where partial_fit goes on
+        self._state = result.state  # where partial_fit goes on
         if self.early_stopping:  # scikit-learn's MLP: the best validation epoch's weights
             self.validation_scores_ = [
                 e["val_accuracy"] if e["val_accuracy"] is not None
@@ -358,14 +358,14 @@ class _LiftedEstimator(BaseEstimator):
             if state is None:  # early stopping's best weights (or a loaded model): a new
                 start = self.params_  # method state around them
             # else fit trains a copy of the state: a failed call leaves the model as it was
-        calls, epoch = getattr(self, "_partial_calls", 0), getattr(self, "n_iter_", 0) + 1
+        epoch = getattr(self, "n_iter_", 0) + 1  # the model's epoch, also after fit's
         # decided here for the model's epoch; fit's one epoch then applies it as it is
         augment = _ThisEpoch(self.augment) if self.augment is not None and (
             augment_applies(self.augment, epoch)) else None
         try:
             result = fit(
                 method_of_epoch(method, scheduled, epoch), net, Xt, y, epochs=1,
-                batch_size=batch_size, seed=(seed + calls) % 2**63,
+                batch_size=batch_size, seed=(seed + epoch - 1) % 2**63,  # not fit's again
                 progress=bool(self.verbose), params=start, state=state, new_data=True,
                 augment=augment)
         except FloatingPointError as exc:  # fit counts its own epochs: name the model's
@@ -377,7 +377,7 @@ class _LiftedEstimator(BaseEstimator):
         self.history_ = [*getattr(self, "history_", []), *entries]
         self.n_iter_ = len(self.history_)
         self.validation_scores_ = self.best_validation_score_ = self.best_epoch_ = None
-        self._state, self._partial_calls = result.state, calls + 1
+        self._state = result.state
 
     def _check_early_stopping(self) -> None:
         """Clear errors for bad early-stopping parameters and epochs (checked by every fit)."""
