@@ -84,6 +84,7 @@ class _ThisEpoch:
     def __repr__(self) -> str:  # error messages name the user's augmentation
         return repr(self.augment)
 
+
 class _LiftedEstimator(BaseEstimator):
     """What the classifier and the regressor share (parameters: see :class:`LiftedClassifier`)."""
 
