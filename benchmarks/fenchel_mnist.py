@@ -39,7 +39,7 @@ from liftnet.augment import (
     AUGMENT_SEED,
     RandomShift,
     add_schedule_entry,
-    augment_applies,
+    augment_of_epoch,
     augmented,
     check_augment,
     method_of_epoch,
@@ -140,7 +140,7 @@ def run_model(method, net, ds, *, batch_size: int, epochs: int, seed: int, eval_
     for epoch in range(1, epochs + 1):
         t_epoch = seconds
         m = method_of_epoch(method, scheduled, epoch)
-        shift = augment if augment is not None and augment_applies(augment, epoch) else None
+        shift = augment_of_epoch(augment, epoch)
         order = None if full else torch.randperm(n, generator=order_gen)
         for i in range(n_batches):
             if full:

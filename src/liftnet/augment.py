@@ -249,6 +249,12 @@ def augment_applies(augment: Any, epoch: int) -> bool:
     return last is None or epoch <= last
 
 
+def augment_of_epoch(augment: Any, epoch: int) -> Any:
+    """``augment`` where it transforms the batches of ``epoch`` (:func:`augment_applies`),
+    else None (no augmentation, or not in this epoch)."""
+    return augment if augment is not None and augment_applies(augment, epoch) else None
+
+
 def method_of_epoch(method: Method, scheduled: dict[int, Method], epoch: int) -> Method:
     """The method of ``epoch``: the last scheduled one at or before it, else ``method``."""
     due = [e for e in scheduled if e <= epoch]

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .augment import (
     AUGMENT_SEED,
-    augment_applies,
+    augment_of_epoch,
     augment_record,
     augmented,
     check_augment,
@@ -313,7 +313,7 @@ def fit_distributed(
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             m = method_of_epoch(method, scheduled, epoch)
-            shift = augment if augment is not None and augment_applies(augment, epoch) else None
+            shift = augment_of_epoch(augment, epoch)
             chunks = ([None] if full else
                       torch.tensor_split(torch.randperm(n_local, generator=order_gen),
                                          n_batches))

@@ -33,7 +33,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .augment import augment_applies, check_augment, method_of_epoch, scheduled_methods
+from .augment import augment_of_epoch, check_augment, method_of_epoch, scheduled_methods
 from .graph import Network, Params, lenet5_spec, network
 from .methods import Method, get_method
 from .methods.fenchel import SHADOWED_BY, lenet5_hyperparameters, scalars_over_lists, shadowed
@@ -361,8 +361,8 @@ class _LiftedEstimator(BaseEstimator):
             # else fit trains a copy of the state: a failed call leaves the model as it was
         epoch = getattr(self, "n_iter_", 0) + 1  # the model's epoch, also after fit's
         # decided here for the model's epoch; fit's one epoch then applies it as it is
-        augment = _ThisEpoch(self.augment) if self.augment is not None and (
-            augment_applies(self.augment, epoch)) else None
+        applies = augment_of_epoch(self.augment, epoch)
+        augment = None if applies is None else _ThisEpoch(applies)
         try:
             result = fit(
                 method_of_epoch(method, scheduled, epoch), net, Xt, y, epochs=1,

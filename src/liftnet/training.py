@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .augment import (
     AUGMENT_SEED,
-    augment_applies,
+    augment_of_epoch,
     augment_record,
     augmented,
     check_augment,
@@ -475,7 +475,7 @@ def fit(
                 break
             t0 = time.perf_counter()
             m = method_of_epoch(method, scheduled, epoch)
-            shift = augment if augment is not None and augment_applies(augment, epoch) else None
+            shift = augment_of_epoch(augment, epoch)
             order = None if full else torch.randperm(n, generator=gen).to(X.device)
             objectives = []
             for i in range(n_batches):
